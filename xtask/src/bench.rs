@@ -1,0 +1,84 @@
+//! What every VM of a run shares, prepared once: host tools, the kernel, the guest image,
+//! the accelerator.
+
+use crate::cache::Cache;
+use crate::host::{self, Accel};
+use crate::image::{self, Image};
+use crate::kernel::{self, Kernel, KernelSpec};
+use crate::vm::{Disk, Vm, VmConfig};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub kernel: KernelSpec,
+    pub accel: Option<Accel>,
+    /// Install missing host tools with apt-get when root.
+    pub install: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { kernel: KernelSpec::Debian, accel: None, install: true }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Bench {
+    pub project: PathBuf,
+    pub cache: Cache,
+    pub kernel: Kernel,
+    pub image: Image,
+    pub accel: Accel,
+    pub qemu_version: String,
+}
+
+/// The checkout this crate was built from.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+impl Bench {
+    pub fn prepare(opts: &Options) -> Result<Self> {
+        let project = project_root();
+        host::ensure_tools(opts.install)?;
+        let cache = Cache::from_env()?;
+        let kernel = kernel::acquire(&cache, &opts.kernel).context("acquire the kernel")?;
+        let agent = image::build_agent(&project)?;
+        let image = image::build(&cache, &project, &kernel, &agent).context("build the guest image")?;
+        let accel = match opts.accel {
+            Some(a) => a,
+            None => host::pick_accel(&cache, &kernel.vmlinuz)?,
+        };
+        Ok(Self { project, cache, kernel, image, accel, qemu_version: host::qemu_version()? })
+    }
+
+    /// A VM configuration for this bench's kernel and image.
+    pub fn vm_config(&self, memory_mib: u64, cpus: u32, disks: Vec<Disk>, console_log: PathBuf) -> VmConfig {
+        VmConfig {
+            kernel: self.kernel.vmlinuz.clone(),
+            initrd: self.image.initramfs.clone(),
+            cmdline: String::new(),
+            memory_mib,
+            cpus,
+            accel: self.accel,
+            disks,
+            console_log,
+            trace_events: Vec::new(),
+            trace_log: None,
+        }
+    }
+
+    /// How long a boot may take: TCG is an order of magnitude slower than KVM.
+    pub fn boot_limit(&self) -> Duration {
+        match self.accel {
+            Accel::Kvm => Duration::from_secs(30),
+            Accel::Tcg => Duration::from_secs(60),
+        }
+    }
+
+    pub fn boot(&self, cfg: &VmConfig) -> Result<Vm> {
+        Vm::start(cfg, self.boot_limit())
+    }
+}

@@ -1,0 +1,366 @@
+//! Case files: the YAML schema, its errors (file:line:column and the field), validation,
+//! and the plan a case expands to. Nothing here runs anything.
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    pub description: String,
+    #[serde(default)]
+    pub vm: VmSpec,
+    pub disks: Vec<DiskSpec>,
+    /// `- run: ...` is a one-key map, which serde_norway reads as an enum only through
+    /// `singleton_map_recursive`.
+    #[serde(with = "serde_norway::with::singleton_map_recursive")]
+    pub steps: Vec<Step>,
+    /// A fixed seed; otherwise each run draws one (and records it).
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmSpec {
+    #[serde(default = "default_memory")]
+    pub memory: Size,
+    #[serde(default = "default_cpus")]
+    pub cpus: u32,
+    /// The whole case, boot included, must end within this.
+    #[serde(default = "default_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+}
+
+impl Default for VmSpec {
+    fn default() -> Self {
+        Self { memory: default_memory(), cpus: default_cpus(), timeout: default_timeout() }
+    }
+}
+
+fn default_memory() -> Size {
+    Size(512 << 20)
+}
+fn default_cpus() -> u32 {
+    2
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    pub name: String,
+    pub size: Size,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Run a shell command in the guest; it must succeed (or end as `expect_status` says).
+    Run(RunStep),
+    /// Run a command until it succeeds, polling, at most `timeout`.
+    WaitFor(WaitStep),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunStep {
+    pub cmd: String,
+    pub timeout: Duration,
+    pub expect_status: i32,
+    /// Regular expressions stdout must match, each.
+    pub expect_stdout: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunStepMap {
+    cmd: String,
+    #[serde(default = "default_step_timeout", with = "humantime_serde_compat")]
+    timeout: Duration,
+    #[serde(default)]
+    expect_status: i32,
+    #[serde(default)]
+    expect_stdout: Vec<String>,
+}
+
+fn default_step_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl From<RunStepMap> for RunStep {
+    fn from(m: RunStepMap) -> Self {
+        Self { cmd: m.cmd, timeout: m.timeout, expect_status: m.expect_status, expect_stdout: m.expect_stdout }
+    }
+}
+
+/// `run: "cmd"` or `run: {cmd: ..., timeout: ..., ...}`, keeping the map form's own
+/// errors (an untagged enum would replace them with "did not match any variant").
+impl<'de> Deserialize<'de> for RunStep {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RunStep;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a shell command, or a map with `cmd`")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RunStep, E> {
+                Ok(RunStep { cmd: s.to_string(), timeout: default_step_timeout(), expect_status: 0, expect_stdout: vec![] })
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, m: M) -> Result<RunStep, M::Error> {
+                RunStepMap::deserialize(serde::de::value::MapAccessDeserializer::new(m)).map(Into::into)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitStep {
+    pub cmd: String,
+    #[serde(default = "default_step_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+}
+
+/// A byte count written as `256MiB`, `64M`, `1G`, `4096`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl Size {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num.parse().map_err(|_| format!("size {s:?}: expected a number with an optional unit (K, M, G, KiB, MiB, GiB)"))?;
+        let shift = match unit.trim() {
+            "" | "B" => 0,
+            "K" | "KiB" | "k" => 10,
+            "M" | "MiB" => 20,
+            "G" | "GiB" => 30,
+            other => return Err(format!("size {s:?}: unknown unit {other:?} (K, M, G, KiB, MiB, GiB)")),
+        };
+        n.checked_shl(shift).filter(|v| v >> shift == n).map(Size).ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size such as 256MiB")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Size, E> {
+                Size::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Durations as humantime text (`30s`, `2m`) in case files and results.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("duration {text:?}: {e}")))
+    }
+}
+
+/// A case file that does not load: where, which field, what.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct CaseError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Starts with the field's path (`steps[2].run.timeout: ...`) below the top level.
+    pub message: String,
+}
+
+pub fn parse(file: &Path, text: &str) -> Result<CaseFile, CaseError> {
+    // serde_norway's message already starts with the field path (`steps[0].run: ...`)
+    // and ends with the location, which goes in front instead.
+    serde_norway::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+        let message = e.to_string();
+        let message = match message.rfind(" at line ") {
+            Some(i) => message[..i].to_string(),
+            None => message,
+        };
+        CaseError { file: file.to_path_buf(), line, column, message }
+    })
+}
+
+/// A case ready to run: validated, with its disks placed and its seed drawn.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub name: String,
+    pub file: PathBuf,
+    pub description: String,
+    pub seed: u64,
+    pub vm: VmSpec,
+    pub disks: Vec<PlannedDisk>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedDisk {
+    pub name: String,
+    pub size: u64,
+    /// The guest device: disks are attached in the order the case lists them.
+    pub device: String,
+}
+
+impl Plan {
+    /// `DISK_<name>=/dev/vdX` for every disk, given to every guest command.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> =
+            self.disks.iter().map(|d| (format!("DISK_{}", d.name), d.device.clone())).collect();
+        env.push(("SEED".into(), self.seed.to_string()));
+        env
+    }
+}
+
+pub fn load(file: &Path, seed: Option<u64>) -> Result<Plan> {
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let case = parse(file, &text)?;
+    plan(file, case, seed)
+}
+
+pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
+    let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let at = |what: String| anyhow::anyhow!("{}: {what}", file.display());
+    if case.disks.len() > 26 {
+        return Err(at(format!("{} disks; at most 26 (vda..vdz)", case.disks.len())));
+    }
+    let mut disks = Vec::new();
+    for (i, d) in case.disks.iter().enumerate() {
+        if d.name.is_empty() || !d.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(at(format!("disks[{i}].name {:?}: use letters, digits and _", d.name)));
+        }
+        if disks.iter().any(|p: &PlannedDisk| p.name == d.name) {
+            return Err(at(format!("disks[{i}].name {:?} appears twice", d.name)));
+        }
+        if d.size.0 < 1 << 20 || d.size.0 % 512 != 0 {
+            return Err(at(format!("disks[{i}].size {}: at least 1 MiB, in whole sectors", d.size.0)));
+        }
+        disks.push(PlannedDisk { name: d.name.clone(), size: d.size.0, device: format!("/dev/vd{}", (b'a' + i as u8) as char) });
+    }
+    if case.vm.memory.0 < 128 << 20 {
+        return Err(at(format!("vm.memory {} MiB: the guest needs at least 128 MiB", case.vm.memory.0 >> 20)));
+    }
+    if case.vm.cpus == 0 {
+        return Err(at("vm.cpus: at least 1".into()));
+    }
+    for (i, s) in case.steps.iter().enumerate() {
+        if let Step::Run(r) = s {
+            for re in &r.expect_stdout {
+                if let Err(e) = regex::Regex::new(re) {
+                    return Err(at(format!("steps[{i}].run.expect_stdout {re:?}: {e}")));
+                }
+            }
+        }
+    }
+    if case.steps.is_empty() {
+        bail!("{}: no steps", file.display());
+    }
+    Ok(Plan {
+        name,
+        file: file.to_path_buf(),
+        description: case.description,
+        seed: seed.or(case.seed).unwrap_or_else(random_seed),
+        vm: case.vm,
+        disks,
+        steps: case.steps,
+    })
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.finish() >> 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("cases/x.yaml"), text).unwrap_err().to_string()
+    }
+
+    const GOOD: &str = "description: d\ndisks:\n  - {name: m0, size: 256MiB}\nsteps:\n  - run: echo hi\n  - run:\n      cmd: true\n      timeout: 5s\n  - wait_for: {cmd: 'test -e /dev/md0', timeout: 10s}\n";
+
+    #[test]
+    fn a_good_case_parses_both_run_forms() {
+        let c = parse(Path::new("x.yaml"), GOOD).unwrap();
+        assert_eq!(c.disks[0].size, Size(256 << 20));
+        match (&c.steps[0], &c.steps[1]) {
+            (Step::Run(a), Step::Run(b)) => {
+                assert_eq!((a.cmd.as_str(), a.timeout), ("echo hi", Duration::from_secs(60)));
+                assert_eq!((b.cmd.as_str(), b.timeout), ("true", Duration::from_secs(5)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let p = plan(Path::new("cases/x.yaml"), c, Some(7)).unwrap();
+        assert_eq!((p.name.as_str(), p.seed, p.disks[0].device.as_str()), ("x", 7, "/dev/vda"));
+    }
+
+    #[test]
+    fn an_unknown_key_names_file_line_column_and_field() {
+        let e = err("description: d\ndisks: []\nsteps:\n  - run:\n      cmd: x\n      timout: 5s\n");
+        assert!(e.starts_with("cases/x.yaml:6:7: steps[0].run: unknown field `timout`"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_field() {
+        let e = err("description: d\ndisks:\n  - {name: a, size: 12XB}\nsteps: []\n");
+        assert!(e.starts_with("cases/x.yaml:3:"), "{e}");
+        assert!(e.contains("disks[0].size: size \"12XB\": unknown unit"), "{e}");
+        let e = err("description: d\ndisks: []\nsteps:\n  - sleep: 5\n");
+        assert!(e.contains("steps[0]: unknown variant `sleep`"), "{e}");
+        let e = err("description: d\nsteps: [\n");
+        assert!(e.starts_with("cases/x.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn validation_rejects_what_parses_but_cannot_run() {
+        let load = |t: &str| plan(Path::new("c.yaml"), parse(Path::new("c.yaml"), t).unwrap(), Some(1)).unwrap_err().to_string();
+        assert!(load("description: d\ndisks: [{name: a, size: 1M}, {name: a, size: 1M}]\nsteps: [run: x]\n").contains("appears twice"));
+        assert!(load("description: d\ndisks: [{name: a-b, size: 1M}]\nsteps: [run: x]\n").contains("letters, digits"));
+        assert!(load("description: d\ndisks: []\nvm: {memory: 64M}\nsteps: [run: x]\n").contains("at least 128 MiB"));
+        assert!(load("description: d\ndisks: []\nsteps: [{run: {cmd: x, expect_stdout: ['(']}}]\n").contains("expect_stdout"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(Size::parse("64K"), Ok(Size(65536)));
+        assert_eq!(Size::parse("1GiB"), Ok(Size(1 << 30)));
+        assert_eq!(Size::parse("4096"), Ok(Size(4096)));
+        assert!(Size::parse("M").is_err());
+        assert!(Size::parse("99999999999999999G").unwrap_err().contains("too large"));
+    }
+}

@@ -1,0 +1,145 @@
+//! The guest image: an initramfs (cpio newc) written by the bench from the recipe in
+//! `images/guest.yaml`, the `/init` script, the agent and the kernel's modules. The cache
+//! key is a hash of every input, so an unchanged image is never written twice.
+
+pub mod cpio;
+pub mod elf;
+pub mod modules;
+
+use crate::cache::Cache;
+use crate::kernel::Kernel;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub use self::cpio::{Node, NodeKind};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub programs: Vec<String>,
+    pub modules: Vec<String>,
+    pub boot_modules: Vec<String>,
+}
+
+impl Recipe {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        serde_norway::from_str(&text).with_context(|| format!("{}", path.display()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub initramfs: PathBuf,
+    pub key: String,
+}
+
+/// Builds the agent as a static binary. A target directory of its own keeps its static
+/// flags from invalidating the host build, and `--target` keeps them off proc macros.
+pub fn build_agent(project: &Path) -> Result<PathBuf> {
+    let target_dir = project.join("target/guest");
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--quiet", "--release", "--package", "agent", "--target", "x86_64-unknown-linux-gnu"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .current_dir(project)
+        .status()
+        .context("run cargo to build the guest agent")?;
+    if !status.success() {
+        anyhow::bail!("building the guest agent failed ({status})");
+    }
+    Ok(target_dir.join("x86_64-unknown-linux-gnu/release/agent"))
+}
+
+/// Builds (or finds in the cache) the initramfs for `kernel`.
+pub fn build(cache: &Cache, project: &Path, kernel: &Kernel, agent: &Path) -> Result<Image> {
+    let nodes = plan(project, kernel, agent)?;
+    let key = hash_nodes(&nodes);
+    let dir = cache.entry("images", &key, |dir| {
+        let file = std::fs::File::create(dir.join("initramfs.cpio"))?;
+        cpio::write(&nodes, std::io::BufWriter::new(file))?;
+        Ok(())
+    })?;
+    Ok(Image { initramfs: dir.join("initramfs.cpio"), key })
+}
+
+/// Everything the initramfs holds, in memory or as host paths, without writing anything.
+pub fn plan(project: &Path, kernel: &Kernel, agent: &Path) -> Result<Vec<Node>> {
+    let recipe = Recipe::load(&project.join("images/guest.yaml"))?;
+    let mut nodes = Vec::new();
+    for (link, target) in [("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")] {
+        nodes.push(Node::symlink(link, target));
+    }
+    for dir in ["proc", "sys", "dev", "tmp", "run", "mnt", "root", "etc/mdbb"] {
+        nodes.push(Node::dir(dir));
+    }
+    nodes.push(Node::host_file("init", project.join("images/init"), 0o755));
+    nodes.push(Node::host_file("usr/bin/agent", agent.to_path_buf(), 0o755));
+
+    let programs = recipe
+        .programs
+        .iter()
+        .map(|p| crate::host::find_command(p).with_context(|| format!("images/guest.yaml: program {p} not found on the host")))
+        .collect::<Result<Vec<_>>>()?;
+    for (guest, host) in elf::closure(&programs, elf::DEFAULT_LIBRARY_DIRS)? {
+        nodes.push(Node::host_file(guest.to_string_lossy().trim_start_matches('/'), host, 0o755));
+    }
+    let busybox = programs.iter().find(|p| p.ends_with("busybox")).context("images/guest.yaml must list busybox")?;
+    nodes.extend(busybox_applets(busybox, &nodes)?);
+
+    let mut boot_modules = String::new();
+    if let Some(tree) = &kernel.modules {
+        let tree = modules::ModuleTree::scan(tree)?;
+        let resolved = modules::resolve(&tree, &recipe.modules)?;
+        let dir = format!("usr/lib/modules/{}", kernel.info.release);
+        nodes.push(Node::bytes(&format!("{dir}/modules.dep"), modules::modules_dep(&resolved).into_bytes(), 0o644));
+        nodes.push(Node::bytes(&format!("{dir}/modules.alias"), modules::modules_alias(&resolved).into_bytes(), 0o644));
+        for m in resolved {
+            nodes.push(Node::bytes(&format!("{dir}/{}", m.file_name), m.data, 0o644));
+        }
+        for m in &recipe.boot_modules {
+            if !tree.is_builtin(m) {
+                boot_modules.push_str(&format!("{m}\n"));
+            }
+        }
+    }
+    nodes.push(Node::bytes("etc/mdbb/boot-modules", boot_modules.into_bytes(), 0o644));
+    Ok(nodes)
+}
+
+/// Links for every busybox applet that no real program of the recipe already provides,
+/// placed by the usrmerged layout the guest has.
+fn busybox_applets(busybox: &Path, taken: &[Node]) -> Result<Vec<Node>> {
+    let out = Command::new(busybox).arg("--list-full").output().with_context(|| format!("run {} --list-full", busybox.display()))?;
+    let taken: std::collections::HashSet<String> = taken
+        .iter()
+        .filter_map(|n| Path::new(&n.path).file_name().map(|f| f.to_string_lossy().into_owned()))
+        .collect();
+    let guest_busybox = format!("/{}", elf_guest_path(busybox)?);
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .filter(|l| !taken.contains(l.rsplit('/').next().unwrap_or(l)))
+        .map(|l| {
+            let path = if l.starts_with("usr/") { l.to_string() } else { format!("usr/{l}") };
+            Node::symlink(&path, &guest_busybox)
+        })
+        .collect())
+}
+
+fn elf_guest_path(p: &Path) -> Result<String> {
+    let dir = p.parent().context("no directory")?.canonicalize()?;
+    Ok(dir.join(p.file_name().context("no name")?).to_string_lossy().trim_start_matches('/').to_string())
+}
+
+fn hash_nodes(nodes: &[Node]) -> String {
+    let mut h = Sha256::new();
+    for n in nodes {
+        n.hash_into(&mut h);
+    }
+    hex::encode(h.finalize())[..24].to_string()
+}

@@ -1,0 +1,17 @@
+//! md-bitmap-bench: the host-side orchestrator. `main.rs` is only the CLI; every step of
+//! case file -> plan -> VM runs -> disk images -> verdicts -> results lives here, callable
+//! from tests without the CLI.
+
+pub mod ondisk;
+pub mod cache;
+pub mod host;
+pub mod image;
+pub mod kernel;
+pub mod guest;
+pub mod vm;
+pub mod bench;
+pub mod exit;
+pub mod case;
+pub mod report;
+pub mod splat;
+pub mod run;

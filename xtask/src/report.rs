@@ -1,0 +1,120 @@
+//! What a run leaves behind and prints: `result.json` per case (rewritten as the case goes,
+//! so a later failure loses nothing), the per-case line, the summary table.
+
+use crate::kernel::KernelInfo;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every step and check held.
+    Pass,
+    /// A step or check failed: the kernel (or the bitmap) did not do what the case demands.
+    Fail,
+    /// The bench could not judge: it broke before the case could say anything.
+    Error,
+    /// Still running; only ever seen in a result.json written mid-case.
+    Running,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Error => "ERROR",
+            Verdict::Running => "RUN",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub case: String,
+    pub file: PathBuf,
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub seed: u64,
+    pub kernel: KernelInfo,
+    pub qemu: String,
+    pub accel: String,
+    pub image: String,
+    pub times: Times,
+    pub steps: Vec<StepRecord>,
+    pub splats: Vec<crate::splat::Splat>,
+    /// The command that runs this case again with the same seed.
+    pub replay: String,
+    /// The disk images, kept when the case failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_disks: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Times {
+    /// Per VM: from starting QEMU to the agent's first answer.
+    pub boot_ms: Vec<u64>,
+    /// Per VM: the guest's uptime when its agent first answered.
+    pub guest_ready_uptime_ms: Vec<u64>,
+    pub total_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    pub index: usize,
+    pub kind: &'static str,
+    pub cmd: String,
+    pub ok: bool,
+    pub elapsed_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stdout: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stderr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Writes `value` as JSON to `path` through a temporary file and a rename, so a reader
+/// never sees half a file.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
+    Ok(())
+}
+
+/// The line printed when a case ends.
+pub fn case_line(r: &CaseResult) -> String {
+    let boot = r.times.boot_ms.iter().map(|b| format!("{:.1}s", *b as f64 / 1000.0)).collect::<Vec<_>>().join("+");
+    let mut line = format!(
+        "{:<5} {:<36} {:>7.1}s  boot {}",
+        r.verdict.label(),
+        r.case,
+        r.times.total_ms as f64 / 1000.0,
+        if boot.is_empty() { "-".into() } else { boot }
+    );
+    if let Some(reason) = &r.reason {
+        line.push_str(&format!("\n      {}", reason.replace('\n', "\n      ")));
+    }
+    if r.verdict != Verdict::Pass {
+        line.push_str(&format!("\n      replay: {}", r.replay));
+    }
+    line
+}
+
+pub fn summary(results: &[CaseResult]) -> String {
+    let count = |v| results.iter().filter(|r| r.verdict == v).count();
+    let total: u64 = results.iter().map(|r| r.times.total_ms).sum();
+    format!(
+        "{} cases: {} passed, {} failed, {} errors ({:.1}s of VM time)",
+        results.len(),
+        count(Verdict::Pass),
+        count(Verdict::Fail),
+        count(Verdict::Error),
+        total as f64 / 1000.0
+    )
+}

@@ -1,0 +1,222 @@
+//! One QEMU process: started with its sockets already listening, owned by a guard that
+//! kills it on every path out (also when the bench itself dies: `PR_SET_PDEATHSIG`), with
+//! every wait bounded and watching for QEMU's own death.
+
+pub mod qemu;
+pub mod qmp;
+
+use crate::guest::{Channel, ChannelError};
+use agent::{Request, Response};
+use anyhow::{bail, Context, Result};
+use std::io::Read;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use qemu::{Disk, VmConfig};
+
+pub struct Vm {
+    child: Child,
+    qmp: qmp::Qmp,
+    channel: Channel,
+    console_log: PathBuf,
+    stderr_log: PathBuf,
+    _sockets: tempfile::TempDir,
+    /// From spawning QEMU to the agent's first answer.
+    pub boot: Duration,
+    /// The guest's uptime when the agent first answered.
+    pub guest_uptime_ms: u64,
+    pub kernel_release: String,
+}
+
+impl Vm {
+    /// Starts QEMU and waits, at most `limit`, until the agent answers.
+    pub fn start(cfg: &VmConfig, limit: Duration) -> Result<Vm> {
+        let started = Instant::now();
+        // Socket paths must fit in sun_path (108 bytes): keep them short, outside the case dir.
+        let sockets = tempfile::Builder::new().prefix("mdbb-").tempdir()?;
+        let qmp_path = sockets.path().join("qmp");
+        let agent_path = sockets.path().join("agent");
+        let qmp_listener = UnixListener::bind(&qmp_path)?;
+        let agent_listener = UnixListener::bind(&agent_path)?;
+        let stderr_log = cfg.console_log.with_file_name("qemu.stderr");
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(qemu::all_args(cfg, &qmp_path, &agent_path))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_log).context("create qemu.stderr")?);
+        // SAFETY: prctl is async-signal-safe; it ties QEMU's life to the thread that
+        // started it, so a bench killed by any signal leaves no QEMU behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("qemu-system-x86_64 not found: install the Debian package qemu-system-x86")
+            }
+            Err(e) => return Err(e).context("start qemu-system-x86_64"),
+        };
+        let deadline = started + limit;
+        let mut guard = Partial { child: Some(child), stderr_log: stderr_log.clone(), console_log: cfg.console_log.clone() };
+        let qmp_stream = guard.accept(&qmp_listener, deadline, "QMP")?;
+        let agent_stream = guard.accept(&agent_listener, deadline, "the agent port")?;
+        let qmp = qmp::Qmp::handshake(qmp_stream, Duration::from_secs(10)).context("QMP handshake")?;
+        let mut vm = Vm {
+            child: guard.child.take().expect("child present"),
+            qmp,
+            channel: Channel::new(agent_stream)?,
+            console_log: cfg.console_log.clone(),
+            stderr_log,
+            _sockets: sockets,
+            boot: Duration::ZERO,
+            guest_uptime_ms: 0,
+            kernel_release: String::new(),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        match vm.call(&Request::Hello, left) {
+            Ok(Response::Hello { version, uptime_ms, kernel_release }) => {
+                if version != agent::PROTOCOL_VERSION {
+                    bail!("guest agent speaks protocol {version}, the host {}: stale image?", agent::PROTOCOL_VERSION);
+                }
+                vm.boot = started.elapsed();
+                vm.guest_uptime_ms = uptime_ms;
+                vm.kernel_release = kernel_release;
+                Ok(vm)
+            }
+            Ok(other) => bail!("guest agent answered hello with {other:?}"),
+            Err(e) => Err(e).context(format!("guest never became ready\n{}", vm.console_tail(30))),
+        }
+    }
+
+    /// One request to the agent, at most `limit` long, ended early if QEMU dies.
+    pub fn call(&mut self, req: &Request, limit: Duration) -> Result<Response, ChannelError> {
+        let child = &mut self.child;
+        let stderr_log = &self.stderr_log;
+        self.channel.call(req, limit, || match child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("QEMU exited ({status}) {}", read_tail(stderr_log, 5))),
+            Err(e) => Err(format!("QEMU: {e}")),
+        })
+    }
+
+    pub fn qmp(&mut self) -> &mut qmp::Qmp {
+        &mut self.qmp
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a power cut of the host process: whatever QEMU completed is in the
+    /// host page cache, whatever the guest had in flight is lost.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// A clean end: QMP `quit` (QEMU drains and flushes the disks), then wait for exit.
+    pub fn quit(mut self, limit: Duration) -> Result<()> {
+        let _ = self.qmp.execute("quit", serde_json::json!({}));
+        let deadline = Instant::now() + limit;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("QEMU did not exit within {limit:?} of QMP quit");
+            }
+            std::thread::sleep(pause); // poll with backoff until the deadline
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether QEMU still runs; after its own exit (a guest panic with `panic=-1`, say),
+    /// the exit status.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    pub fn console_tail(&self, lines: usize) -> String {
+        read_tail(&self.console_log, lines)
+    }
+
+    pub fn console_log(&self) -> &Path {
+        &self.console_log
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// QEMU before it became a [`Vm`]: killed if start-up fails at any step.
+struct Partial {
+    child: Option<Child>,
+    stderr_log: PathBuf,
+    console_log: PathBuf,
+}
+
+impl Partial {
+    fn accept(&mut self, listener: &UnixListener, deadline: Instant, what: &str) -> Result<UnixStream> {
+        listener.set_nonblocking(true)?;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false)?;
+                    return Ok(stream);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e).context(format!("accept {what}")),
+            }
+            let child = self.child.as_mut().expect("child present");
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "QEMU exited ({status}) before connecting {what}:\n{}{}",
+                    read_tail(&self.stderr_log, 20),
+                    read_tail(&self.console_log, 20)
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("QEMU did not connect {what} before the boot deadline");
+            }
+            std::thread::sleep(pause); // poll with backoff until the deadline
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The last `lines` lines of a log, for error messages.
+pub fn read_tail(path: &Path, lines: usize) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let mut bytes = Vec::new();
+        let _ = f.read_to_end(&mut bytes);
+        text = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let all: Vec<&str> = text.lines().collect();
+    let start = all.len().saturating_sub(lines);
+    all[start..].iter().map(|l| format!("  | {l}\n")).collect()
+}

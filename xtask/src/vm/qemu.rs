@@ -1,0 +1,186 @@
+//! The QEMU command line, built from small pure functions so that each part is tested
+//! without booting anything.
+
+use crate::host::Accel;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// One virtio-blk disk backed by a raw file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    pub name: String,
+    pub path: PathBuf,
+    /// QEMU's `cache=` mode; `none` (O_DIRECT on the host) unless the host filesystem
+    /// cannot do it.
+    pub cache: String,
+    /// Extra `-drive` options, e.g. `throttling.iops-write=50`.
+    pub drive_options: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline: String,
+    pub memory_mib: u64,
+    pub cpus: u32,
+    pub accel: Accel,
+    pub disks: Vec<Disk>,
+    pub console_log: PathBuf,
+    /// Trace events QEMU writes to `trace_log` (e.g. `virtio_blk_handle_write`).
+    pub trace_events: Vec<String>,
+    pub trace_log: Option<PathBuf>,
+}
+
+/// The kernel command line every guest gets: the console on the first serial port, and a
+/// panic that ends QEMU at once (`panic=-1` reboots, `-no-reboot` turns that into exit).
+pub const BASE_CMDLINE: &str = "console=ttyS0 panic=-1 rdinit=/init";
+
+fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+pub fn machine_args(cfg: &VmConfig) -> Vec<OsString> {
+    let mut a = os(&["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-nic", "none"]);
+    a.extend(os(&["-machine", "q35", "-m", &cfg.memory_mib.to_string(), "-smp", &cfg.cpus.to_string()]));
+    a.extend(accel_args(cfg.accel));
+    a
+}
+
+pub fn accel_args(accel: Accel) -> Vec<OsString> {
+    match accel {
+        Accel::Kvm => os(&["-accel", "kvm", "-cpu", "host"]),
+        Accel::Tcg => os(&["-accel", "tcg"]),
+    }
+}
+
+pub fn boot_args(cfg: &VmConfig) -> Vec<OsString> {
+    let mut a = vec!["-kernel".into(), cfg.kernel.clone().into(), "-initrd".into(), cfg.initrd.clone().into()];
+    a.push("-append".into());
+    a.push(format!("{BASE_CMDLINE} {}", cfg.cmdline).trim().into());
+    a
+}
+
+pub fn console_args(log: &Path) -> Vec<OsString> {
+    vec![
+        "-chardev".into(),
+        chardev_path("file,id=console", log),
+        "-serial".into(),
+        "chardev:console".into(),
+    ]
+}
+
+/// QMP and the agent port connect to sockets the host already listens on, so nothing
+/// polls for a socket file to appear.
+pub fn control_args(qmp: &Path, agent: &Path) -> Vec<OsString> {
+    vec![
+        "-chardev".into(),
+        chardev_path("socket,id=qmp", qmp),
+        "-mon".into(),
+        "chardev=qmp,mode=control".into(),
+        "-device".into(),
+        "virtio-serial-pci,id=vser".into(),
+        "-chardev".into(),
+        chardev_path("socket,id=agent", agent),
+        "-device".into(),
+        format!("virtserialport,bus=vser.0,chardev=agent,name={}", agent::PORT_NAME).into(),
+    ]
+}
+
+fn chardev_path(prefix: &str, path: &Path) -> OsString {
+    let mut s = OsString::from(format!("{prefix},path="));
+    s.push(escape_commas(path));
+    s
+}
+
+/// QEMU option values escape a comma by doubling it.
+fn escape_commas(p: &Path) -> OsString {
+    OsString::from(p.to_string_lossy().replace(',', ",,"))
+}
+
+pub fn drive_args(disks: &[Disk]) -> Vec<OsString> {
+    let mut a = Vec::new();
+    for (i, d) in disks.iter().enumerate() {
+        let mut drive = OsString::from("file=");
+        drive.push(escape_commas(&d.path));
+        drive.push(format!(",format=raw,if=none,id=drive{i},cache={},aio=threads", d.cache));
+        for o in &d.drive_options {
+            drive.push(format!(",{o}"));
+        }
+        a.push("-drive".into());
+        a.push(drive);
+        a.push("-device".into());
+        // The serial shows in the guest as /sys/block/vdX/serial.
+        a.push(format!("virtio-blk-pci,drive=drive{i},serial={}", d.name).into());
+    }
+    a
+}
+
+pub fn trace_args(events: &[String], log: Option<&Path>) -> Vec<OsString> {
+    let mut a = Vec::new();
+    for e in events {
+        a.push("-trace".into());
+        a.push(format!("enable={e}").into());
+    }
+    if let (Some(log), false) = (log, events.is_empty()) {
+        a.push("-D".into());
+        a.push(log.into());
+    }
+    a
+}
+
+pub fn all_args(cfg: &VmConfig, qmp: &Path, agent: &Path) -> Vec<OsString> {
+    let mut a = machine_args(cfg);
+    a.extend(boot_args(cfg));
+    a.extend(console_args(&cfg.console_log));
+    a.extend(control_args(qmp, agent));
+    a.extend(drive_args(&cfg.disks));
+    a.extend(trace_args(&cfg.trace_events, cfg.trace_log.as_deref()));
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(a: Vec<OsString>) -> Vec<String> {
+        a.into_iter().map(|s| s.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn drives_escape_commas_and_carry_their_name_as_serial() {
+        let disks = [Disk {
+            name: "m0".into(),
+            path: "/tmp/a,b/m0.img".into(),
+            cache: "none".into(),
+            drive_options: vec!["throttling.iops-write=50".into()],
+        }];
+        assert_eq!(
+            strings(drive_args(&disks)),
+            [
+                "-drive",
+                "file=/tmp/a,,b/m0.img,format=raw,if=none,id=drive0,cache=none,aio=threads,throttling.iops-write=50",
+                "-device",
+                "virtio-blk-pci,drive=drive0,serial=m0"
+            ]
+        );
+    }
+
+    #[test]
+    fn accel_and_control_args() {
+        assert_eq!(strings(accel_args(Accel::Tcg)), ["-accel", "tcg"]);
+        assert_eq!(strings(accel_args(Accel::Kvm)), ["-accel", "kvm", "-cpu", "host"]);
+        let c = strings(control_args(Path::new("/s/q"), Path::new("/s/a")));
+        assert!(c.contains(&"socket,id=qmp,path=/s/q".to_string()));
+        assert!(c.contains(&format!("virtserialport,bus=vser.0,chardev=agent,name={}", agent::PORT_NAME)));
+    }
+
+    #[test]
+    fn trace_log_only_with_events() {
+        assert!(trace_args(&[], Some(Path::new("/t"))).is_empty());
+        assert_eq!(
+            strings(trace_args(&["virtio_blk_handle_write".into()], Some(Path::new("/t")))),
+            ["-trace", "enable=virtio_blk_handle_write", "-D", "/t"]
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! A QMP client for the few commands the bench sends (quit, stop, cont, I/O throttling).
+//! QMP is one JSON object per line; the crates that wrap it bring an async runtime or a
+//! generated schema the bench does not need.
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+pub struct Qmp {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Qmp {
+    /// Reads the greeting and enters command mode.
+    pub fn handshake(stream: UnixStream, timeout: Duration) -> Result<Self> {
+        stream.set_read_timeout(Some(timeout))?;
+        let writer = stream.try_clone()?;
+        let mut qmp = Self { reader: BufReader::new(stream), writer };
+        let greeting = qmp.read_message().context("QMP greeting")?;
+        if greeting.get("QMP").is_none() {
+            bail!("unexpected QMP greeting: {greeting}");
+        }
+        qmp.execute("qmp_capabilities", json!({}))?;
+        Ok(qmp)
+    }
+
+    fn read_message(&mut self) -> Result<Value> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            bail!("QMP connection closed");
+        }
+        Ok(serde_json::from_str(&line).with_context(|| format!("QMP sent {line:?}"))?)
+    }
+
+    /// Runs one command and returns its `return` value; events that arrive meanwhile are
+    /// skipped.
+    pub fn execute(&mut self, command: &str, arguments: Value) -> Result<Value> {
+        let msg = json!({ "execute": command, "arguments": arguments });
+        writeln!(self.writer, "{msg}")?;
+        loop {
+            let reply = self.read_message().with_context(|| format!("QMP {command}"))?;
+            if let Some(r) = reply.get("return") {
+                return Ok(r.clone());
+            }
+            if let Some(e) = reply.get("error") {
+                bail!("QMP {command}: {e}");
+            }
+        }
+    }
+}
