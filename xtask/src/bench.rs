@@ -20,7 +20,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { kernel: KernelSpec::Debian, accel: None, install: true }
+        Self {
+            kernel: KernelSpec::Debian,
+            accel: None,
+            install: true,
+        }
     }
 }
 
@@ -36,7 +40,10 @@ pub struct Bench {
 
 /// The checkout this crate was built from.
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 impl Bench {
@@ -46,16 +53,30 @@ impl Bench {
         let cache = Cache::from_env()?;
         let kernel = kernel::acquire(&cache, &opts.kernel).context("acquire the kernel")?;
         let agent = image::build_agent(&project)?;
-        let image = image::build(&cache, &project, &kernel, &agent).context("build the guest image")?;
+        let image =
+            image::build(&cache, &project, &kernel, &agent).context("build the guest image")?;
         let accel = match opts.accel {
             Some(a) => a,
             None => host::pick_accel(&cache, &kernel.vmlinuz)?,
         };
-        Ok(Self { project, cache, kernel, image, accel, qemu_version: host::qemu_version()? })
+        Ok(Self {
+            project,
+            cache,
+            kernel,
+            image,
+            accel,
+            qemu_version: host::qemu_version()?,
+        })
     }
 
     /// A VM configuration for this bench's kernel and image.
-    pub fn vm_config(&self, memory_mib: u64, cpus: u32, disks: Vec<Disk>, console_log: PathBuf) -> VmConfig {
+    pub fn vm_config(
+        &self,
+        memory_mib: u64,
+        cpus: u32,
+        disks: Vec<Disk>,
+        console_log: PathBuf,
+    ) -> VmConfig {
         VmConfig {
             kernel: self.kernel.vmlinuz.clone(),
             initrd: self.image.initramfs.clone(),

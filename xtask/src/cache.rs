@@ -26,8 +26,11 @@ impl Cache {
         }
         let base = match std::env::var_os("XDG_CACHE_HOME") {
             Some(dir) => PathBuf::from(dir),
-            None => PathBuf::from(std::env::var_os("HOME").context("neither MDBB_CACHE, XDG_CACHE_HOME nor HOME is set")?)
-                .join(".cache"),
+            None => PathBuf::from(
+                std::env::var_os("HOME")
+                    .context("neither MDBB_CACHE, XDG_CACHE_HOME nor HOME is set")?,
+            )
+            .join(".cache"),
         };
         Ok(Self::new(base.join("md-bitmap-bench")))
     }
@@ -49,10 +52,13 @@ impl Cache {
         if done.exists() {
             return Ok(done);
         }
-        fs::create_dir_all(&dir).with_context(|| format!("create cache directory {}", dir.display()))?;
+        fs::create_dir_all(&dir)
+            .with_context(|| format!("create cache directory {}", dir.display()))?;
         let lock_path = dir.join(format!(".{key}.lock"));
-        let lock = File::create(&lock_path).with_context(|| format!("create {}", lock_path.display()))?;
-        lock.lock().with_context(|| format!("lock {}", lock_path.display()))?;
+        let lock =
+            File::create(&lock_path).with_context(|| format!("create {}", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("lock {}", lock_path.display()))?;
         // Another process may have finished it while we waited for the lock.
         if done.exists() {
             return Ok(done);
@@ -78,7 +84,7 @@ impl Cache {
             .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
             .collect();
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|e| std::cmp::Reverse(e.0));
         found.into_iter().map(|(_, p)| p).collect()
     }
 }
@@ -90,7 +96,8 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = std::io::Read::read(&mut file, &mut buf).with_context(|| format!("read {}", path.display()))?;
+        let n = std::io::Read::read(&mut file, &mut buf)
+            .with_context(|| format!("read {}", path.display()))?;
         if n == 0 {
             break;
         }
@@ -115,7 +122,10 @@ mod tests {
             .unwrap_err();
         assert!(format!("{err:#}").contains("boom"));
         assert!(!root.path().join("k/key").exists());
-        assert!(cache.entries("k").is_empty(), "a partial build must not be listed");
+        assert!(
+            cache.entries("k").is_empty(),
+            "a partial build must not be listed"
+        );
 
         let mut calls = 0;
         for _ in 0..2 {

@@ -37,7 +37,11 @@ pub struct VmSpec {
 
 impl Default for VmSpec {
     fn default() -> Self {
-        Self { memory: default_memory(), cpus: default_cpus(), timeout: default_timeout() }
+        Self {
+            memory: default_memory(),
+            cpus: default_cpus(),
+            timeout: default_timeout(),
+        }
     }
 }
 
@@ -94,7 +98,12 @@ fn default_step_timeout() -> Duration {
 
 impl From<RunStepMap> for RunStep {
     fn from(m: RunStepMap) -> Self {
-        Self { cmd: m.cmd, timeout: m.timeout, expect_status: m.expect_status, expect_stdout: m.expect_stdout }
+        Self {
+            cmd: m.cmd,
+            timeout: m.timeout,
+            expect_status: m.expect_status,
+            expect_stdout: m.expect_stdout,
+        }
     }
 }
 
@@ -109,10 +118,16 @@ impl<'de> Deserialize<'de> for RunStep {
                 f.write_str("a shell command, or a map with `cmd`")
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RunStep, E> {
-                Ok(RunStep { cmd: s.to_string(), timeout: default_step_timeout(), expect_status: 0, expect_stdout: vec![] })
+                Ok(RunStep {
+                    cmd: s.to_string(),
+                    timeout: default_step_timeout(),
+                    expect_status: 0,
+                    expect_stdout: vec![],
+                })
             }
             fn visit_map<M: serde::de::MapAccess<'de>>(self, m: M) -> Result<RunStep, M::Error> {
-                RunStepMap::deserialize(serde::de::value::MapAccessDeserializer::new(m)).map(Into::into)
+                RunStepMap::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(Into::into)
             }
         }
         d.deserialize_any(V)
@@ -136,15 +151,24 @@ impl Size {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num.parse().map_err(|_| format!("size {s:?}: expected a number with an optional unit (K, M, G, KiB, MiB, GiB)"))?;
+        let n: u64 = num.parse().map_err(|_| {
+            format!("size {s:?}: expected a number with an optional unit (K, M, G, KiB, MiB, GiB)")
+        })?;
         let shift = match unit.trim() {
             "" | "B" => 0,
             "K" | "KiB" | "k" => 10,
             "M" | "MiB" => 20,
             "G" | "GiB" => 30,
-            other => return Err(format!("size {s:?}: unknown unit {other:?} (K, M, G, KiB, MiB, GiB)")),
+            other => {
+                return Err(format!(
+                    "size {s:?}: unknown unit {other:?} (K, M, G, KiB, MiB, GiB)"
+                ))
+            }
         };
-        n.checked_shl(shift).filter(|v| v >> shift == n).map(Size).ok_or_else(|| format!("size {s:?} is too large"))
+        n.checked_shl(shift)
+            .filter(|v| v >> shift == n)
+            .map(Size)
+            .ok_or_else(|| format!("size {s:?} is too large"))
     }
 }
 
@@ -184,7 +208,8 @@ mod humantime_serde_compat {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("duration {text:?}: {e}")))
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("duration {text:?}: {e}")))
     }
 }
 
@@ -203,13 +228,21 @@ pub fn parse(file: &Path, text: &str) -> Result<CaseFile, CaseError> {
     // serde_norway's message already starts with the field path (`steps[0].run: ...`)
     // and ends with the location, which goes in front instead.
     serde_norway::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
         let message = e.to_string();
         let message = match message.rfind(" at line ") {
             Some(i) => message[..i].to_string(),
             None => message,
         };
-        CaseError { file: file.to_path_buf(), line, column, message }
+        CaseError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message,
+        }
     })
 }
 
@@ -236,40 +269,68 @@ pub struct PlannedDisk {
 impl Plan {
     /// `DISK_<name>=/dev/vdX` for every disk, given to every guest command.
     pub fn env(&self) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> =
-            self.disks.iter().map(|d| (format!("DISK_{}", d.name), d.device.clone())).collect();
+        let mut env: Vec<(String, String)> = self
+            .disks
+            .iter()
+            .map(|d| (format!("DISK_{}", d.name), d.device.clone()))
+            .collect();
         env.push(("SEED".into(), self.seed.to_string()));
         env
     }
 }
 
 pub fn load(file: &Path, seed: Option<u64>) -> Result<Plan> {
-    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let case = parse(file, &text)?;
     plan(file, case, seed)
 }
 
 pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
-    let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let at = |what: String| anyhow::anyhow!("{}: {what}", file.display());
     if case.disks.len() > 26 {
-        return Err(at(format!("{} disks; at most 26 (vda..vdz)", case.disks.len())));
+        return Err(at(format!(
+            "{} disks; at most 26 (vda..vdz)",
+            case.disks.len()
+        )));
     }
     let mut disks = Vec::new();
     for (i, d) in case.disks.iter().enumerate() {
-        if d.name.is_empty() || !d.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(at(format!("disks[{i}].name {:?}: use letters, digits and _", d.name)));
+        if d.name.is_empty()
+            || !d
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(at(format!(
+                "disks[{i}].name {:?}: use letters, digits and _",
+                d.name
+            )));
         }
         if disks.iter().any(|p: &PlannedDisk| p.name == d.name) {
             return Err(at(format!("disks[{i}].name {:?} appears twice", d.name)));
         }
         if d.size.0 < 1 << 20 || d.size.0 % 512 != 0 {
-            return Err(at(format!("disks[{i}].size {}: at least 1 MiB, in whole sectors", d.size.0)));
+            return Err(at(format!(
+                "disks[{i}].size {}: at least 1 MiB, in whole sectors",
+                d.size.0
+            )));
         }
-        disks.push(PlannedDisk { name: d.name.clone(), size: d.size.0, device: format!("/dev/vd{}", (b'a' + i as u8) as char) });
+        disks.push(PlannedDisk {
+            name: d.name.clone(),
+            size: d.size.0,
+            device: format!("/dev/vd{}", (b'a' + i as u8) as char),
+        });
     }
     if case.vm.memory.0 < 128 << 20 {
-        return Err(at(format!("vm.memory {} MiB: the guest needs at least 128 MiB", case.vm.memory.0 >> 20)));
+        return Err(at(format!(
+            "vm.memory {} MiB: the guest needs at least 128 MiB",
+            case.vm.memory.0 >> 20
+        )));
     }
     if case.vm.cpus == 0 {
         return Err(at("vm.cpus: at least 1".into()));
@@ -300,7 +361,12 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     h.finish() >> 1
 }
 
@@ -309,7 +375,9 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse(Path::new("cases/x.yaml"), text).unwrap_err().to_string()
+        parse(Path::new("cases/x.yaml"), text)
+            .unwrap_err()
+            .to_string()
     }
 
     const GOOD: &str = "description: d\ndisks:\n  - {name: m0, size: 256MiB}\nsteps:\n  - run: echo hi\n  - run:\n      cmd: true\n      timeout: 5s\n  - wait_for: {cmd: 'test -e /dev/md0', timeout: 10s}\n";
@@ -320,26 +388,42 @@ mod tests {
         assert_eq!(c.disks[0].size, Size(256 << 20));
         match (&c.steps[0], &c.steps[1]) {
             (Step::Run(a), Step::Run(b)) => {
-                assert_eq!((a.cmd.as_str(), a.timeout), ("echo hi", Duration::from_secs(60)));
-                assert_eq!((b.cmd.as_str(), b.timeout), ("true", Duration::from_secs(5)));
+                assert_eq!(
+                    (a.cmd.as_str(), a.timeout),
+                    ("echo hi", Duration::from_secs(60))
+                );
+                assert_eq!(
+                    (b.cmd.as_str(), b.timeout),
+                    ("true", Duration::from_secs(5))
+                );
             }
             other => panic!("{other:?}"),
         }
         let p = plan(Path::new("cases/x.yaml"), c, Some(7)).unwrap();
-        assert_eq!((p.name.as_str(), p.seed, p.disks[0].device.as_str()), ("x", 7, "/dev/vda"));
+        assert_eq!(
+            (p.name.as_str(), p.seed, p.disks[0].device.as_str()),
+            ("x", 7, "/dev/vda")
+        );
     }
 
     #[test]
     fn an_unknown_key_names_file_line_column_and_field() {
-        let e = err("description: d\ndisks: []\nsteps:\n  - run:\n      cmd: x\n      timout: 5s\n");
-        assert!(e.starts_with("cases/x.yaml:6:7: steps[0].run: unknown field `timout`"), "{e}");
+        let e =
+            err("description: d\ndisks: []\nsteps:\n  - run:\n      cmd: x\n      timout: 5s\n");
+        assert!(
+            e.starts_with("cases/x.yaml:6:7: steps[0].run: unknown field `timout`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_bad_value_names_its_field() {
         let e = err("description: d\ndisks:\n  - {name: a, size: 12XB}\nsteps: []\n");
         assert!(e.starts_with("cases/x.yaml:3:"), "{e}");
-        assert!(e.contains("disks[0].size: size \"12XB\": unknown unit"), "{e}");
+        assert!(
+            e.contains("disks[0].size: size \"12XB\": unknown unit"),
+            "{e}"
+        );
         let e = err("description: d\ndisks: []\nsteps:\n  - sleep: 5\n");
         assert!(e.contains("steps[0]: unknown variant `sleep`"), "{e}");
         let e = err("description: d\nsteps: [\n");
@@ -348,11 +432,31 @@ mod tests {
 
     #[test]
     fn validation_rejects_what_parses_but_cannot_run() {
-        let load = |t: &str| plan(Path::new("c.yaml"), parse(Path::new("c.yaml"), t).unwrap(), Some(1)).unwrap_err().to_string();
-        assert!(load("description: d\ndisks: [{name: a, size: 1M}, {name: a, size: 1M}]\nsteps: [run: x]\n").contains("appears twice"));
-        assert!(load("description: d\ndisks: [{name: a-b, size: 1M}]\nsteps: [run: x]\n").contains("letters, digits"));
-        assert!(load("description: d\ndisks: []\nvm: {memory: 64M}\nsteps: [run: x]\n").contains("at least 128 MiB"));
-        assert!(load("description: d\ndisks: []\nsteps: [{run: {cmd: x, expect_stdout: ['(']}}]\n").contains("expect_stdout"));
+        let load = |t: &str| {
+            plan(
+                Path::new("c.yaml"),
+                parse(Path::new("c.yaml"), t).unwrap(),
+                Some(1),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(load(
+            "description: d\ndisks: [{name: a, size: 1M}, {name: a, size: 1M}]\nsteps: [run: x]\n"
+        )
+        .contains("appears twice"));
+        assert!(
+            load("description: d\ndisks: [{name: a-b, size: 1M}]\nsteps: [run: x]\n")
+                .contains("letters, digits")
+        );
+        assert!(
+            load("description: d\ndisks: []\nvm: {memory: 64M}\nsteps: [run: x]\n")
+                .contains("at least 128 MiB")
+        );
+        assert!(load(
+            "description: d\ndisks: []\nsteps: [{run: {cmd: x, expect_stdout: ['(']}}]\n"
+        )
+        .contains("expect_stdout"));
     }
 
     #[test]
@@ -361,6 +465,8 @@ mod tests {
         assert_eq!(Size::parse("1GiB"), Ok(Size(1 << 30)));
         assert_eq!(Size::parse("4096"), Ok(Size(4096)));
         assert!(Size::parse("M").is_err());
-        assert!(Size::parse("99999999999999999G").unwrap_err().contains("too large"));
+        assert!(Size::parse("99999999999999999G")
+            .unwrap_err()
+            .contains("too large"));
     }
 }

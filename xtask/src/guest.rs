@@ -17,7 +17,10 @@ pub enum ChannelError {
     #[error("guest channel: {0}")]
     Io(#[from] io::Error),
     #[error("the guest agent sent {line:?}: {source}")]
-    Garbled { line: String, source: serde_json::Error },
+    Garbled {
+        line: String,
+        source: serde_json::Error,
+    },
 }
 
 pub struct Channel {
@@ -31,7 +34,10 @@ const SLICE: Duration = Duration::from_millis(100);
 impl Channel {
     pub fn new(stream: UnixStream) -> io::Result<Self> {
         stream.set_read_timeout(Some(SLICE))?;
-        Ok(Self { stream, pending: Vec::new() })
+        Ok(Self {
+            stream,
+            pending: Vec::new(),
+        })
     }
 
     /// Sends `req` and waits at most `limit` for its answer; `alive` is called between
@@ -52,15 +58,24 @@ impl Channel {
             if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.pending.drain(..=end).collect();
                 let text = String::from_utf8_lossy(&line).trim().to_string();
-                return serde_json::from_str(&text).map_err(|source| ChannelError::Garbled { line: text, source });
+                return serde_json::from_str(&text)
+                    .map_err(|source| ChannelError::Garbled { line: text, source });
             }
             match self.stream.read(&mut buf) {
                 Ok(0) => return Err(ChannelError::Closed { request: what }),
                 Ok(n) => self.pending.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     alive().map_err(ChannelError::Dead)?;
                     if Instant::now() > deadline {
-                        return Err(ChannelError::Deadline { request: what, limit });
+                        return Err(ChannelError::Deadline {
+                            request: what,
+                            limit,
+                        });
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -81,8 +96,16 @@ pub fn describe(req: &Request) -> String {
         Request::Run { cmd, .. } => format!("run `{}`", cut(cmd)),
         Request::Spawn { cmd, .. } => format!("spawn `{}`", cut(cmd)),
         Request::Wait { id, .. } => format!("wait for command {id}"),
-        Request::Read { path, offset, len, direct } => {
-            format!("read {path} [{offset}, +{len}){}", if *direct { " O_DIRECT" } else { "" })
+        Request::Read {
+            path,
+            offset,
+            len,
+            direct,
+        } => {
+            format!(
+                "read {path} [{offset}, +{len}){}",
+                if *direct { " O_DIRECT" } else { "" }
+            )
         }
         Request::Fiemap { path } => format!("fiemap {path}"),
         Request::TryOpenWrite { path } => format!("open {path} for writing"),

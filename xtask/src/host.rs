@@ -16,15 +16,42 @@ pub struct Tool {
 /// Everything a run needs on the host. The guest's tools are copied from the host, so they
 /// are here too.
 pub const TOOLS: &[Tool] = &[
-    Tool { command: "qemu-system-x86_64", package: "qemu-system-x86" },
-    Tool { command: "busybox", package: "busybox-static" },
-    Tool { command: "mdadm", package: "mdadm" },
-    Tool { command: "mke2fs", package: "e2fsprogs" },
-    Tool { command: "e2fsck", package: "e2fsprogs" },
-    Tool { command: "debugfs", package: "e2fsprogs" },
-    Tool { command: "mkfs.xfs", package: "xfsprogs" },
-    Tool { command: "dpkg-deb", package: "dpkg" },
-    Tool { command: "apt-get", package: "apt" },
+    Tool {
+        command: "qemu-system-x86_64",
+        package: "qemu-system-x86",
+    },
+    Tool {
+        command: "busybox",
+        package: "busybox-static",
+    },
+    Tool {
+        command: "mdadm",
+        package: "mdadm",
+    },
+    Tool {
+        command: "mke2fs",
+        package: "e2fsprogs",
+    },
+    Tool {
+        command: "e2fsck",
+        package: "e2fsprogs",
+    },
+    Tool {
+        command: "debugfs",
+        package: "e2fsprogs",
+    },
+    Tool {
+        command: "mkfs.xfs",
+        package: "xfsprogs",
+    },
+    Tool {
+        command: "dpkg-deb",
+        package: "dpkg",
+    },
+    Tool {
+        command: "apt-get",
+        package: "apt",
+    },
 ];
 
 /// The path of `command` on `PATH` and in the sbin directories a non-root `PATH` lacks.
@@ -44,7 +71,11 @@ fn is_executable(p: &Path) -> bool {
 }
 
 pub fn missing_tools() -> Vec<Tool> {
-    TOOLS.iter().copied().filter(|t| find_command(t.command).is_none()).collect()
+    TOOLS
+        .iter()
+        .copied()
+        .filter(|t| find_command(t.command).is_none())
+        .collect()
 }
 
 /// The one line that installs every package in `missing`.
@@ -52,7 +83,10 @@ pub fn apt_line(missing: &[Tool]) -> String {
     let mut packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
     packages.sort();
     packages.dedup();
-    format!("apt-get install -y --no-install-recommends {}", packages.join(" "))
+    format!(
+        "apt-get install -y --no-install-recommends {}",
+        packages.join(" ")
+    )
 }
 
 /// Installs what is missing when root, otherwise fails with the line to run.
@@ -65,9 +99,15 @@ pub fn ensure_tools(install: bool) -> Result<()> {
     let names: Vec<&str> = missing.iter().map(|t| t.command).collect();
     let root = unsafe { libc::geteuid() } == 0;
     if !install || !root {
-        bail!("missing host tools: {}; install them with:\n  sudo {line}", names.join(", "));
+        bail!(
+            "missing host tools: {}; install them with:\n  sudo {line}",
+            names.join(", ")
+        );
     }
-    eprintln!("installing missing host tools ({}): {line}", names.join(", "));
+    eprintln!(
+        "installing missing host tools ({}): {line}",
+        names.join(", ")
+    );
     let status = Command::new("sh")
         .arg("-c")
         .arg(format!("DEBIAN_FRONTEND=noninteractive {line} || (apt-get update -q && DEBIAN_FRONTEND=noninteractive {line})"))
@@ -78,7 +118,14 @@ pub fn ensure_tools(install: bool) -> Result<()> {
     }
     let still = missing_tools();
     if !still.is_empty() {
-        bail!("still missing after apt-get: {}", still.iter().map(|t| t.command).collect::<Vec<_>>().join(", "));
+        bail!(
+            "still missing after apt-get: {}",
+            still
+                .iter()
+                .map(|t| t.command)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok(())
 }
@@ -92,7 +139,9 @@ pub fn qemu_version() -> Result<String> {
     Ok(text.lines().next().unwrap_or("").trim().to_string())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Accel {
     Kvm,
@@ -112,13 +161,20 @@ impl Accel {
 /// this project's machines it opens and every guest then dies with an emulation failure,
 /// so a tiny boot decides, once per host, QEMU and host kernel.
 pub fn pick_accel(cache: &Cache, vmlinuz: &Path) -> Result<Accel> {
-    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
         return Ok(Accel::Tcg);
     }
     let host = format!(
         "{} {} {}",
         qemu_version()?,
-        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim(),
         cpu_model()
     );
     let key = format!("accel-{}", &sha256_str(&host)[..16]);
@@ -155,10 +211,19 @@ fn sha256_str(s: &str) -> String {
 /// for one ran real guest code, which is all the probe asks.
 fn kvm_boots(vmlinuz: &Path) -> bool {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", "kvm", "-nodefaults", "-no-user-config", "-display", "none", "-m", "256"])
-        .args(["-serial", "stdio", "-no-reboot", "-kernel"])
-        .arg(vmlinuz)
-        .args(["-append", "console=ttyS0 panic=-1 loglevel=4"]);
+    cmd.args([
+        "-accel",
+        "kvm",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-m",
+        "256",
+    ])
+    .args(["-serial", "stdio", "-no-reboot", "-kernel"])
+    .arg(vmlinuz)
+    .args(["-append", "console=ttyS0 panic=-1 loglevel=4"]);
     let Ok(mut session) = rexpect::session::spawn_command(cmd, Some(30_000)) else {
         return false;
     };

@@ -15,7 +15,10 @@ pub const DEBIAN_PACKAGE_PATTERN: &str = r"^linux-image-6\.12\.[0-9]+\+deb12-clo
 #[derive(Debug, Clone)]
 pub enum KernelSpec {
     Debian,
-    BzImage { path: PathBuf, modules: Option<PathBuf> },
+    BzImage {
+        path: PathBuf,
+        modules: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +83,10 @@ fn read_head(path: &Path, len: usize) -> Result<Vec<u8>> {
 /// follows `kernel_version` (offset 0x20e, relative to 0x200) to the version string.
 pub fn bzimage_release(head: &[u8]) -> Result<String> {
     if head.len() < 0x210 {
-        bail!("file is {} bytes, shorter than an x86 boot header", head.len());
+        bail!(
+            "file is {} bytes, shorter than an x86 boot header",
+            head.len()
+        );
     }
     if head[0x1fe..0x200] != [0x55, 0xaa] {
         bail!("no boot signature 55 aa at offset 0x1fe");
@@ -95,7 +101,11 @@ pub fn bzimage_release(head: &[u8]) -> Result<String> {
         .filter(|t| !t.is_empty())
         .context("kernel_version string lies outside the first 4 KiB")?;
     let text = String::from_utf8_lossy(text);
-    Ok(text.split_whitespace().next().unwrap_or_default().to_string())
+    Ok(text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// Accepts `lib/modules/<release>` itself or a directory holding exactly one such tree.
@@ -132,7 +142,8 @@ fn debian(cache: &Cache) -> Result<Kernel> {
         Err(e) => {
             // Offline with an old cache: the newest kernel already fetched still serves.
             if let Some(dir) = cache.entries("kernels").into_iter().find(|d| {
-                d.file_name().is_some_and(|n| n.to_string_lossy().starts_with("debian-"))
+                d.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("debian-"))
             }) {
                 eprintln!("note: {e:#}; using the cached {}", dir.display());
                 return load_entry(&dir);
@@ -174,24 +185,44 @@ fn debian_candidate() -> Result<Candidate> {
             .map(|v| v.trim().to_string())
             .with_context(|| format!("apt-cache show {package}: no {name} field"))
     };
-    Ok(Candidate { version: field("Version")?, sha256: field("SHA256")?, package })
+    Ok(Candidate {
+        version: field("Version")?,
+        sha256: field("SHA256")?,
+        package,
+    })
 }
 
 /// The package with the highest 6.12.N among `names`.
 fn newest_package<'a>(names: impl Iterator<Item = &'a str>) -> Option<String> {
-    let patch = |n: &str| -> Option<u32> { n.strip_prefix("linux-image-6.12.")?.split('+').next()?.parse().ok() };
-    names.filter_map(|n| Some((patch(n)?, n))).max().map(|(_, n)| n.to_string())
+    let patch = |n: &str| -> Option<u32> {
+        n.strip_prefix("linux-image-6.12.")?
+            .split('+')
+            .next()?
+            .parse()
+            .ok()
+    };
+    names
+        .filter_map(|n| Some((patch(n)?, n)))
+        .max()
+        .map(|(_, n)| n.to_string())
 }
 
 fn fetch_debian(c: &Candidate, dir: &Path) -> Result<()> {
-    eprintln!("fetching kernel {} {} from the Debian archive", c.package, c.version);
+    eprintln!(
+        "fetching kernel {} {} from the Debian archive",
+        c.package, c.version
+    );
     let status = Command::new("apt-get")
         .args(["download", "-q", &format!("{}={}", c.package, c.version)])
         .current_dir(dir)
         .status()
         .context("run apt-get download")?;
     if !status.success() {
-        bail!("apt-get download {}={} failed ({status}): no Debian archive reachable?", c.package, c.version);
+        bail!(
+            "apt-get download {}={} failed ({status}): no Debian archive reachable?",
+            c.package,
+            c.version
+        );
     }
     let deb = fs::read_dir(dir)?
         .flatten()
@@ -200,10 +231,19 @@ fn fetch_debian(c: &Candidate, dir: &Path) -> Result<()> {
         .context("apt-get download wrote no .deb")?;
     let sha = sha256_file(&deb)?;
     if sha != c.sha256 {
-        bail!("{}: sha256 {sha} differs from the archive's {}", deb.display(), c.sha256);
+        bail!(
+            "{}: sha256 {sha} differs from the archive's {}",
+            deb.display(),
+            c.sha256
+        );
     }
     let unpacked = dir.join("unpacked");
-    let status = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked).status().context("run dpkg-deb")?;
+    let status = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&unpacked)
+        .status()
+        .context("run dpkg-deb")?;
     if !status.success() {
         bail!("dpkg-deb -x {} failed ({status})", deb.display());
     }
@@ -211,12 +251,18 @@ fn fetch_debian(c: &Candidate, dir: &Path) -> Result<()> {
     let vmlinuz = fs::read_dir(&boot)?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
         .with_context(|| format!("{} has no boot/vmlinuz-*", deb.display()))?;
     let release = vmlinuz.file_name().unwrap().to_string_lossy()["vmlinuz-".len()..].to_string();
     fs::rename(&vmlinuz, dir.join("vmlinuz"))?;
     fs::create_dir(dir.join("modules"))?;
-    fs::rename(unpacked.join("lib/modules").join(&release), dir.join("modules").join(&release))?;
+    fs::rename(
+        unpacked.join("lib/modules").join(&release),
+        dir.join("modules").join(&release),
+    )?;
     let info = KernelInfo {
         source: "debian".into(),
         vmlinuz_sha256: sha256_file(&dir.join("vmlinuz"))?,
@@ -256,11 +302,20 @@ mod tests {
     fn bzimage_release_rejects_what_is_not_a_bzimage() {
         let mut h = header("6.12.0");
         h[0x202] = b'X';
-        assert!(bzimage_release(&h).unwrap_err().to_string().contains("HdrS"));
+        assert!(bzimage_release(&h)
+            .unwrap_err()
+            .to_string()
+            .contains("HdrS"));
         let mut h = header("6.12.0");
         h[0x1fe] = 0;
-        assert!(bzimage_release(&h).unwrap_err().to_string().contains("boot signature"));
-        assert!(bzimage_release(b"#!/bin/sh\n").unwrap_err().to_string().contains("shorter"));
+        assert!(bzimage_release(&h)
+            .unwrap_err()
+            .to_string()
+            .contains("boot signature"));
+        assert!(bzimage_release(b"#!/bin/sh\n")
+            .unwrap_err()
+            .to_string()
+            .contains("shorter"));
     }
 
     #[test]

@@ -2,16 +2,16 @@
 //! case file -> plan -> VM runs -> disk images -> verdicts -> results lives here, callable
 //! from tests without the CLI.
 
-pub mod ondisk;
+pub mod bench;
 pub mod cache;
+pub mod case;
+pub mod exit;
+pub mod guest;
 pub mod host;
 pub mod image;
 pub mod kernel;
-pub mod guest;
-pub mod vm;
-pub mod bench;
-pub mod exit;
-pub mod case;
+pub mod ondisk;
 pub mod report;
-pub mod splat;
 pub mod run;
+pub mod splat;
+pub mod vm;

@@ -9,7 +9,10 @@ mod flags {
     use xtask::host::Accel;
 
     #[derive(Parser)]
-    #[command(name = "cargo xtask", about = "md-bitmap-bench: does md's write-intent bitmap tell the truth?")]
+    #[command(
+        name = "cargo xtask",
+        about = "md-bitmap-bench: does md's write-intent bitmap tell the truth?"
+    )]
     pub struct Cli {
         #[command(subcommand)]
         pub command: Cmd,
@@ -74,7 +77,10 @@ mod flags {
 fn kernel_options(k: &flags::KernelFlags) -> xtask::bench::Options {
     xtask::bench::Options {
         kernel: match &k.kernel {
-            Some(path) => xtask::kernel::KernelSpec::BzImage { path: path.clone(), modules: k.modules.clone() },
+            Some(path) => xtask::kernel::KernelSpec::BzImage {
+                path: path.clone(),
+                modules: k.modules.clone(),
+            },
             None => xtask::kernel::KernelSpec::Debian,
         },
         accel: k.accel,
@@ -94,7 +100,11 @@ fn main() -> ExitCode {
             results: r.results,
         }),
         flags::Cmd::Setup(k) => xtask::bench::Bench::prepare(&kernel_options(&k)).map(|b| {
-            println!("kernel  {} ({})", b.kernel.vmlinuz.display(), b.kernel.info.release);
+            println!(
+                "kernel  {} ({})",
+                b.kernel.vmlinuz.display(),
+                b.kernel.info.release
+            );
             println!("image   {}", b.image.initramfs.display());
             println!("accel   {}", b.accel.as_str());
             xtask::exit::OK

@@ -82,14 +82,21 @@ pub struct StepRecord {
 /// never sees half a file.
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }
 
 /// The line printed when a case ends.
 pub fn case_line(r: &CaseResult) -> String {
-    let boot = r.times.boot_ms.iter().map(|b| format!("{:.1}s", *b as f64 / 1000.0)).collect::<Vec<_>>().join("+");
+    let boot = r
+        .times
+        .boot_ms
+        .iter()
+        .map(|b| format!("{:.1}s", *b as f64 / 1000.0))
+        .collect::<Vec<_>>()
+        .join("+");
     let mut line = format!(
         "{:<5} {:<36} {:>7.1}s  boot {}",
         r.verdict.label(),

@@ -26,19 +26,31 @@ pub struct RunArgs {
 pub fn cli(args: RunArgs) -> Result<u8> {
     let project = crate::bench::project_root();
     let files = case_files(&project, &args.cases, &args.filters)?;
-    let plans = files.iter().map(|f| case::load(f, args.seed)).collect::<Result<Vec<_>>>()?;
+    let plans = files
+        .iter()
+        .map(|f| case::load(f, args.seed))
+        .collect::<Result<Vec<_>>>()?;
     let bench = Bench::prepare(&args.bench)?;
     eprintln!(
         "kernel {} ({}), QEMU {}, {}",
         bench.kernel.info.release,
-        bench.kernel.info.package_version.as_deref().unwrap_or(&bench.kernel.info.source),
-        bench.qemu_version.trim_start_matches("QEMU emulator version "),
+        bench
+            .kernel
+            .info
+            .package_version
+            .as_deref()
+            .unwrap_or(&bench.kernel.info.source),
+        bench
+            .qemu_version
+            .trim_start_matches("QEMU emulator version "),
         bench.accel.as_str()
     );
     let results_root = args.results.unwrap_or_else(|| project.join("results"));
     let run_dir = new_run_dir(&results_root)?;
     let jobs = args.jobs.unwrap_or_else(|| default_jobs(&plans)).max(1);
-    let results = run_plans(&bench, &plans, &run_dir, jobs, |r| println!("{}", report::case_line(r)));
+    let results = run_plans(&bench, &plans, &run_dir, jobs, |r| {
+        println!("{}", report::case_line(r))
+    });
     println!("{}", report::summary(&results));
     println!("results in {}", run_dir.display());
     report::write_json(&run_dir.join("summary.json"), &results)?;
@@ -58,7 +70,9 @@ pub fn exit_code(results: &[CaseResult]) -> u8 {
 /// As many VMs as the cores hold, each with the vCPUs it asks for: TCG runs a vCPU per
 /// host thread, so more would only slow every guest down.
 fn default_jobs(plans: &[Plan]) -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let widest = plans.iter().map(|p| p.vm.cpus as usize).max().unwrap_or(1);
     (cores / widest).max(1)
 }
@@ -79,15 +93,25 @@ pub fn case_files(project: &Path, names: &[String], filters: &[String]) -> Resul
     } else {
         for n in names {
             let as_path = PathBuf::from(n);
-            let p = if as_path.is_file() { as_path } else { project.join("cases").join(format!("{n}.yaml")) };
+            let p = if as_path.is_file() {
+                as_path
+            } else {
+                project.join("cases").join(format!("{n}.yaml"))
+            };
             if !p.is_file() {
-                bail!("case {n}: no such file (looked for {n} and {})", p.display());
+                bail!(
+                    "case {n}: no such file (looked for {n} and {})",
+                    p.display()
+                );
             }
             files.push(p);
         }
     }
     files.retain(|f| {
-        let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         filters.is_empty() || filters.iter().any(|flt| stem.contains(flt.as_str()))
     });
     if files.is_empty() {
@@ -97,9 +121,15 @@ pub fn case_files(project: &Path, names: &[String], filters: &[String]) -> Resul
 }
 
 fn new_run_dir(root: &Path) -> Result<PathBuf> {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "-");
     for n in 0.. {
-        let dir = root.join(if n == 0 { stamp.clone() } else { format!("{stamp}.{n}") });
+        let dir = root.join(if n == 0 {
+            stamp.clone()
+        } else {
+            format!("{stamp}.{n}")
+        });
         match std::fs::create_dir_all(root).and_then(|_| std::fs::create_dir(&dir)) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -166,10 +196,15 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
     let outcome = std::fs::create_dir_all(case_dir)
         .map_err(anyhow::Error::from)
         .and_then(|_| report::write_json(&case_dir.join("plan.json"), plan))
-        .and_then(|_| tempfile::Builder::new().prefix("disks-").tempdir_in(case_dir).map_err(Into::into))
-        .and_then(|disks| {
+        .and_then(|_| {
+            tempfile::Builder::new()
+                .prefix("disks-")
+                .tempdir_in(case_dir)
+                .map_err(Into::into)
+        })
+        .map(|disks| {
             let outcome = execute(bench, plan, case_dir, disks.path(), &mut result);
-            Ok((outcome, disks))
+            (outcome, disks)
         });
     let console = std::fs::read_to_string(case_dir.join("console.log")).unwrap_or_default();
     result.splats = crate::splat::scan(&console);
@@ -184,7 +219,12 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
     if let Some(s) = result.splats.first() {
         if result.verdict == Verdict::Pass {
             result.verdict = Verdict::Fail;
-            result.reason = Some(format!("kernel splat: {} (console.log line {})\n{}", s.title, s.line, excerpt(&s.excerpt)));
+            result.reason = Some(format!(
+                "kernel splat: {} (console.log line {})\n{}",
+                s.title,
+                s.line,
+                excerpt(&s.excerpt)
+            ));
         }
     }
     if let Some(d) = disks {
@@ -201,7 +241,11 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
 }
 
 fn excerpt(text: &str) -> String {
-    text.lines().take(12).map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .take(12)
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn replay_command(bench: &Bench, plan: &Plan) -> String {
@@ -228,11 +272,24 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-fn execute(bench: &Bench, plan: &Plan, case_dir: &Path, disk_dir: &Path, result: &mut CaseResult) -> Result<(), Failure> {
+fn execute(
+    bench: &Bench,
+    plan: &Plan,
+    case_dir: &Path,
+    disk_dir: &Path,
+    result: &mut CaseResult,
+) -> Result<(), Failure> {
     let deadline = Instant::now() + plan.vm.timeout;
     let disks = create_disks(plan, disk_dir)?;
-    let cfg = bench.vm_config(plan.vm.memory.0 >> 20, plan.vm.cpus, disks, case_dir.join("console.log"));
-    let mut vm = bench.boot(&cfg).map_err(|e| Failure::Case(format!("boot: {e:#}")))?;
+    let cfg = bench.vm_config(
+        plan.vm.memory.0 >> 20,
+        plan.vm.cpus,
+        disks,
+        case_dir.join("console.log"),
+    );
+    let mut vm = bench
+        .boot(&cfg)
+        .map_err(|e| Failure::Case(format!("boot: {e:#}")))?;
     result.times.boot_ms.push(vm.boot.as_millis() as u64);
     result.times.guest_ready_uptime_ms.push(vm.guest_uptime_ms);
     let _ = report::write_json(&case_dir.join("result.json"), result);
@@ -272,9 +329,15 @@ fn create_disks(plan: &Plan, dir: &Path) -> Result<Vec<Disk>> {
         .iter()
         .map(|d| {
             let path = dir.join(format!("{}.img", d.name));
-            let f = std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
+            let f = std::fs::File::create(&path)
+                .with_context(|| format!("create {}", path.display()))?;
             f.set_len(d.size)?; // sparse
-            Ok(Disk { name: d.name.clone(), path, cache: cache.into(), drive_options: vec![] })
+            Ok(Disk {
+                name: d.name.clone(),
+                path,
+                cache: cache.into(),
+                drive_options: vec![],
+            })
         })
         .collect()
 }
@@ -283,7 +346,13 @@ fn create_disks(plan: &Plan, dir: &Path) -> Result<Vec<Disk>> {
 fn host_cache_mode(dir: &Path) -> &'static str {
     use std::os::unix::fs::OpenOptionsExt;
     let probe = dir.join(".odirect");
-    let ok = std::fs::OpenOptions::new().create(true).truncate(true).write(true).custom_flags(libc::O_DIRECT).open(&probe).is_ok();
+    let ok = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe)
+        .is_ok();
     let _ = std::fs::remove_file(&probe);
     if ok {
         "none"
@@ -292,38 +361,61 @@ fn host_cache_mode(dir: &Path) -> &'static str {
     }
 }
 
-fn run_step(vm: &mut Vm, index: usize, step: &Step, env: &[(String, String)], deadline: Instant) -> StepRecord {
+fn run_step(
+    vm: &mut Vm,
+    index: usize,
+    step: &Step,
+    env: &[(String, String)],
+    deadline: Instant,
+) -> StepRecord {
     let started = Instant::now();
     let (kind, cmd) = match step {
         Step::Run(r) => ("run", r.cmd.clone()),
         Step::WaitFor(w) => ("wait_for", w.cmd.clone()),
     };
-    let mut rec = StepRecord { index, kind, cmd, ok: false, elapsed_ms: 0, status: None, stdout: String::new(), stderr: String::new(), error: None };
+    let mut rec = StepRecord {
+        index,
+        kind,
+        cmd,
+        ok: false,
+        elapsed_ms: 0,
+        status: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        error: None,
+    };
     let left = deadline.saturating_duration_since(Instant::now());
     match step {
-        Step::Run(r) => match guest_run(vm, &r.cmd, env, r.timeout.min(left)) {
-            Ok(out) => {
-                rec.status = out.status;
-                rec.ok = !out.timed_out && out.status == Some(r.expect_status);
-                if out.timed_out {
-                    rec.error = Some(if r.timeout <= left {
-                        format!("still running after its timeout of {:?}", r.timeout)
-                    } else {
-                        "still running at the case's deadline".into()
-                    });
-                } else if rec.ok {
-                    if let Some(re) = r.expect_stdout.iter().find(|re| !regex::Regex::new(re).is_ok_and(|re| re.is_match(&out.stdout))) {
-                        rec.ok = false;
-                        rec.error = Some(format!("stdout does not match {re:?}"));
+        Step::Run(r) => {
+            match guest_run(vm, &r.cmd, env, r.timeout.min(left)) {
+                Ok(out) => {
+                    rec.status = out.status;
+                    rec.ok = !out.timed_out && out.status == Some(r.expect_status);
+                    if out.timed_out {
+                        rec.error = Some(if r.timeout <= left {
+                            format!("still running after its timeout of {:?}", r.timeout)
+                        } else {
+                            "still running at the case's deadline".into()
+                        });
+                    } else if rec.ok {
+                        if let Some(re) = r.expect_stdout.iter().find(|re| {
+                            !regex::Regex::new(re).is_ok_and(|re| re.is_match(&out.stdout))
+                        }) {
+                            rec.ok = false;
+                            rec.error = Some(format!("stdout does not match {re:?}"));
+                        }
+                    } else if out.status.is_some() && r.expect_status != 0 {
+                        rec.error = Some(format!(
+                            "exit status {:?}, expected {}",
+                            out.status, r.expect_status
+                        ));
                     }
-                } else if out.status.is_some() && r.expect_status != 0 {
-                    rec.error = Some(format!("exit status {:?}, expected {}", out.status, r.expect_status));
+                    rec.stdout = out.stdout;
+                    rec.stderr = out.stderr;
                 }
-                rec.stdout = out.stdout;
-                rec.stderr = out.stderr;
+                Err(e) => rec.error = Some(format!("{e:#}")),
             }
-            Err(e) => rec.error = Some(format!("{e:#}")),
-        },
+        }
         Step::WaitFor(w) => {
             let limit = w.timeout.min(left);
             match poll_guest(vm, &w.cmd, env, limit) {
@@ -342,8 +434,17 @@ fn run_step(vm: &mut Vm, index: usize, step: &Step, env: &[(String, String)], de
 
 /// Runs `cmd` in the guest; the agent kills it at `limit`, the host gives the agent a
 /// margin beyond that before calling the guest hung.
-pub fn guest_run(vm: &mut Vm, cmd: &str, env: &[(String, String)], limit: Duration) -> Result<agent::RunOutput> {
-    let req = Request::Run { cmd: cmd.into(), env: env.to_vec(), timeout_ms: limit.as_millis() as u64 };
+pub fn guest_run(
+    vm: &mut Vm,
+    cmd: &str,
+    env: &[(String, String)],
+    limit: Duration,
+) -> Result<agent::RunOutput> {
+    let req = Request::Run {
+        cmd: cmd.into(),
+        env: env.to_vec(),
+        timeout_ms: limit.as_millis() as u64,
+    };
     match vm.call(&req, limit + Duration::from_secs(15))? {
         Response::Ran(out) => Ok(out),
         Response::Error { message, .. } => bail!("agent: {message}"),
@@ -352,11 +453,18 @@ pub fn guest_run(vm: &mut Vm, cmd: &str, env: &[(String, String)], limit: Durati
 }
 
 /// Runs `cmd` until it exits 0, at most `limit`; the error carries the last output.
-pub fn poll_guest(vm: &mut Vm, cmd: &str, env: &[(String, String)], limit: Duration) -> Result<agent::RunOutput> {
+pub fn poll_guest(
+    vm: &mut Vm,
+    cmd: &str,
+    env: &[(String, String)],
+    limit: Duration,
+) -> Result<agent::RunOutput> {
     let deadline = Instant::now() + limit;
     let mut pause = Duration::from_millis(50);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
         let out = guest_run(vm, cmd, env, left.min(Duration::from_secs(30)))?;
         if out.success() {
             return Ok(out);
@@ -380,7 +488,11 @@ pub fn exec(opts: &Options, cmd: &str) -> Result<u8> {
     let dir = tempfile::Builder::new().prefix("mdbb-exec-").tempdir()?;
     let cfg = bench.vm_config(512, 2, vec![], dir.path().join("console.log"));
     let mut vm = bench.boot(&cfg)?;
-    eprintln!("booted in {:.2}s (guest uptime {:.2}s)", vm.boot.as_secs_f64(), vm.guest_uptime_ms as f64 / 1000.0);
+    eprintln!(
+        "booted in {:.2}s (guest uptime {:.2}s)",
+        vm.boot.as_secs_f64(),
+        vm.guest_uptime_ms as f64 / 1000.0
+    );
     let out = guest_run(&mut vm, cmd, &[], Duration::from_secs(300))?;
     print!("{}", out.stdout);
     eprint!("{}", out.stderr);

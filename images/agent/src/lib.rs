@@ -37,7 +37,10 @@ pub enum Request {
         env: Vec<(String, String)>,
     },
     /// Wait up to `timeout_ms` for a spawned command; [`Response::Running`] if it goes on.
-    Wait { id: u32, timeout_ms: u64 },
+    Wait {
+        id: u32,
+        timeout_ms: u64,
+    },
     /// Read `len` bytes at `offset` of a file or block device, through the page cache
     /// or with `O_DIRECT`. A short answer means end of file.
     Read {
@@ -47,10 +50,14 @@ pub enum Request {
         direct: bool,
     },
     /// The file's extents, from `FS_IOC_FIEMAP`.
-    Fiemap { path: String },
+    Fiemap {
+        path: String,
+    },
     /// Open `path` for writing and close it again: tells whether the kernel refuses it
     /// (md holds its bitmap file with `deny_write_access`, so this is `ETXTBSY`).
-    TryOpenWrite { path: String },
+    TryOpenWrite {
+        path: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

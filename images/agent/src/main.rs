@@ -264,7 +264,10 @@ impl AlignedBuf {
         let layout = std::alloc::Layout::from_size_align(size, align).expect("valid layout");
         // SAFETY: size is non-zero (callers pass at least `align`).
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        assert!(!ptr.is_null(), "out of memory for a {size}-byte read buffer");
+        assert!(
+            !ptr.is_null(),
+            "out of memory for a {size}-byte read buffer"
+        );
         Self { ptr, layout }
     }
 
@@ -297,9 +300,8 @@ fn fiemap(path: &str) -> io::Result<Vec<Extent>> {
         let mut buf = vec![0u64; (FIEMAP_HEADER + BATCH * FIEMAP_EXTENT) / 8];
         buf[0] = start; // fm_start
         buf[1] = u64::MAX - start; // fm_length
-        let bytes: &mut [u8] = unsafe {
-            std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, buf.len() * 8)
-        };
+        let bytes: &mut [u8] =
+            unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, buf.len() * 8) };
         bytes[24..28].copy_from_slice(&(BATCH as u32).to_ne_bytes()); // fm_extent_count
         let rc = unsafe { libc::ioctl(file.as_raw_fd(), FS_IOC_FIEMAP as _, bytes.as_mut_ptr()) };
         if rc < 0 {

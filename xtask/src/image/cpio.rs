@@ -32,16 +32,34 @@ const S_IFLNK: u32 = 0o120000;
 
 impl Node {
     pub fn dir(path: &str) -> Self {
-        Self { path: path.into(), kind: NodeKind::Dir }
+        Self {
+            path: path.into(),
+            kind: NodeKind::Dir,
+        }
     }
     pub fn symlink(path: &str, target: &str) -> Self {
-        Self { path: path.into(), kind: NodeKind::Symlink(target.into()) }
+        Self {
+            path: path.into(),
+            kind: NodeKind::Symlink(target.into()),
+        }
     }
     pub fn host_file(path: &str, host: PathBuf, mode: u32) -> Self {
-        Self { path: path.into(), kind: NodeKind::File { mode, source: Source::Host(host) } }
+        Self {
+            path: path.into(),
+            kind: NodeKind::File {
+                mode,
+                source: Source::Host(host),
+            },
+        }
     }
     pub fn bytes(path: &str, data: Vec<u8>, mode: u32) -> Self {
-        Self { path: path.into(), kind: NodeKind::File { mode, source: Source::Bytes(data) } }
+        Self {
+            path: path.into(),
+            kind: NodeKind::File {
+                mode,
+                source: Source::Bytes(data),
+            },
+        }
     }
 
     /// Feeds what the archive would hold of this node (content, not host paths) to `h`.
@@ -110,13 +128,21 @@ pub fn write<W: Write>(nodes: &[Node], out: W) -> io::Result<W> {
         let (mode, data) = match &n.kind {
             NodeKind::Dir => unreachable!(),
             NodeKind::Symlink(t) => (S_IFLNK | 0o777, t.as_bytes().to_vec()),
-            NodeKind::File { mode, source: Source::Bytes(b) } => (S_IFREG | mode, b.clone()),
-            NodeKind::File { mode, source: Source::Host(p) } => (
+            NodeKind::File {
+                mode,
+                source: Source::Bytes(b),
+            } => (S_IFREG | mode, b.clone()),
+            NodeKind::File {
+                mode,
+                source: Source::Host(p),
+            } => (
                 S_IFREG | mode,
-                std::fs::read(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
+                std::fs::read(p)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
             ),
         };
-        let size = u32::try_from(data.len()).map_err(|_| io::Error::other(format!("{} is over 4 GiB", n.path)))?;
+        let size = u32::try_from(data.len())
+            .map_err(|_| io::Error::other(format!("{} is over 4 GiB", n.path)))?;
         let mut w = header(&n.path, mode).write(out, size);
         w.write_all(&data)?;
         out = w.finish()?;
@@ -160,12 +186,24 @@ mod tests {
         let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
             names,
-            ["proc", "usr", "usr/lib", "usr/lib/modules", "usr/lib/modules/6.12", "usr/lib/modules/6.12/md-mod.ko", "init", "lib"]
+            [
+                "proc",
+                "usr",
+                "usr/lib",
+                "usr/lib/modules",
+                "usr/lib/modules/6.12",
+                "usr/lib/modules/6.12/md-mod.ko",
+                "init",
+                "lib"
+            ]
         );
         let ko = entries.iter().find(|e| e.0.ends_with("md-mod.ko")).unwrap();
         assert_eq!((ko.1, ko.2.as_slice()), (S_IFREG | 0o644, &b"new"[..]));
         let lib = entries.iter().find(|e| e.0 == "lib").unwrap();
-        assert_eq!((lib.1, lib.2.as_slice()), (S_IFLNK | 0o777, &b"usr/lib"[..]));
+        assert_eq!(
+            (lib.1, lib.2.as_slice()),
+            (S_IFLNK | 0o777, &b"usr/lib"[..])
+        );
     }
 
     #[test]

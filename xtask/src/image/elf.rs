@@ -16,7 +16,8 @@ pub struct Needs {
 }
 
 pub fn needs(data: &[u8]) -> Result<Needs> {
-    let header = elf::FileHeader64::<object::Endianness>::parse(data).context("not a 64-bit ELF file")?;
+    let header =
+        elf::FileHeader64::<object::Endianness>::parse(data).context("not a 64-bit ELF file")?;
     let endian = header.endian()?;
     let mut needs = Needs::default();
     for ph in header.program_headers(endian, data)? {
@@ -32,7 +33,9 @@ pub fn needs(data: &[u8]) -> Result<Needs> {
             if tag != elf::DT_NEEDED && tag != elf::DT_RUNPATH && tag != elf::DT_RPATH {
                 continue;
             }
-            let value = strings.get(d.d_val(endian) as u32).map_err(|_| anyhow::anyhow!("bad dynamic string offset"))?;
+            let value = strings
+                .get(d.d_val(endian) as u32)
+                .map_err(|_| anyhow::anyhow!("bad dynamic string offset"))?;
             let value = String::from_utf8_lossy(value).into_owned();
             if tag == elf::DT_NEEDED {
                 needs.needed.push(value);
@@ -45,8 +48,14 @@ pub fn needs(data: &[u8]) -> Result<Needs> {
 }
 
 /// Where the loader of a Debian multiarch system looks when no runpath says otherwise.
-pub const DEFAULT_LIBRARY_DIRS: &[&str] =
-    &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
+pub const DEFAULT_LIBRARY_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+];
 
 /// Every file `programs` need at run time, as guest path -> host file. A guest path keeps
 /// the name the loader asks for (`libblkid.so.1`, not the file the symlink points at) in
@@ -65,12 +74,23 @@ pub fn closure(programs: &[PathBuf], library_dirs: &[&str]) -> Result<BTreeMap<P
         let n = needs(&data).with_context(|| format!("{}", host.display()))?;
         if let Some(interp) = &n.interpreter {
             let p = PathBuf::from(interp);
-            todo.push((canonical_name(&p).with_context(|| format!("interpreter of {}", host.display()))?, p));
+            todo.push((
+                canonical_name(&p).with_context(|| format!("interpreter of {}", host.display()))?,
+                p,
+            ));
         }
         for lib in &n.needed {
-            let dirs = n.runpath.iter().map(String::as_str).chain(library_dirs.iter().copied());
+            let dirs = n
+                .runpath
+                .iter()
+                .map(String::as_str)
+                .chain(library_dirs.iter().copied());
             let Some(found) = dirs.map(|d| Path::new(d).join(lib)).find(|p| p.exists()) else {
-                bail!("{} needs {lib}, found in none of {}", host.display(), library_dirs.join(", "));
+                bail!(
+                    "{} needs {lib}, found in none of {}",
+                    host.display(),
+                    library_dirs.join(", ")
+                );
             };
             todo.push((canonical_name(&found)?, found));
         }
@@ -83,7 +103,10 @@ pub fn closure(programs: &[PathBuf], library_dirs: &[&str]) -> Result<BTreeMap<P
 fn canonical_name(p: &Path) -> Result<PathBuf> {
     let dir = p.parent().context("path without a directory")?;
     let name = p.file_name().context("path without a file name")?;
-    Ok(dir.canonicalize().with_context(|| format!("resolve {}", dir.display()))?.join(name))
+    Ok(dir
+        .canonicalize()
+        .with_context(|| format!("resolve {}", dir.display()))?
+        .join(name))
 }
 
 #[cfg(test)]
@@ -100,7 +123,10 @@ mod tests {
             dynstr.push(0);
             at
         };
-        let mut dyns: Vec<(u64, u64)> = needed.iter().map(|n| (elf::DT_NEEDED.0 as u64, add(n))).collect();
+        let mut dyns: Vec<(u64, u64)> = needed
+            .iter()
+            .map(|n| (elf::DT_NEEDED.0 as u64, add(n)))
+            .collect();
         dyns.push((elf::DT_RUNPATH.0 as u64, add(runpath)));
         dyns.push((elf::DT_NULL.0 as u64, 0));
         let shstr = b"\0.dynamic\0.dynstr\0.shstrtab\0".to_vec();
@@ -119,9 +145,15 @@ mod tests {
         b[4] = 2; // ELFCLASS64
         b[5] = 1; // little endian
         b[6] = 1;
-        let put16 = |b: &mut Vec<u8>, at: u64, v: u16| b[at as usize..at as usize + 2].copy_from_slice(&v.to_le_bytes());
-        let put32 = |b: &mut Vec<u8>, at: u64, v: u32| b[at as usize..at as usize + 4].copy_from_slice(&v.to_le_bytes());
-        let put64 = |b: &mut Vec<u8>, at: u64, v: u64| b[at as usize..at as usize + 8].copy_from_slice(&v.to_le_bytes());
+        let put16 = |b: &mut Vec<u8>, at: u64, v: u16| {
+            b[at as usize..at as usize + 2].copy_from_slice(&v.to_le_bytes())
+        };
+        let put32 = |b: &mut Vec<u8>, at: u64, v: u32| {
+            b[at as usize..at as usize + 4].copy_from_slice(&v.to_le_bytes())
+        };
+        let put64 = |b: &mut Vec<u8>, at: u64, v: u64| {
+            b[at as usize..at as usize + 8].copy_from_slice(&v.to_le_bytes())
+        };
         put16(&mut b, 16, 3); // ET_DYN
         put16(&mut b, 18, 62); // EM_X86_64
         put32(&mut b, 20, 1);
@@ -146,7 +178,14 @@ mod tests {
         }
         b[shstr_off as usize..shstr_off as usize + shstr.len()].copy_from_slice(&shstr);
         // section 1: .dynamic (link -> 2), 2: .dynstr, 3: .shstrtab
-        let sec = |b: &mut Vec<u8>, i: u64, name: u32, ty: u32, off: u64, size: u64, link: u32, entsize: u64| {
+        let sec = |b: &mut Vec<u8>,
+                   i: u64,
+                   name: u32,
+                   ty: u32,
+                   off: u64,
+                   size: u64,
+                   link: u32,
+                   entsize: u64| {
             let at = shoff + 64 * i;
             put32(b, at, name);
             put32(b, at + 4, ty);
@@ -155,17 +194,51 @@ mod tests {
             put32(b, at + 40, link);
             put64(b, at + 56, entsize);
         };
-        sec(&mut b, 1, 1, elf::SHT_DYNAMIC.0, dyn_off, 16 * dyns.len() as u64, 2, 16);
-        sec(&mut b, 2, 10, elf::SHT_STRTAB.0, dynstr_off, dynstr.len() as u64, 0, 0);
-        sec(&mut b, 3, 18, elf::SHT_STRTAB.0, shstr_off, shstr.len() as u64, 0, 0);
+        sec(
+            &mut b,
+            1,
+            1,
+            elf::SHT_DYNAMIC.0,
+            dyn_off,
+            16 * dyns.len() as u64,
+            2,
+            16,
+        );
+        sec(
+            &mut b,
+            2,
+            10,
+            elf::SHT_STRTAB.0,
+            dynstr_off,
+            dynstr.len() as u64,
+            0,
+            0,
+        );
+        sec(
+            &mut b,
+            3,
+            18,
+            elf::SHT_STRTAB.0,
+            shstr_off,
+            shstr.len() as u64,
+            0,
+            0,
+        );
         b
     }
 
     #[test]
     fn needs_reads_interpreter_needed_and_runpath() {
-        let data = tiny_elf("/lib64/ld-linux-x86-64.so.2", &["libfoo.so.1", "libc.so.6"], "/opt/a:/opt/b");
+        let data = tiny_elf(
+            "/lib64/ld-linux-x86-64.so.2",
+            &["libfoo.so.1", "libc.so.6"],
+            "/opt/a:/opt/b",
+        );
         let n = needs(&data).unwrap();
-        assert_eq!(n.interpreter.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
+        assert_eq!(
+            n.interpreter.as_deref(),
+            Some("/lib64/ld-linux-x86-64.so.2")
+        );
         assert_eq!(n.needed, ["libfoo.so.1", "libc.so.6"]);
         assert_eq!(n.runpath, ["/opt/a", "/opt/b"]);
     }
@@ -179,15 +252,33 @@ mod tests {
         let ld = lib.join("ld.so");
         std::fs::write(&ld, tiny_elf("", &[], "")).unwrap();
         std::fs::write(lib.join("libb.so.1"), tiny_elf("", &[], "")).unwrap();
-        std::fs::write(lib.join("liba.so.1"), tiny_elf("", &["libb.so.1"], lib.to_str().unwrap())).unwrap();
+        std::fs::write(
+            lib.join("liba.so.1"),
+            tiny_elf("", &["libb.so.1"], lib.to_str().unwrap()),
+        )
+        .unwrap();
         let prog = d.join("prog");
-        std::fs::write(&prog, tiny_elf(ld.to_str().unwrap(), &["liba.so.1"], lib.to_str().unwrap())).unwrap();
+        std::fs::write(
+            &prog,
+            tiny_elf(ld.to_str().unwrap(), &["liba.so.1"], lib.to_str().unwrap()),
+        )
+        .unwrap();
 
         let files = closure(std::slice::from_ref(&prog), &[]).unwrap();
-        let names: Vec<_> = files.keys().map(|p| p.strip_prefix(&d).unwrap().to_str().unwrap().to_string()).collect();
-        assert_eq!(names, ["lib/ld.so", "lib/liba.so.1", "lib/libb.so.1", "prog"]);
+        let names: Vec<_> = files
+            .keys()
+            .map(|p| p.strip_prefix(&d).unwrap().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["lib/ld.so", "lib/liba.so.1", "lib/libb.so.1", "prog"]
+        );
 
-        std::fs::write(&prog, tiny_elf(ld.to_str().unwrap(), &["libmissing.so.9"], "")).unwrap();
+        std::fs::write(
+            &prog,
+            tiny_elf(ld.to_str().unwrap(), &["libmissing.so.9"], ""),
+        )
+        .unwrap();
         let err = closure(&[prog], &[]).unwrap_err().to_string();
         assert!(err.contains("needs libmissing.so.9"), "{err}");
     }

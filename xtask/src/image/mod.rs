@@ -26,7 +26,8 @@ pub struct Recipe {
 
 impl Recipe {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
         serde_norway::from_str(&text).with_context(|| format!("{}", path.display()))
     }
 }
@@ -42,7 +43,15 @@ pub struct Image {
 pub fn build_agent(project: &Path) -> Result<PathBuf> {
     let target_dir = project.join("target/guest");
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--quiet", "--release", "--package", "agent", "--target", "x86_64-unknown-linux-gnu"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "agent",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
@@ -64,17 +73,27 @@ pub fn build(cache: &Cache, project: &Path, kernel: &Kernel, agent: &Path) -> Re
         cpio::write(&nodes, std::io::BufWriter::new(file))?;
         Ok(())
     })?;
-    Ok(Image { initramfs: dir.join("initramfs.cpio"), key })
+    Ok(Image {
+        initramfs: dir.join("initramfs.cpio"),
+        key,
+    })
 }
 
 /// Everything the initramfs holds, in memory or as host paths, without writing anything.
 pub fn plan(project: &Path, kernel: &Kernel, agent: &Path) -> Result<Vec<Node>> {
     let recipe = Recipe::load(&project.join("images/guest.yaml"))?;
     let mut nodes = Vec::new();
-    for (link, target) in [("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")] {
+    for (link, target) in [
+        ("bin", "usr/bin"),
+        ("sbin", "usr/sbin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
         nodes.push(Node::symlink(link, target));
     }
-    for dir in ["proc", "sys", "dev", "tmp", "run", "mnt", "root", "etc/mdbb"] {
+    for dir in [
+        "proc", "sys", "dev", "tmp", "run", "mnt", "root", "etc/mdbb",
+    ] {
         nodes.push(Node::dir(dir));
     }
     nodes.push(Node::host_file("init", project.join("images/init"), 0o755));
@@ -83,12 +102,22 @@ pub fn plan(project: &Path, kernel: &Kernel, agent: &Path) -> Result<Vec<Node>> 
     let programs = recipe
         .programs
         .iter()
-        .map(|p| crate::host::find_command(p).with_context(|| format!("images/guest.yaml: program {p} not found on the host")))
+        .map(|p| {
+            crate::host::find_command(p)
+                .with_context(|| format!("images/guest.yaml: program {p} not found on the host"))
+        })
         .collect::<Result<Vec<_>>>()?;
     for (guest, host) in elf::closure(&programs, elf::DEFAULT_LIBRARY_DIRS)? {
-        nodes.push(Node::host_file(guest.to_string_lossy().trim_start_matches('/'), host, 0o755));
+        nodes.push(Node::host_file(
+            guest.to_string_lossy().trim_start_matches('/'),
+            host,
+            0o755,
+        ));
     }
-    let busybox = programs.iter().find(|p| p.ends_with("busybox")).context("images/guest.yaml must list busybox")?;
+    let busybox = programs
+        .iter()
+        .find(|p| p.ends_with("busybox"))
+        .context("images/guest.yaml must list busybox")?;
     nodes.extend(busybox_applets(busybox, &nodes)?);
 
     let mut boot_modules = String::new();
@@ -96,10 +125,22 @@ pub fn plan(project: &Path, kernel: &Kernel, agent: &Path) -> Result<Vec<Node>> 
         let tree = modules::ModuleTree::scan(tree)?;
         let resolved = modules::resolve(&tree, &recipe.modules)?;
         let dir = format!("usr/lib/modules/{}", kernel.info.release);
-        nodes.push(Node::bytes(&format!("{dir}/modules.dep"), modules::modules_dep(&resolved).into_bytes(), 0o644));
-        nodes.push(Node::bytes(&format!("{dir}/modules.alias"), modules::modules_alias(&resolved).into_bytes(), 0o644));
+        nodes.push(Node::bytes(
+            &format!("{dir}/modules.dep"),
+            modules::modules_dep(&resolved).into_bytes(),
+            0o644,
+        ));
+        nodes.push(Node::bytes(
+            &format!("{dir}/modules.alias"),
+            modules::modules_alias(&resolved).into_bytes(),
+            0o644,
+        ));
         for m in resolved {
-            nodes.push(Node::bytes(&format!("{dir}/{}", m.file_name), m.data, 0o644));
+            nodes.push(Node::bytes(
+                &format!("{dir}/{}", m.file_name),
+                m.data,
+                0o644,
+            ));
         }
         for m in &recipe.boot_modules {
             if !tree.is_builtin(m) {
@@ -107,17 +148,28 @@ pub fn plan(project: &Path, kernel: &Kernel, agent: &Path) -> Result<Vec<Node>> 
             }
         }
     }
-    nodes.push(Node::bytes("etc/mdbb/boot-modules", boot_modules.into_bytes(), 0o644));
+    nodes.push(Node::bytes(
+        "etc/mdbb/boot-modules",
+        boot_modules.into_bytes(),
+        0o644,
+    ));
     Ok(nodes)
 }
 
 /// Links for every busybox applet that no real program of the recipe already provides,
 /// placed by the usrmerged layout the guest has.
 fn busybox_applets(busybox: &Path, taken: &[Node]) -> Result<Vec<Node>> {
-    let out = Command::new(busybox).arg("--list-full").output().with_context(|| format!("run {} --list-full", busybox.display()))?;
+    let out = Command::new(busybox)
+        .arg("--list-full")
+        .output()
+        .with_context(|| format!("run {} --list-full", busybox.display()))?;
     let taken: std::collections::HashSet<String> = taken
         .iter()
-        .filter_map(|n| Path::new(&n.path).file_name().map(|f| f.to_string_lossy().into_owned()))
+        .filter_map(|n| {
+            Path::new(&n.path)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
         .collect();
     let guest_busybox = format!("/{}", elf_guest_path(busybox)?);
     Ok(String::from_utf8_lossy(&out.stdout)
@@ -125,7 +177,11 @@ fn busybox_applets(busybox: &Path, taken: &[Node]) -> Result<Vec<Node>> {
         .filter(|l| !l.is_empty())
         .filter(|l| !taken.contains(l.rsplit('/').next().unwrap_or(l)))
         .map(|l| {
-            let path = if l.starts_with("usr/") { l.to_string() } else { format!("usr/{l}") };
+            let path = if l.starts_with("usr/") {
+                l.to_string()
+            } else {
+                format!("usr/{l}")
+            };
             Node::symlink(&path, &guest_busybox)
         })
         .collect())
@@ -133,7 +189,11 @@ fn busybox_applets(busybox: &Path, taken: &[Node]) -> Result<Vec<Node>> {
 
 fn elf_guest_path(p: &Path) -> Result<String> {
     let dir = p.parent().context("no directory")?.canonicalize()?;
-    Ok(dir.join(p.file_name().context("no name")?).to_string_lossy().trim_start_matches('/').to_string())
+    Ok(dir
+        .join(p.file_name().context("no name")?)
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .to_string())
 }
 
 fn hash_nodes(nodes: &[Node]) -> String {

@@ -37,7 +37,11 @@ impl ModuleTree {
                 let path = entry?.path();
                 if path.is_dir() {
                     stack.push(path);
-                } else if let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(module_name) {
+                } else if let Some(name) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(module_name)
+                {
                     files.insert(normalize(name), path);
                 }
             }
@@ -47,7 +51,11 @@ impl ModuleTree {
             .lines()
             .filter_map(|l| l.rsplit('/').next().and_then(module_name).map(normalize))
             .collect();
-        Ok(Self { root: root.to_path_buf(), files, builtin })
+        Ok(Self {
+            root: root.to_path_buf(),
+            files,
+            builtin,
+        })
     }
 
     pub fn is_builtin(&self, name: &str) -> bool {
@@ -72,9 +80,18 @@ pub fn resolve(tree: &ModuleTree, wanted: &[String]) -> Result<Vec<Module>> {
     let mut done: BTreeMap<String, Module> = BTreeMap::new();
     let mut order = Vec::new();
     for name in wanted {
-        visit(tree, &normalize(name), &mut done, &mut order, &mut Vec::new())?;
+        visit(
+            tree,
+            &normalize(name),
+            &mut done,
+            &mut order,
+            &mut Vec::new(),
+        )?;
     }
-    Ok(order.into_iter().map(|n| done.remove(&n).expect("visited")).collect())
+    Ok(order
+        .into_iter()
+        .map(|n| done.remove(&n).expect("visited"))
+        .collect())
 }
 
 fn visit(
@@ -91,7 +108,10 @@ fn visit(
         bail!("module dependency cycle: {} -> {name}", path.join(" -> "));
     }
     let Some(file) = tree.files.get(name) else {
-        bail!("module {name} is neither in {} nor built in (modules.builtin)", tree.root.display());
+        bail!(
+            "module {name} is neither in {} nor built in (modules.builtin)",
+            tree.root.display()
+        );
     };
     let data = decompress(file)?;
     let info = modinfo(&data).with_context(|| format!("{}", file.display()))?;
@@ -105,7 +125,11 @@ fn visit(
         visit(tree, dep, done, order, path)?;
     }
     path.pop();
-    let file_name = file.file_name().and_then(|n| n.to_str()).and_then(module_name).unwrap_or(name);
+    let file_name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(module_name)
+        .unwrap_or(name);
     done.insert(
         name.to_string(),
         Module {
@@ -113,7 +137,11 @@ fn visit(
             file_name: format!("{file_name}.ko"),
             data,
             depends,
-            aliases: info.into_iter().filter(|(k, _)| k == "alias").map(|(_, v)| v).collect(),
+            aliases: info
+                .into_iter()
+                .filter(|(k, _)| k == "alias")
+                .map(|(_, v)| v)
+                .collect(),
         },
     );
     order.push(name.to_string());
@@ -132,13 +160,18 @@ pub fn decompress(file: &Path) -> Result<Vec<u8>> {
             .map_err(|e| anyhow::anyhow!("decompress {}: {e:?}", file.display()))?;
         return Ok(out);
     }
-    bail!("{}: unsupported module compression (the bench reads .ko and .ko.xz)", file.display())
+    bail!(
+        "{}: unsupported module compression (the bench reads .ko and .ko.xz)",
+        file.display()
+    )
 }
 
 /// The `key=value` strings of a module's `.modinfo` section.
 pub fn modinfo(elf: &[u8]) -> Result<Vec<(String, String)>> {
     let file = object::File::parse(elf).context("not an ELF module")?;
-    let section = file.section_by_name(".modinfo").context("no .modinfo section")?;
+    let section = file
+        .section_by_name(".modinfo")
+        .context("no .modinfo section")?;
     let data = section.data()?;
     Ok(data
         .split(|&b| b == 0)
@@ -178,7 +211,11 @@ pub fn modules_dep(modules: &[Module]) -> String {
 pub fn modules_alias(modules: &[Module]) -> String {
     modules
         .iter()
-        .flat_map(|m| m.aliases.iter().map(move |a| format!("alias {a} {}\n", m.name)))
+        .flat_map(|m| {
+            m.aliases
+                .iter()
+                .map(move |a| format!("alias {a} {}\n", m.name))
+        })
         .collect()
 }
 
@@ -198,7 +235,12 @@ mod tests {
 
     #[test]
     fn modules_dep_lists_transitive_dependencies_load_last_first() {
-        let mods = [module("md-mod", &[]), module("xor", &[]), module("async_xor", &["xor"]), module("raid456", &["async_xor", "md_mod"])];
+        let mods = [
+            module("md-mod", &[]),
+            module("xor", &[]),
+            module("async_xor", &["xor"]),
+            module("raid456", &["async_xor", "md_mod"]),
+        ];
         let dep = modules_dep(&mods);
         assert_eq!(
             dep,
@@ -210,8 +252,16 @@ mod tests {
     /// A module-shaped ELF: only a `.modinfo` section, which is all `modinfo` reads.
     fn fake_ko(info: &[&str]) -> Vec<u8> {
         use object::write::Object;
-        let mut obj = Object::new(object::BinaryFormat::Elf, object::Architecture::X86_64, object::Endianness::Little);
-        let s = obj.add_section(vec![], b".modinfo".to_vec(), object::SectionKind::ReadOnlyData);
+        let mut obj = Object::new(
+            object::BinaryFormat::Elf,
+            object::Architecture::X86_64,
+            object::Endianness::Little,
+        );
+        let s = obj.add_section(
+            vec![],
+            b".modinfo".to_vec(),
+            object::SectionKind::ReadOnlyData,
+        );
         let mut data = Vec::new();
         for kv in info {
             data.extend_from_slice(kv.as_bytes());
@@ -226,8 +276,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path();
         fs::create_dir_all(t.join("kernel/drivers/md")).unwrap();
-        fs::write(t.join("kernel/drivers/md/raid1.ko"), fake_ko(&["alias=md-level-1", "depends=md-mod,crc"])).unwrap();
-        fs::write(t.join("kernel/drivers/md/md-mod.ko"), fake_ko(&["depends="])).unwrap();
+        fs::write(
+            t.join("kernel/drivers/md/raid1.ko"),
+            fake_ko(&["alias=md-level-1", "depends=md-mod,crc"]),
+        )
+        .unwrap();
+        fs::write(
+            t.join("kernel/drivers/md/md-mod.ko"),
+            fake_ko(&["depends="]),
+        )
+        .unwrap();
         fs::write(t.join("modules.builtin"), "kernel/lib/crc.ko\n").unwrap();
         let tree = ModuleTree::scan(t).unwrap();
 

@@ -65,10 +65,15 @@ impl Vm {
             Err(e) => return Err(e).context("start qemu-system-x86_64"),
         };
         let deadline = started + limit;
-        let mut guard = Partial { child: Some(child), stderr_log: stderr_log.clone(), console_log: cfg.console_log.clone() };
+        let mut guard = Partial {
+            child: Some(child),
+            stderr_log: stderr_log.clone(),
+            console_log: cfg.console_log.clone(),
+        };
         let qmp_stream = guard.accept(&qmp_listener, deadline, "QMP")?;
         let agent_stream = guard.accept(&agent_listener, deadline, "the agent port")?;
-        let qmp = qmp::Qmp::handshake(qmp_stream, Duration::from_secs(10)).context("QMP handshake")?;
+        let qmp =
+            qmp::Qmp::handshake(qmp_stream, Duration::from_secs(10)).context("QMP handshake")?;
         let mut vm = Vm {
             child: guard.child.take().expect("child present"),
             qmp,
@@ -82,9 +87,16 @@ impl Vm {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         match vm.call(&Request::Hello, left) {
-            Ok(Response::Hello { version, uptime_ms, kernel_release }) => {
+            Ok(Response::Hello {
+                version,
+                uptime_ms,
+                kernel_release,
+            }) => {
                 if version != agent::PROTOCOL_VERSION {
-                    bail!("guest agent speaks protocol {version}, the host {}: stale image?", agent::PROTOCOL_VERSION);
+                    bail!(
+                        "guest agent speaks protocol {version}, the host {}: stale image?",
+                        agent::PROTOCOL_VERSION
+                    );
                 }
                 vm.boot = started.elapsed();
                 vm.guest_uptime_ms = uptime_ms;
@@ -100,11 +112,41 @@ impl Vm {
     pub fn call(&mut self, req: &Request, limit: Duration) -> Result<Response, ChannelError> {
         let child = &mut self.child;
         let stderr_log = &self.stderr_log;
-        self.channel.call(req, limit, || match child.try_wait() {
+        let result = self.channel.call(req, limit, || match child.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("QEMU exited ({status}) {}", read_tail(stderr_log, 5))),
+            Ok(Some(status)) => Err(format!(
+                "QEMU exited ({status}) {}",
+                read_tail(stderr_log, 5)
+            )),
             Err(e) => Err(format!("QEMU: {e}")),
-        })
+        });
+        match result {
+            // The channel closes as QEMU exits: say that QEMU exited, which is the news.
+            Err(ChannelError::Closed { request }) => match self.wait_exit(Duration::from_secs(5)) {
+                Some(status) => Err(ChannelError::Dead(format!(
+                    "QEMU exited ({status}) during {request} {}",
+                    read_tail(&self.stderr_log, 5)
+                ))),
+                None => Err(ChannelError::Closed { request }),
+            },
+            other => other,
+        }
+    }
+
+    /// Polls for QEMU's exit, at most `limit`.
+    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(pause); // poll with backoff until the deadline
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
     }
 
     pub fn qmp(&mut self) -> &mut qmp::Qmp {
@@ -126,17 +168,9 @@ impl Vm {
     /// A clean end: QMP `quit` (QEMU drains and flushes the disks), then wait for exit.
     pub fn quit(mut self, limit: Duration) -> Result<()> {
         let _ = self.qmp.execute("quit", serde_json::json!({}));
-        let deadline = Instant::now() + limit;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("QEMU did not exit within {limit:?} of QMP quit");
-            }
-            std::thread::sleep(pause); // poll with backoff until the deadline
-            pause = (pause * 2).min(Duration::from_millis(100));
+        match self.wait_exit(limit) {
+            Some(_) => Ok(()),
+            None => bail!("QEMU did not exit within {limit:?} of QMP quit"),
         }
     }
 
@@ -170,7 +204,12 @@ struct Partial {
 }
 
 impl Partial {
-    fn accept(&mut self, listener: &UnixListener, deadline: Instant, what: &str) -> Result<UnixStream> {
+    fn accept(
+        &mut self,
+        listener: &UnixListener,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<UnixStream> {
         listener.set_nonblocking(true)?;
         let mut pause = Duration::from_millis(1);
         loop {

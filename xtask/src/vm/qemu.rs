@@ -41,8 +41,23 @@ fn os(args: &[&str]) -> Vec<OsString> {
 }
 
 pub fn machine_args(cfg: &VmConfig) -> Vec<OsString> {
-    let mut a = os(&["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-nic", "none"]);
-    a.extend(os(&["-machine", "q35", "-m", &cfg.memory_mib.to_string(), "-smp", &cfg.cpus.to_string()]));
+    let mut a = os(&[
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ]);
+    a.extend(os(&[
+        "-machine",
+        "q35",
+        "-m",
+        &cfg.memory_mib.to_string(),
+        "-smp",
+        &cfg.cpus.to_string(),
+    ]));
     a.extend(accel_args(cfg.accel));
     a
 }
@@ -55,7 +70,12 @@ pub fn accel_args(accel: Accel) -> Vec<OsString> {
 }
 
 pub fn boot_args(cfg: &VmConfig) -> Vec<OsString> {
-    let mut a = vec!["-kernel".into(), cfg.kernel.clone().into(), "-initrd".into(), cfg.initrd.clone().into()];
+    let mut a = vec![
+        "-kernel".into(),
+        cfg.kernel.clone().into(),
+        "-initrd".into(),
+        cfg.initrd.clone().into(),
+    ];
     a.push("-append".into());
     a.push(format!("{BASE_CMDLINE} {}", cfg.cmdline).trim().into());
     a
@@ -83,7 +103,11 @@ pub fn control_args(qmp: &Path, agent: &Path) -> Vec<OsString> {
         "-chardev".into(),
         chardev_path("socket,id=agent", agent),
         "-device".into(),
-        format!("virtserialport,bus=vser.0,chardev=agent,name={}", agent::PORT_NAME).into(),
+        format!(
+            "virtserialport,bus=vser.0,chardev=agent,name={}",
+            agent::PORT_NAME
+        )
+        .into(),
     ]
 }
 
@@ -103,7 +127,10 @@ pub fn drive_args(disks: &[Disk]) -> Vec<OsString> {
     for (i, d) in disks.iter().enumerate() {
         let mut drive = OsString::from("file=");
         drive.push(escape_commas(&d.path));
-        drive.push(format!(",format=raw,if=none,id=drive{i},cache={},aio=threads", d.cache));
+        drive.push(format!(
+            ",format=raw,if=none,id=drive{i},cache={},aio=threads",
+            d.cache
+        ));
         for o in &d.drive_options {
             drive.push(format!(",{o}"));
         }
@@ -169,17 +196,26 @@ mod tests {
     #[test]
     fn accel_and_control_args() {
         assert_eq!(strings(accel_args(Accel::Tcg)), ["-accel", "tcg"]);
-        assert_eq!(strings(accel_args(Accel::Kvm)), ["-accel", "kvm", "-cpu", "host"]);
+        assert_eq!(
+            strings(accel_args(Accel::Kvm)),
+            ["-accel", "kvm", "-cpu", "host"]
+        );
         let c = strings(control_args(Path::new("/s/q"), Path::new("/s/a")));
         assert!(c.contains(&"socket,id=qmp,path=/s/q".to_string()));
-        assert!(c.contains(&format!("virtserialport,bus=vser.0,chardev=agent,name={}", agent::PORT_NAME)));
+        assert!(c.contains(&format!(
+            "virtserialport,bus=vser.0,chardev=agent,name={}",
+            agent::PORT_NAME
+        )));
     }
 
     #[test]
     fn trace_log_only_with_events() {
         assert!(trace_args(&[], Some(Path::new("/t"))).is_empty());
         assert_eq!(
-            strings(trace_args(&["virtio_blk_handle_write".into()], Some(Path::new("/t")))),
+            strings(trace_args(
+                &["virtio_blk_handle_write".into()],
+                Some(Path::new("/t"))
+            )),
             ["-trace", "enable=virtio_blk_handle_write", "-D", "/t"]
         );
     }

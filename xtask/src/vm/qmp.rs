@@ -18,7 +18,10 @@ impl Qmp {
     pub fn handshake(stream: UnixStream, timeout: Duration) -> Result<Self> {
         stream.set_read_timeout(Some(timeout))?;
         let writer = stream.try_clone()?;
-        let mut qmp = Self { reader: BufReader::new(stream), writer };
+        let mut qmp = Self {
+            reader: BufReader::new(stream),
+            writer,
+        };
         let greeting = qmp.read_message().context("QMP greeting")?;
         if greeting.get("QMP").is_none() {
             bail!("unexpected QMP greeting: {greeting}");
@@ -32,7 +35,7 @@ impl Qmp {
         if self.reader.read_line(&mut line)? == 0 {
             bail!("QMP connection closed");
         }
-        Ok(serde_json::from_str(&line).with_context(|| format!("QMP sent {line:?}"))?)
+        serde_json::from_str(&line).with_context(|| format!("QMP sent {line:?}"))
     }
 
     /// Runs one command and returns its `return` value; events that arrive meanwhile are
@@ -41,7 +44,9 @@ impl Qmp {
         let msg = json!({ "execute": command, "arguments": arguments });
         writeln!(self.writer, "{msg}")?;
         loop {
-            let reply = self.read_message().with_context(|| format!("QMP {command}"))?;
+            let reply = self
+                .read_message()
+                .with_context(|| format!("QMP {command}"))?;
             if let Some(r) = reply.get("return") {
                 return Ok(r.clone());
             }

@@ -1,0 +1,49 @@
+//! What every VM test shares: the bench (kernel, image, accelerator) prepared once per
+//! test process from the same cache `cargo xtask run` uses, and a way to run a case
+//! written inline.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::OnceLock;
+use xtask::bench::{Bench, Options};
+use xtask::case::{self, Plan};
+use xtask::report::CaseResult;
+
+pub fn bench() -> &'static Bench {
+    static BENCH: OnceLock<Bench> = OnceLock::new();
+    BENCH.get_or_init(|| {
+        // CI installs the packages first; a test never runs apt-get.
+        let opts = Options {
+            install: false,
+            ..Options::default()
+        };
+        Bench::prepare(&opts).unwrap_or_else(|e| panic!("prepare the bench: {e:#}"))
+    })
+}
+
+/// Plans a case given as YAML text, as if it were `cases/<name>.yaml`.
+pub fn plan_inline(name: &str, yaml: &str, seed: u64) -> Plan {
+    let file = Path::new("cases").join(format!("{name}.yaml"));
+    let c = case::parse(&file, yaml).unwrap_or_else(|e| panic!("{e}"));
+    case::plan(&file, c, Some(seed)).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+pub fn plan_file(name: &str, seed: u64) -> Plan {
+    let file = bench().project.join("cases").join(format!("{name}.yaml"));
+    case::load(&file, Some(seed)).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Runs `plan` into a temporary results directory, kept on disk for the assertions.
+pub fn run(plan: &Plan) -> (CaseResult, tempfile::TempDir) {
+    let dir = tempfile::Builder::new()
+        .prefix("mdbb-test-")
+        .tempdir()
+        .unwrap();
+    let result = xtask::run::run_case(bench(), plan, &dir.path().join(&plan.name));
+    (result, dir)
+}
+
+pub fn console(dir: &tempfile::TempDir, plan: &Plan) -> String {
+    std::fs::read_to_string(dir.path().join(&plan.name).join("console.log")).unwrap_or_default()
+}

@@ -1,0 +1,186 @@
+//! The platform under the real kernel and the real QEMU: booting, the agent, the smoke
+//! case, and every way a guest can go wrong ending its case with the reason.
+
+mod common;
+
+use common::*;
+use xtask::report::Verdict;
+
+#[test]
+fn smoke_case_passes_and_records_what_the_guest_did() {
+    let plan = plan_file("smoke", 1);
+    let (r, dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{}", r.reason, r.replay);
+    assert_eq!(r.times.boot_ms.len(), 1);
+    assert!(r.times.boot_ms[0] > 0);
+    assert!(
+        r.kernel.package_version.is_some(),
+        "the Debian package version is recorded"
+    );
+    assert_eq!(r.kernel.vmlinuz_sha256.len(), 64);
+    let examine = r
+        .steps
+        .iter()
+        .find(|s| s.cmd.contains("mdadm -X"))
+        .expect("an mdadm -X step");
+    assert!(
+        examine.stdout.contains("Chunksize : 64 KB"),
+        "{}",
+        examine.stdout
+    );
+    let console = console(&dir, &plan);
+    assert!(
+        console.contains("md/raid1:md0: active with 2 out of 2 mirrors"),
+        "{console}"
+    );
+    assert!(
+        console.contains("using deprecated bitmap file support"),
+        "the array really has a file bitmap"
+    );
+    assert!(
+        r.kept_disks.is_none(),
+        "a passing case keeps no disk images"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("smoke/result.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["verdict"], "pass");
+    assert_eq!(json["seed"], 1);
+}
+
+#[test]
+fn a_guest_panic_fails_the_case_with_its_title_and_qemu_is_gone() {
+    let plan = plan_inline(
+        "panic",
+        "description: d\ndisks: []\nsteps:\n  - run: echo ok\n  - run: echo c > /proc/sysrq-trigger\n",
+        2,
+    );
+    let (r, dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Fail, "{:?}", r.reason);
+    let reason = r.reason.unwrap();
+    assert!(reason.contains("step 1"), "{reason}");
+    assert!(reason.contains("QEMU exited"), "{reason}");
+    assert_eq!(
+        r.splats.first().map(|s| s.title.as_str()),
+        Some("panic: sysrq triggered crash"),
+        "{:?}",
+        r.splats
+    );
+    assert!(r.steps[0].ok && !r.steps[1].ok);
+    // The real console text, kept for the splat parser's golden tests.
+    let console = console(&dir, &plan);
+    assert!(console.contains("Kernel panic - not syncing: sysrq triggered crash"));
+}
+
+#[test]
+fn a_hung_command_ends_at_its_deadline_and_the_next_step_never_runs() {
+    let plan = plan_inline(
+        "hang",
+        "description: d\ndisks: []\nsteps:\n  - run: {cmd: sleep 600, timeout: 2s}\n  - run: echo never\n",
+        3,
+    );
+    let started = std::time::Instant::now();
+    let (r, _dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Fail);
+    assert!(
+        r.reason
+            .as_deref()
+            .unwrap()
+            .contains("still running after its timeout of 2s"),
+        "{:?}",
+        r.reason
+    );
+    assert_eq!(r.steps.len(), 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
+}
+
+#[test]
+fn wait_for_polls_until_true_and_reports_its_deadline() {
+    let plan = plan_inline(
+        "waits",
+        "description: d\ndisks: []\nsteps:\n  - run: (sleep 1; touch /tmp/flag) >/dev/null 2>&1 &\n  - wait_for: {cmd: test -e /tmp/flag, timeout: 20s}\n  - wait_for: {cmd: test -e /tmp/never, timeout: 2s}\n",
+        4,
+    );
+    let (r, _dir) = run(&plan);
+    assert!(r.steps[1].ok, "{:?}", r.steps[1]);
+    assert_eq!(r.verdict, Verdict::Fail);
+    assert!(
+        r.reason
+            .as_deref()
+            .unwrap()
+            .contains("still not true after 2s (deadline passed)"),
+        "{:?}",
+        r.reason
+    );
+}
+
+#[test]
+fn agent_reads_files_directly_and_maps_their_extents() {
+    use agent::{Request, Response};
+    use std::time::Duration;
+    let b = bench();
+    let dir = tempfile::tempdir().unwrap();
+    let disk_path = dir.path().join("fs.img");
+    std::fs::File::create(&disk_path)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let disks = vec![xtask::vm::Disk {
+        name: "fs".into(),
+        path: disk_path,
+        cache: "writeback".into(),
+        drive_options: vec![],
+    }];
+    let cfg = b.vm_config(512, 2, disks, dir.path().join("console.log"));
+    let mut vm = b.boot(&cfg).unwrap();
+    let out = xtask::run::guest_run(
+        &mut vm,
+        "mkfs.ext4 -q -F /dev/vda && mount /dev/vda /mnt && dd if=/dev/urandom of=/mnt/f bs=4k count=3 status=none && sync",
+        &[],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(out.success(), "{out:?}");
+    let read = |vm: &mut xtask::vm::Vm, path: &str, offset, len, direct| match vm
+        .call(
+            &Request::Read {
+                path: path.into(),
+                offset,
+                len,
+                direct,
+            },
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    {
+        Response::Bytes { data } => data,
+        other => panic!("{other:?}"),
+    };
+    let buffered = read(&mut vm, "/mnt/f", 0, 1 << 20, false);
+    let direct = read(&mut vm, "/mnt/f", 0, 1 << 20, true);
+    assert_eq!(buffered.len(), 12288);
+    assert_eq!(buffered, direct);
+    let Response::Extents { extents } = vm
+        .call(
+            &Request::Fiemap {
+                path: "/mnt/f".into(),
+            },
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    let mut raw = Vec::new();
+    for e in &extents {
+        raw.extend(read(&mut vm, "/dev/vda", e.physical, e.length, true));
+    }
+    assert_eq!(
+        &raw[..12288],
+        &buffered[..],
+        "the extents FIEMAP gives hold the file's bytes"
+    );
+    // An unaligned direct read still returns exactly the bytes asked for.
+    assert_eq!(read(&mut vm, "/mnt/f", 100, 50, true), buffered[100..150]);
+    vm.quit(Duration::from_secs(10)).unwrap();
+}
