@@ -16,8 +16,14 @@ pub struct CaseFile {
     pub disks: Vec<DiskSpec>,
     /// `- run: ...` is a one-key map, which serde_norway reads as an enum only through
     /// `singleton_map_recursive`.
-    #[serde(with = "serde_norway::with::singleton_map_recursive")]
+    #[serde(default, with = "serde_norway::with::singleton_map_recursive")]
     pub steps: Vec<Step>,
+    /// The md array a scenario builds and judges.
+    #[serde(default)]
+    pub array: Option<ArraySpec>,
+    /// Crash the array under a write load, then judge the bitmap from the disk images.
+    #[serde(default)]
+    pub crash: Option<CrashSpec>,
     /// A fixed seed; otherwise each run draws one (and records it).
     #[serde(default)]
     pub seed: Option<u64>,
@@ -142,6 +148,111 @@ pub struct WaitStep {
     pub timeout: Duration,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArraySpec {
+    pub level: u32,
+    /// Disk names, in role order.
+    pub members: Vec<String>,
+    pub bitmap: BitmapSpec,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitmapSpec {
+    /// The disk holding the filesystem the bitmap file lives on.
+    pub disk: String,
+    /// The file's path inside that filesystem.
+    #[serde(default = "default_bitmap_path")]
+    pub path: String,
+    pub chunk: Size,
+}
+
+fn default_bitmap_path() -> String {
+    "/bitmap".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashSpec {
+    #[serde(default)]
+    pub workload: WorkloadSpec,
+    /// Slows one member's writes (QMP `block_set_io_throttle`) while the load runs, so
+    /// that the kill finds it behind its mirror: without this, QEMU completes a write on
+    /// both members microseconds apart and a kill almost never leaves them different.
+    #[serde(default)]
+    pub throttle: Option<ThrottleSpec>,
+    /// When to kill QEMU: after the array has written this much...
+    #[serde(default)]
+    pub after_written: Option<Size>,
+    /// ...or this long after the load started.
+    #[serde(default, with = "opt_duration")]
+    pub after_time: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    #[serde(default = "default_writers")]
+    pub writers: u32,
+    #[serde(default = "default_min_io")]
+    pub min_io: Size,
+    #[serde(default = "default_max_io")]
+    pub max_io: Size,
+    #[serde(default = "default_true")]
+    pub direct: bool,
+}
+
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        Self {
+            writers: default_writers(),
+            min_io: default_min_io(),
+            max_io: default_max_io(),
+            direct: true,
+        }
+    }
+}
+
+fn default_writers() -> u32 {
+    8
+}
+fn default_min_io() -> Size {
+    Size(4096)
+}
+fn default_max_io() -> Size {
+    Size(256 << 10)
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleSpec {
+    pub disk: String,
+    pub iops_write: u64,
+}
+
+mod opt_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("duration {text:?}: {e}")))
+    }
+}
+
 /// A byte count written as `256MiB`, `64M`, `1G`, `4096`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
@@ -256,6 +367,8 @@ pub struct Plan {
     pub vm: VmSpec,
     pub disks: Vec<PlannedDisk>,
     pub steps: Vec<Step>,
+    pub array: Option<ArraySpec>,
+    pub crash: Option<CrashSpec>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -344,8 +457,63 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
             }
         }
     }
-    if case.steps.is_empty() {
-        bail!("{}: no steps", file.display());
+    let disk = |what: &str, name: &str| -> Result<usize> {
+        disks
+            .iter()
+            .position(|d| d.name == name)
+            .ok_or_else(|| at(format!("{what} {name:?} is not one of the disks")))
+    };
+    if let Some(a) = &case.array {
+        if a.level != 1 {
+            return Err(at(format!(
+                "array.level {}: only RAID1 (level 1) is judged so far",
+                a.level
+            )));
+        }
+        if a.members.len() < 2 {
+            return Err(at("array.members: a mirror needs at least 2".into()));
+        }
+        for m in &a.members {
+            disk("array.members:", m)?;
+        }
+        let fs = disk("array.bitmap.disk", &a.bitmap.disk)?;
+        if a.members.contains(&a.bitmap.disk) {
+            return Err(at(
+                "array.bitmap.disk: the bitmap file cannot live on a member".into(),
+            ));
+        }
+        let chunk = a.bitmap.chunk.0;
+        if !chunk.is_power_of_two() || chunk < 4096 {
+            return Err(at(format!(
+                "array.bitmap.chunk {chunk}: a power of two of at least 4 KiB"
+            )));
+        }
+        let _ = fs;
+    }
+    if let Some(c) = &case.crash {
+        if case.array.is_none() {
+            return Err(at("crash: needs an array".into()));
+        }
+        if c.after_written.is_none() == c.after_time.is_none() {
+            return Err(at(
+                "crash: give exactly one of after_written and after_time".into(),
+            ));
+        }
+        if let Some(t) = &c.throttle {
+            disk("crash.throttle.disk", &t.disk)?;
+        }
+        let w = &c.workload;
+        if w.min_io.0 == 0
+            || w.min_io.0 % 4096 != 0
+            || w.max_io.0 % 4096 != 0
+            || w.min_io.0 > w.max_io.0
+            || w.writers == 0
+        {
+            return Err(at("crash.workload: min_io <= max_io, both whole 4 KiB blocks, and at least one writer".into()));
+        }
+    }
+    if case.steps.is_empty() && case.crash.is_none() {
+        bail!("{}: no steps and no scenario", file.display());
     }
     Ok(Plan {
         name,
@@ -355,6 +523,8 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
         vm: case.vm,
         disks,
         steps: case.steps,
+        array: case.array,
+        crash: case.crash,
     })
 }
 

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod cache;
 pub mod case;
+pub mod check;
 pub mod exit;
 pub mod guest;
 pub mod host;

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod workload;
+
 /// The name QEMU gives the virtio-serial port (`virtserialport,name=...`); the agent finds
 /// its device by this name under `/sys/class/virtio-ports`.
 pub const PORT_NAME: &str = "org.mdbb.agent";

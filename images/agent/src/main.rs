@@ -14,7 +14,19 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use agent::workload;
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("workload") {
+        match workload::parse(&args[1..]) {
+            Ok(w) => workload::run(&w),
+            Err(e) => {
+                eprintln!("agent workload: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let port = match wait_for_port(Duration::from_secs(30)) {
         Ok(p) => p,
         Err(e) => {

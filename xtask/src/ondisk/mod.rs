@@ -36,3 +36,4 @@ pub(crate) fn read_cstr(bytes: &[u8], offset: usize, len: usize) -> String {
     let end = field.iter().position(|&b| b == 0).unwrap_or(len);
     String::from_utf8_lossy(&field[..end]).into_owned()
 }
+pub mod ext4;

@@ -1,0 +1,335 @@
+//! The verdicts, each a pure function of readings taken from the disk images, the guest
+//! and the traces, returning its figures with it. Pure so that a test can break each
+//! condition on purpose and see the check fail.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub summary: String,
+    pub figures: Value,
+}
+
+/// Chunk numbers as compact ranges (`3-7, 12`), for messages.
+pub fn ranges(chunks: impl IntoIterator<Item = u64>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut it = chunks.into_iter().peekable();
+    while let Some(start) = it.next() {
+        let mut end = start;
+        while it.peek() == Some(&(end + 1)) {
+            end = it.next().unwrap();
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+    }
+    out.join(", ")
+}
+
+/// The crash must have left the members different somewhere: otherwise the safety check
+/// has nothing to judge and would pass whatever the kernel did.
+pub fn crash_left_divergence(divergent: &[u64]) -> Check {
+    Check {
+        name: "crash_left_divergence",
+        ok: !divergent.is_empty(),
+        summary: if divergent.is_empty() {
+            "the crash left the members identical: the safety check had nothing to judge".into()
+        } else {
+            format!(
+                "{} chunks differ between members after the crash",
+                divergent.len()
+            )
+        },
+        figures: json!({ "divergent_chunks": divergent.len() }),
+    }
+}
+
+/// Every chunk where the members differ must be dirty in the on-disk bitmap.
+pub fn safety(divergent: &[u64], dirty: &BTreeSet<u64>, chunks: u64, bytes_compared: u64) -> Check {
+    let uncovered: Vec<u64> = divergent
+        .iter()
+        .copied()
+        .filter(|c| !dirty.contains(c))
+        .collect();
+    Check {
+        name: "safety",
+        ok: uncovered.is_empty(),
+        summary: if uncovered.is_empty() {
+            format!(
+                "all {} divergent chunks are dirty in the bitmap ({} of {chunks} dirty)",
+                divergent.len(),
+                dirty.len()
+            )
+        } else {
+            format!(
+                "{} divergent chunks have a clear bit: {} (a resync from this bitmap would leave them different)",
+                uncovered.len(),
+                ranges(uncovered.iter().copied())
+            )
+        },
+        figures: json!({
+            "divergent_chunks": divergent.len(),
+            "dirty_chunks": dirty.len(),
+            "chunks": chunks,
+            "uncovered_chunks": uncovered,
+            "bytes_compared": bytes_compared,
+        }),
+    }
+}
+
+/// The resync (what the members were written, as chunks of the data area) must stay
+/// inside the chunks dirty before assembly and must cover every divergent chunk. A kernel
+/// that announced a full recovery (`bitmap file is out of date ...`) may go beyond the
+/// bitmap; that is reported, not failed.
+pub fn resync_bounds(
+    resynced: &BTreeSet<u64>,
+    dirty: &BTreeSet<u64>,
+    divergent: &[u64],
+    full_recovery: &[String],
+) -> Check {
+    let outside: Vec<u64> = resynced.difference(dirty).copied().collect();
+    let missed: Vec<u64> = divergent
+        .iter()
+        .copied()
+        .filter(|c| !resynced.contains(c))
+        .collect();
+    let announced = !full_recovery.is_empty();
+    let ok = missed.is_empty() && (outside.is_empty() || announced);
+    let mut summary = format!(
+        "resync wrote {} chunks, {} dirty before assembly, {} divergent",
+        resynced.len(),
+        dirty.len(),
+        divergent.len()
+    );
+    if !outside.is_empty() {
+        summary.push_str(&format!(
+            "; {} resynced chunks were clean in the bitmap: {}",
+            outside.len(),
+            ranges(outside.iter().copied().take(20))
+        ));
+        if announced {
+            summary.push_str(&format!(
+                " (the kernel announced a full recovery: {:?})",
+                full_recovery[0]
+            ));
+        }
+    }
+    if !missed.is_empty() {
+        summary.push_str(&format!(
+            "; divergent chunks never resynced: {}",
+            ranges(missed.iter().copied())
+        ));
+    }
+    Check {
+        name: "resync_bounds",
+        ok,
+        summary,
+        figures: json!({
+            "resynced_chunks": resynced.len(),
+            "dirty_chunks": dirty.len(),
+            "divergent_chunks": divergent.len(),
+            "resynced_outside_bitmap": outside.len(),
+            "divergent_not_resynced": missed,
+            "full_recovery_messages": full_recovery,
+            "skipped_clean_dirty_chunks": dirty.difference(resynced).count(),
+        }),
+    }
+}
+
+/// After the resync: members identical, `check` finds no mismatch, the bitmap clean again.
+pub fn converged(
+    divergent_after: &[u64],
+    mismatch_cnt: u64,
+    dirty_after: u64,
+    bytes_compared: u64,
+) -> Check {
+    let mut problems = Vec::new();
+    if !divergent_after.is_empty() {
+        problems.push(format!(
+            "members still differ in chunks {}",
+            ranges(divergent_after.iter().copied().take(20))
+        ));
+    }
+    if mismatch_cnt != 0 {
+        problems.push(format!("mismatch_cnt is {mismatch_cnt} after check"));
+    }
+    if dirty_after != 0 {
+        problems.push(format!("{dirty_after} chunks still dirty on disk"));
+    }
+    Check {
+        name: "converged",
+        ok: problems.is_empty(),
+        summary: if problems.is_empty() {
+            format!("members identical over {bytes_compared} bytes, mismatch_cnt 0, bitmap clean")
+        } else {
+            problems.join("; ")
+        },
+        figures: json!({
+            "divergent_chunks_after": divergent_after.len(),
+            "mismatch_cnt": mismatch_cnt,
+            "dirty_chunks_after": dirty_after,
+            "bytes_compared": bytes_compared,
+        }),
+    }
+}
+
+/// Kernel messages that excuse a resync beyond the bitmap.
+pub fn full_recovery_messages(dmesg: &str) -> Vec<String> {
+    dmesg
+        .lines()
+        .filter(|l| l.contains("forcing full recovery") || l.contains("doing full recovery"))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// One I/O a member saw, from the guest's `block:block_bio_queue` tracepoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracedIo {
+    pub dev: (u32, u32),
+    pub write: bool,
+    pub sector: u64,
+    pub sectors: u64,
+    pub comm: String,
+}
+
+/// Parses `... block_bio_queue: 253,16 WS 2048 + 128 [md0_raid1]` lines; others are skipped.
+pub fn parse_block_trace(trace: &str) -> Vec<TracedIo> {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"block_bio_queue: (\d+),(\d+) (\S+) (\d+) \+ (\d+) \[(.*)\]")
+            .expect("valid")
+    });
+    trace
+        .lines()
+        .filter_map(|l| {
+            let c = RE.captures(l)?;
+            let rwbs = &c[3];
+            let write = rwbs.contains('W');
+            if !write && !rwbs.contains('R') {
+                return None;
+            }
+            Some(TracedIo {
+                dev: (c[1].parse().ok()?, c[2].parse().ok()?),
+                write,
+                sector: c[4].parse().ok()?,
+                sectors: c[5].parse().ok()?,
+                comm: c[6].to_string(),
+            })
+        })
+        .filter(|io| io.sectors > 0)
+        .collect()
+}
+
+/// The data-area chunks that the writes to `dev` touched (`data_offset` in sectors).
+pub fn written_chunks(
+    ios: &[TracedIo],
+    dev: (u32, u32),
+    data_offset: u64,
+    chunk_bytes: u64,
+) -> BTreeSet<u64> {
+    let mut out = BTreeSet::new();
+    for io in ios
+        .iter()
+        .filter(|io| io.write && io.dev == dev && io.sector >= data_offset)
+    {
+        let start = (io.sector - data_offset) * 512;
+        let end = start + io.sectors * 512;
+        out.extend(start / chunk_bytes..end.div_ceil(chunk_bytes));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(v: &[u64]) -> BTreeSet<u64> {
+        v.iter().copied().collect()
+    }
+
+    #[test]
+    fn safety_fails_on_a_divergent_chunk_with_a_clear_bit_and_names_it() {
+        assert!(safety(&[3, 4], &set(&[3, 4, 9]), 100, 1 << 20).ok);
+        let c = safety(&[3, 4, 5, 17], &set(&[3]), 100, 1 << 20);
+        assert!(!c.ok);
+        assert!(
+            c.summary
+                .contains("3 divergent chunks have a clear bit: 4-5, 17"),
+            "{}",
+            c.summary
+        );
+        assert_eq!(c.figures["uncovered_chunks"], json!([4, 5, 17]));
+    }
+
+    #[test]
+    fn resync_bounds_fails_outside_the_bitmap_and_on_a_missed_divergent_chunk() {
+        assert!(resync_bounds(&set(&[1, 2]), &set(&[1, 2, 3]), &[2], &[]).ok);
+        let outside = resync_bounds(&set(&[1, 2, 50]), &set(&[1, 2]), &[2], &[]);
+        assert!(
+            !outside.ok && outside.summary.contains("clean in the bitmap: 50"),
+            "{}",
+            outside.summary
+        );
+        let missed = resync_bounds(&set(&[1]), &set(&[1, 2]), &[2], &[]);
+        assert!(
+            !missed.ok && missed.summary.contains("never resynced: 2"),
+            "{}",
+            missed.summary
+        );
+        // A full recovery the kernel announced is reported, not failed...
+        let msgs =
+            vec!["md0: bitmap file is out of date (3 < 4) -- forcing full recovery".to_string()];
+        let full = resync_bounds(&set(&[1, 2, 50]), &set(&[1, 2]), &[2], &msgs);
+        assert!(full.ok && full.summary.contains("announced a full recovery"));
+        // ...but it still has to cover the divergent chunks.
+        assert!(!resync_bounds(&set(&[50]), &set(&[1, 2]), &[2], &msgs).ok);
+    }
+
+    #[test]
+    fn converged_and_divergence_fail_when_broken() {
+        assert!(converged(&[], 0, 0, 10).ok);
+        assert!(!converged(&[7], 0, 0, 10).ok);
+        assert!(!converged(&[], 8, 0, 10).ok);
+        assert!(!converged(&[], 0, 2, 10).ok);
+        assert!(!crash_left_divergence(&[]).ok);
+        assert!(crash_left_divergence(&[1]).ok);
+    }
+
+    #[test]
+    fn block_trace_lines_become_data_area_chunks() {
+        let trace = "\
+ md0_raid1-99  [001] .....   30.1: block_bio_queue: 253,16 WS 8 + 8 [md0_raid1]
+ md0_resync-100 [000] .....   30.2: block_bio_queue: 253,0 R 2048 + 128 [md0_resync]
+ md0_raid1-99  [001] .....   30.3: block_bio_queue: 253,16 W 2176 + 256 [md0_raid1]
+ kworker/0:1-5 [000] .....   30.4: block_bio_queue: 253,16 FWS 0 + 0 [kworker/0:1]
+";
+        let ios = parse_block_trace(trace);
+        assert_eq!(ios.len(), 3);
+        assert_eq!(
+            ios[1],
+            TracedIo {
+                dev: (253, 0),
+                write: false,
+                sector: 2048,
+                sectors: 128,
+                comm: "md0_resync".into()
+            }
+        );
+        // 2176-2048 = 128 sectors = 64 KiB: chunk 1 and 2 of 64 KiB chunks; the superblock
+        // write at sector 8 lies before the data area and counts for nothing.
+        assert_eq!(written_chunks(&ios, (253, 16), 2048, 65536), set(&[1, 2]));
+        assert_eq!(ranges([1, 2, 3, 7, 9, 10]), "1-3, 7, 9-10");
+        assert_eq!(
+            full_recovery_messages(
+                "[1] md0: bitmap file is out of date, doing full recovery\n[2] ok\n"
+            )
+            .len(),
+            1
+        );
+    }
+}
