@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cache;
 pub mod case;
 pub mod check;
+pub mod crash;
 pub mod exit;
 pub mod guest;
 pub mod host;

@@ -45,11 +45,23 @@ pub struct CaseResult {
     pub times: Times,
     pub steps: Vec<StepRecord>,
     pub splats: Vec<crate::splat::Splat>,
+    /// The verdicts a scenario judged from the disk images, with their figures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::check::Check>,
+    /// Named phases of a scenario and how long each took, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<Phase>,
     /// The command that runs this case again with the same seed.
     pub replay: String,
     /// The disk images, kept when the case failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept_disks: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub ms: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -190,6 +190,8 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
         times: Times::default(),
         steps: Vec::new(),
         splats: Vec::new(),
+        checks: Vec::new(),
+        phases: Vec::new(),
         replay: replay_command(bench, plan),
         kept_disks: None,
     };
@@ -206,8 +208,20 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
             let outcome = execute(bench, plan, case_dir, disks.path(), &mut result);
             (outcome, disks)
         });
-    let console = std::fs::read_to_string(case_dir.join("console.log")).unwrap_or_default();
-    result.splats = crate::splat::scan(&console);
+    result.splats = console_logs(case_dir)
+        .iter()
+        .flat_map(|log| {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let name = log
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            crate::splat::scan(&text).into_iter().map(move |mut s| {
+                s.log = name.clone();
+                s
+            })
+        })
+        .collect();
     let (verdict, reason, disks) = match outcome {
         Err(e) => (Verdict::Error, Some(format!("{e:#}")), None),
         Ok((Err(Failure::Bench(e)), d)) => (Verdict::Error, Some(format!("{e:#}")), Some(d)),
@@ -220,8 +234,9 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
         if result.verdict == Verdict::Pass {
             result.verdict = Verdict::Fail;
             result.reason = Some(format!(
-                "kernel splat: {} (console.log line {})\n{}",
+                "kernel splat: {} ({} line {})\n{}",
                 s.title,
+                s.log,
                 s.line,
                 excerpt(&s.excerpt)
             ));
@@ -238,6 +253,25 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
         result.reason = Some(format!("{e:#}"));
     }
     result
+}
+
+/// Every console log of a case, one per boot, in boot order.
+pub fn console_logs(case_dir: &Path) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(case_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            n.starts_with("console") && n.ends_with(".log")
+        })
+        .collect();
+    logs.sort();
+    logs
 }
 
 fn excerpt(text: &str) -> String {
@@ -261,7 +295,7 @@ pub fn replay_command(bench: &Bench, plan: &Plan) -> String {
 }
 
 /// Why a case did not pass: the kernel's fault (a failed step) or the bench's.
-enum Failure {
+pub enum Failure {
     Case(String),
     Bench(anyhow::Error),
 }
@@ -273,6 +307,20 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn execute(
+    bench: &Bench,
+    plan: &Plan,
+    case_dir: &Path,
+    disk_dir: &Path,
+    result: &mut CaseResult,
+) -> Result<(), Failure> {
+    if plan.crash.is_some() {
+        let disks = create_disks(plan, disk_dir)?;
+        return crate::crash::execute(bench, plan, case_dir, &disks, result);
+    }
+    execute_steps(bench, plan, case_dir, disk_dir, result)
+}
+
+fn execute_steps(
     bench: &Bench,
     plan: &Plan,
     case_dir: &Path,
@@ -323,7 +371,7 @@ fn step_failure(r: &StepRecord, vm: &Vm) -> String {
     why
 }
 
-fn create_disks(plan: &Plan, dir: &Path) -> Result<Vec<Disk>> {
+pub fn create_disks(plan: &Plan, dir: &Path) -> Result<Vec<Disk>> {
     let cache = host_cache_mode(dir);
     plan.disks
         .iter()

@@ -10,6 +10,8 @@ use std::sync::LazyLock;
 pub struct Splat {
     pub kind: &'static str,
     pub title: String,
+    /// The console log it was found in (a case with two boots has two).
+    pub log: String,
     /// 1-based line of the console log where it starts.
     pub line: usize,
     /// The splat's lines as printed (at most [`EXCERPT_LINES`]).
@@ -162,6 +164,7 @@ pub fn scan(log: &str) -> Vec<Splat> {
         found.push(Splat {
             kind: pattern.kind,
             title,
+            log: String::new(),
             line: i + 1,
             excerpt: lines[i..end].join("\n"),
         });

@@ -41,7 +41,7 @@ impl Vm {
         let agent_path = sockets.path().join("agent");
         let qmp_listener = UnixListener::bind(&qmp_path)?;
         let agent_listener = UnixListener::bind(&agent_path)?;
-        let stderr_log = cfg.console_log.with_file_name("qemu.stderr");
+        let stderr_log = cfg.console_log.with_extension("qemu-stderr");
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(qemu::all_args(cfg, &qmp_path, &agent_path))
             .stdin(Stdio::null())
