@@ -46,7 +46,7 @@ pub fn crash_left_divergence(divergent: &[u64]) -> Check {
                 divergent.len()
             )
         },
-        figures: json!({ "divergent_chunks": divergent.len() }),
+        figures: json!({ "divergent_chunks": divergent.len(), "divergent": divergent }),
     }
 }
 
@@ -137,7 +137,8 @@ pub fn resync_bounds(
             "resynced_outside_bitmap": outside.len(),
             "divergent_not_resynced": missed,
             "full_recovery_messages": full_recovery,
-            "skipped_clean_dirty_chunks": dirty.difference(resynced).count(),
+            "dirty_not_resynced": dirty.difference(resynced).count(),
+            "resynced": resynced,
         }),
     }
 }

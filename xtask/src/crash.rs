@@ -144,7 +144,7 @@ impl Scenario<'_> {
         self.phase("kill");
 
         // From the images: what differs, what the bitmap says.
-        let before = self.read_images().map_err(Failure::Bench)?;
+        let before = self.read_images("after-crash").map_err(Failure::Bench)?;
         let dirty: BTreeSet<u64> = before.bitmap.dirty_chunks(0).into_iter().collect();
         self.add(check::crash_left_divergence(&before.divergent));
         self.add(check::safety(
@@ -227,7 +227,7 @@ impl Scenario<'_> {
             60,
         )?;
         vm.quit(Duration::from_secs(30)).map_err(Failure::Bench)?;
-        let after = self.read_images().map_err(Failure::Bench)?;
+        let after = self.read_images("after-resync").map_err(Failure::Bench)?;
         self.add(check::converged(
             &after.divergent,
             mismatch,
@@ -435,7 +435,8 @@ impl Scenario<'_> {
     }
 
     /// Reads the members' superblocks and data, and the bitmap file out of the ext4 image.
-    fn read_images(&self) -> Result<Readings> {
+    /// The bitmap file's bytes are kept as `bitmap-<label>.bin` beside the result.
+    fn read_images(&self, label: &str) -> Result<Readings> {
         let path_of = |name: &str| {
             self.disks
                 .iter()
@@ -446,11 +447,7 @@ impl Scenario<'_> {
         let fs_image = path_of(&self.array.bitmap.disk);
         let map = ext4::locate(&fs_image, &self.array.bitmap.path)?;
         let bytes = ext4::read(&fs_image, &map)?;
-        std::fs::write(
-            self.case_dir
-                .join(format!("bitmap-{}.bin", self.result.checks.len())),
-            &bytes,
-        )?;
+        std::fs::write(self.case_dir.join(format!("bitmap-{label}.bin")), &bytes)?;
         let bitmap = Bitmap::decode(&bytes)
             .with_context(|| format!("decode the bitmap file read from {}", fs_image.display()))?;
         let mut files = Vec::new();

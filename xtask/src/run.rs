@@ -47,7 +47,10 @@ pub fn cli(args: RunArgs) -> Result<u8> {
     );
     let results_root = args.results.unwrap_or_else(|| project.join("results"));
     let run_dir = new_run_dir(&results_root)?;
-    let jobs = args.jobs.unwrap_or_else(|| default_jobs(&plans)).max(1);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| default_jobs(&plans, bench.accel))
+        .max(1);
     let results = run_plans(&bench, &plans, &run_dir, jobs, |r| {
         println!("{}", report::case_line(r))
     });
@@ -67,13 +70,21 @@ pub fn exit_code(results: &[CaseResult]) -> u8 {
     }
 }
 
-/// As many VMs as the cores hold, each with the vCPUs it asks for: TCG runs a vCPU per
-/// host thread, so more would only slow every guest down.
-fn default_jobs(plans: &[Plan]) -> usize {
+/// As many VMs as the cores hold without slowing one down: under TCG a guest with
+/// several vCPUs runs them on one host thread (see `vm::qemu::accel_args`), under KVM
+/// each vCPU takes a core.
+fn default_jobs(plans: &[Plan], accel: crate::host::Accel) -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let widest = plans.iter().map(|p| p.vm.cpus as usize).max().unwrap_or(1);
+    let widest = plans
+        .iter()
+        .map(|p| match accel {
+            crate::host::Accel::Tcg => 1,
+            crate::host::Accel::Kvm => p.vm.cpus as usize,
+        })
+        .max()
+        .unwrap_or(1);
     (cores / widest).max(1)
 }
 

@@ -77,7 +77,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Self(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -87,7 +87,7 @@ impl Rng {
     /// Uniform in `[lo, hi]`, in whole `align` units.
     pub fn aligned(&mut self, lo: u64, hi: u64, align: u64) -> u64 {
         let (lo, hi) = (lo / align, hi / align);
-        (lo + self.next() % (hi - lo + 1)) * align
+        (lo + self.next_u64() % (hi - lo + 1)) * align
     }
 }
 
@@ -175,15 +175,14 @@ mod tests {
             assert!(
                 off % 4096 == 0
                     && len % 4096 == 0
-                    && len >= 4096
-                    && len <= 65536
+                    && (4096..=65536).contains(&len)
                     && off + len <= w.span
             );
         }
         let (mut a, mut b) = (Rng::new(1), Rng::new(1));
         assert_eq!(
-            (0..10).map(|_| a.next()).collect::<Vec<_>>(),
-            (0..10).map(|_| b.next()).collect::<Vec<_>>()
+            (0..10).map(|_| a.next_u64()).collect::<Vec<_>>(),
+            (0..10).map(|_| b.next_u64()).collect::<Vec<_>>()
         );
         assert!(
             parse(&["--dev".into(), "/x".into()]).is_err(),

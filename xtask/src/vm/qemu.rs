@@ -200,11 +200,12 @@ mod tests {
     #[test]
     fn accel_and_control_args() {
         assert_eq!(
-            strings(accel_args(Accel::Tcg)),
+            strings(accel_args(Accel::Tcg, 2)),
             ["-accel", "tcg,thread=single"]
         );
+        assert_eq!(strings(accel_args(Accel::Tcg, 1)), ["-accel", "tcg"]);
         assert_eq!(
-            strings(accel_args(Accel::Kvm)),
+            strings(accel_args(Accel::Kvm, 4)),
             ["-accel", "kvm", "-cpu", "host"]
         );
         let c = strings(control_args(Path::new("/s/q"), Path::new("/s/a")));

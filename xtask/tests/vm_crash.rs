@@ -1,0 +1,108 @@
+//! The crash cases on the real kernel: they must pass, their figures must show that the
+//! crash and the resync really did what the verdicts claim, and each verdict must fail
+//! when its condition is broken in a copy of the real readings.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use xtask::check;
+use xtask::ondisk::bitmap::Bitmap;
+use xtask::report::{CaseResult, Verdict};
+
+fn figures<'a>(r: &'a CaseResult, name: &str) -> &'a serde_json::Value {
+    &r.checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name}: {:?}", r.checks))
+        .figures
+}
+
+fn chunks(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn crash_64k_passes_and_each_check_fails_on_broken_readings() {
+    let plan = plan_file("raid1-file-bitmap-crash", 11);
+    let (r, dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
+    assert_eq!(
+        r.times.boot_ms.len(),
+        2,
+        "two boots: the crash and the reassembly"
+    );
+
+    let divergent = chunks(&figures(&r, "crash_left_divergence")["divergent"]);
+    let bounds = figures(&r, "resync_bounds");
+    let resynced: BTreeSet<u64> = chunks(&bounds["resynced"]).into_iter().collect();
+    let total = figures(&r, "safety")["chunks"].as_u64().unwrap();
+    assert!(
+        !divergent.is_empty(),
+        "the throttled member must be left behind"
+    );
+    assert!(
+        (resynced.len() as u64) < total / 2,
+        "the resync skipped the clean chunks: {} of {total} resynced",
+        resynced.len()
+    );
+    assert!(divergent.iter().all(|c| resynced.contains(c)));
+
+    // Safety, on the real bitmap read from the crashed ext4 image: clear one divergent
+    // chunk's bit in a copy and the check must name that chunk.
+    let bytes = std::fs::read(dir.path().join(&plan.name).join("bitmap-after-crash.bin")).unwrap();
+    let real = Bitmap::decode(&bytes).unwrap();
+    let dirty: BTreeSet<u64> = real.dirty_chunks(0).into_iter().collect();
+    assert!(check::safety(&divergent, &dirty, real.chunks(), 1).ok);
+    let victim = divergent[divergent.len() / 2];
+    let mut broken = bytes.clone();
+    broken[256 + (victim / 8) as usize] &= !(1 << (victim % 8));
+    let broken = Bitmap::decode(&broken).unwrap();
+    assert!(!broken.is_dirty(0, victim));
+    let broken_dirty: BTreeSet<u64> = broken.dirty_chunks(0).into_iter().collect();
+    let c = check::safety(&divergent, &broken_dirty, broken.chunks(), 1);
+    assert!(
+        !c.ok && c.figures["uncovered_chunks"] == serde_json::json!([victim]),
+        "{c:?}"
+    );
+
+    // Resync bounds, on the real trace: a divergent chunk the resync skipped, or a clean
+    // chunk it wrote, must fail.
+    let mut skipped = resynced.clone();
+    skipped.remove(&victim);
+    assert!(!check::resync_bounds(&skipped, &dirty, &divergent, &[]).ok);
+    let clean = (0..total).find(|c| !dirty.contains(c)).unwrap();
+    let mut beyond = resynced.clone();
+    beyond.insert(clean);
+    assert!(!check::resync_bounds(&beyond, &dirty, &divergent, &[]).ok);
+
+    // Convergence, on the real figures: one mismatch or one dirty chunk left must fail.
+    let conv = figures(&r, "converged");
+    assert_eq!(conv["mismatch_cnt"], 0);
+    assert_eq!(conv["dirty_chunks_after"], 0);
+    assert!(!check::converged(&[], 1, 0, 1).ok);
+    assert!(!check::converged(&[], 0, 1, 1).ok);
+    let after = Bitmap::decode(
+        &std::fs::read(dir.path().join(&plan.name).join("bitmap-after-resync.bin")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        after.dirty_count(0),
+        0,
+        "the bitmap read from the image after the resync is clean"
+    );
+}
+
+#[test]
+fn crash_1m_chunks_passes_with_coarser_bits() {
+    let plan = plan_file("raid1-file-bitmap-crash-1m", 12);
+    let (r, _dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
+    let safety = figures(&r, "safety");
+    assert_eq!(safety["chunks"], 127, "127 MiB of data in 1 MiB chunks");
+    assert!(safety["divergent_chunks"].as_u64().unwrap() > 0);
+}
