@@ -24,6 +24,9 @@ pub struct CaseFile {
     /// Crash the array under a write load, then judge the bitmap from the disk images.
     #[serde(default)]
     pub crash: Option<CrashSpec>,
+    /// Read the bitmap file three ways while the array runs and after it stops.
+    #[serde(default)]
+    pub examination: Option<ExaminationSpec>,
     /// A fixed seed; otherwise each run draws one (and records it).
     #[serde(default)]
     pub seed: Option<u64>,
@@ -229,6 +232,33 @@ fn default_true() -> bool {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ExaminationSpec {
+    /// How many times the file is read three ways while the load runs.
+    #[serde(default = "default_samples")]
+    pub samples: u32,
+    #[serde(default)]
+    pub workload: WorkloadSpec,
+    /// What opening the bitmap file for writing while the array runs must do.
+    #[serde(default)]
+    pub write_open: WriteOpen,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteOpen {
+    /// ETXTBSY, as with `deny_write_access` on the file.
+    #[default]
+    Refused,
+    /// The open succeeds.
+    Allowed,
+}
+
+fn default_samples() -> u32 {
+    12
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ThrottleSpec {
     pub disk: String,
     pub iops_write: u64,
@@ -369,6 +399,7 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub array: Option<ArraySpec>,
     pub crash: Option<CrashSpec>,
+    pub examination: Option<ExaminationSpec>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -512,7 +543,17 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
             return Err(at("crash.workload: min_io <= max_io, both whole 4 KiB blocks, and at least one writer".into()));
         }
     }
-    if case.steps.is_empty() && case.crash.is_none() {
+    if let Some(e) = &case.examination {
+        if case.array.is_none() || case.crash.is_some() {
+            return Err(at(
+                "examination: needs an array, and no crash in the same case".into(),
+            ));
+        }
+        if e.samples == 0 {
+            return Err(at("examination.samples: at least 1".into()));
+        }
+    }
+    if case.steps.is_empty() && case.crash.is_none() && case.examination.is_none() {
         bail!("{}: no steps and no scenario", file.display());
     }
     Ok(Plan {
@@ -525,6 +566,7 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
         steps: case.steps,
         array: case.array,
         crash: case.crash,
+        examination: case.examination,
     })
 }
 

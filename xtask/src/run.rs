@@ -328,6 +328,10 @@ fn execute(
         let disks = create_disks(plan, disk_dir)?;
         return crate::crash::execute(bench, plan, case_dir, &disks, result);
     }
+    if plan.examination.is_some() {
+        let disks = create_disks(plan, disk_dir)?;
+        return crate::examination::execute(bench, plan, case_dir, &disks, result);
+    }
     execute_steps(bench, plan, case_dir, disk_dir, result)
 }
 
