@@ -109,5 +109,7 @@ pub fn describe(req: &Request) -> String {
         }
         Request::Fiemap { path } => format!("fiemap {path}"),
         Request::TryOpenWrite { path } => format!("open {path} for writing"),
+        Request::Write { path, data } => format!("write {} bytes to {path}", data.len()),
+        Request::SetBitmapFile { md, file } => format!("SET_BITMAP_FILE {file} on {md}"),
     }
 }

@@ -15,7 +15,7 @@ pub const PORT_NAME: &str = "org.mdbb.agent";
 
 /// Bumped whenever a request or response changes shape; the host refuses a guest that
 /// speaks another version, so a stale image is reported rather than misread.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The line the agent prints on the console when it serves requests; the host needs it only
 /// to explain a boot that never got that far.
@@ -55,6 +55,18 @@ pub enum Request {
     Fiemap {
         path: String,
     },
+    /// Create (or truncate) `path` with `data`, and fsync it.
+    Write {
+        path: String,
+        #[serde(with = "b64")]
+        data: Vec<u8>,
+    },
+    /// Hand the file to the array with the `SET_BITMAP_FILE` ioctl, as mdadm does for
+    /// `--bitmap=<file>` (the file open read-write, the only writer).
+    SetBitmapFile {
+        md: String,
+        file: String,
+    },
     /// Open `path` for writing and close it again: tells whether the kernel refuses it
     /// (md holds its bitmap file with `deny_write_access`, so this is `ETXTBSY`).
     TryOpenWrite {
@@ -89,6 +101,7 @@ pub enum Response {
         /// `None` when the open succeeded.
         errno: Option<i32>,
     },
+    Done,
     Error {
         errno: Option<i32>,
         message: String,

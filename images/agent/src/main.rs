@@ -142,6 +142,14 @@ impl Agent {
                 Ok(extents) => Response::Extents { extents },
                 Err(e) => io_error(&format!("fiemap {path}"), e),
             },
+            Request::Write { path, data } => match write_file(&path, &data) {
+                Ok(()) => Response::Done,
+                Err(e) => io_error(&format!("write {path}"), e),
+            },
+            Request::SetBitmapFile { md, file } => match set_bitmap_file(&md, &file) {
+                Ok(()) => Response::Done,
+                Err(e) => io_error(&format!("SET_BITMAP_FILE {file} on {md}"), e),
+            },
             Request::TryOpenWrite { path } => match OpenOptions::new().write(true).open(&path) {
                 Ok(_) => Response::Opened { errno: None },
                 Err(e) => Response::Opened {
@@ -339,6 +347,32 @@ fn fiemap(path: &str) -> io::Result<Vec<Extent>> {
             }
         }
     }
+}
+
+fn write_file(path: &str, data: &[u8]) -> io::Result<()> {
+    let mut f = File::create(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+/// `_IOW(MD_MAJOR, 0x2b, int)` from `include/uapi/linux/raid/md_u.h`.
+const SET_BITMAP_FILE: libc::c_ulong = 0x4004_092b;
+
+fn set_bitmap_file(md: &str, file: &str) -> io::Result<()> {
+    let md = File::open(md)?;
+    let bitmap = OpenOptions::new().read(true).write(true).open(file)?;
+    // The kernel takes its own reference to the file; ours can close afterwards.
+    let rc = unsafe {
+        libc::ioctl(
+            md.as_raw_fd(),
+            SET_BITMAP_FILE as _,
+            bitmap.as_raw_fd() as libc::c_int,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn uptime_ms() -> u64 {
