@@ -27,6 +27,10 @@ pub struct CaseFile {
     /// Read the bitmap file three ways while the array runs and after it stops.
     #[serde(default)]
     pub examination: Option<ExaminationSpec>,
+    /// Kernel splats the case causes itself (regular expressions on the title): found,
+    /// they are recorded and do not fail the case.
+    #[serde(default)]
+    pub expect_splats: Vec<String>,
     /// A fixed seed; otherwise each run draws one (and records it).
     #[serde(default)]
     pub seed: Option<u64>,
@@ -179,6 +183,8 @@ fn default_bitmap_path() -> String {
 #[serde(deny_unknown_fields)]
 pub struct CrashSpec {
     #[serde(default)]
+    pub mode: CrashMode,
+    #[serde(default)]
     pub workload: WorkloadSpec,
     /// Slows one member's writes (QMP `block_set_io_throttle`) while the load runs, so
     /// that the kill finds it behind its mirror: without this, QEMU completes a write on
@@ -191,6 +197,35 @@ pub struct CrashSpec {
     /// ...or this long after the load started.
     #[serde(default, with = "opt_duration")]
     pub after_time: Option<Duration>,
+}
+
+/// How the array goes down, and so what can have reached the disk images.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashMode {
+    /// SIGKILL of QEMU: writes QEMU completed are in the images, the rest are lost.
+    #[default]
+    Sigkill,
+    /// A guest kernel panic (`echo c > /proc/sysrq-trigger`): the guest stops at once;
+    /// what it had submitted, QEMU completes before it exits.
+    Panic,
+    /// QMP `quit`: QEMU drains and flushes every disk first.
+    QmpQuit,
+}
+
+impl CrashMode {
+    pub fn survives(self) -> &'static str {
+        match self {
+            CrashMode::Sigkill => "every write QEMU had completed is in the images; writes still queued in QEMU (the throttled member's) are lost",
+            CrashMode::Panic => "the guest stops mid-flight; writes it had submitted are completed by QEMU before it exits, the rest never leave the guest",
+            CrashMode::QmpQuit => "QEMU drains and flushes every queued write first: the members can only differ by writes the guest never submitted",
+        }
+    }
+
+    /// Whether this mode can be counted on to leave the members different.
+    pub fn leaves_divergence(self) -> bool {
+        self == CrashMode::Sigkill
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -400,6 +435,7 @@ pub struct Plan {
     pub array: Option<ArraySpec>,
     pub crash: Option<CrashSpec>,
     pub examination: Option<ExaminationSpec>,
+    pub expect_splats: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -543,6 +579,11 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
             return Err(at("crash.workload: min_io <= max_io, both whole 4 KiB blocks, and at least one writer".into()));
         }
     }
+    for (i, re) in case.expect_splats.iter().enumerate() {
+        if let Err(e) = regex::Regex::new(re) {
+            return Err(at(format!("expect_splats[{i}] {re:?}: {e}")));
+        }
+    }
     if let Some(e) = &case.examination {
         if case.array.is_none() || case.crash.is_some() {
             return Err(at(
@@ -567,6 +608,7 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
         array: case.array,
         crash: case.crash,
         examination: case.examination,
+        expect_splats: case.expect_splats,
     })
 }
 

@@ -241,7 +241,15 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
     };
     result.verdict = verdict;
     result.reason = reason;
-    if let Some(s) = result.splats.first() {
+    let expected: Vec<regex::Regex> = plan
+        .expect_splats
+        .iter()
+        .filter_map(|re| regex::Regex::new(re).ok())
+        .collect();
+    for s in result.splats.iter_mut() {
+        s.expected = expected.iter().any(|re| re.is_match(&s.title));
+    }
+    if let Some(s) = result.splats.iter().find(|s| !s.expected) {
         if result.verdict == Verdict::Pass {
             result.verdict = Verdict::Fail;
             result.reason = Some(format!(

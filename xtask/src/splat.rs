@@ -12,6 +12,8 @@ pub struct Splat {
     pub title: String,
     /// The console log it was found in (a case with two boots has two).
     pub log: String,
+    /// The case declared it (`expect_splats`): recorded, not failed.
+    pub expected: bool,
     /// 1-based line of the console log where it starts.
     pub line: usize,
     /// The splat's lines as printed (at most [`EXCERPT_LINES`]).
@@ -165,6 +167,7 @@ pub fn scan(log: &str) -> Vec<Splat> {
             kind: pattern.kind,
             title,
             log: String::new(),
+            expected: false,
             line: i + 1,
             excerpt: lines[i..end].join("\n"),
         });

@@ -122,19 +122,25 @@ impl Vm {
         });
         match result {
             // The channel closes as QEMU exits: say that QEMU exited, which is the news.
-            Err(ChannelError::Closed { request }) => match self.wait_exit(Duration::from_secs(5)) {
-                Some(status) => Err(ChannelError::Dead(format!(
-                    "QEMU exited ({status}) during {request} {}",
-                    read_tail(&self.stderr_log, 5)
-                ))),
-                None => Err(ChannelError::Closed { request }),
-            },
+            Err(ChannelError::Closed { request }) => {
+                match self.wait_exit_status(Duration::from_secs(5)) {
+                    Some(status) => Err(ChannelError::Dead(format!(
+                        "QEMU exited ({status}) during {request} {}",
+                        read_tail(&self.stderr_log, 5)
+                    ))),
+                    None => Err(ChannelError::Closed { request }),
+                }
+            }
             other => other,
         }
     }
 
-    /// Polls for QEMU's exit, at most `limit`.
-    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+    /// Polls for QEMU's exit, at most `limit`; whether it exited.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        self.wait_exit_status(limit).is_some()
+    }
+
+    fn wait_exit_status(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + limit;
         let mut pause = Duration::from_millis(5);
         loop {
@@ -168,10 +174,10 @@ impl Vm {
     /// A clean end: QMP `quit` (QEMU drains and flushes the disks), then wait for exit.
     pub fn quit(mut self, limit: Duration) -> Result<()> {
         let _ = self.qmp.execute("quit", serde_json::json!({}));
-        match self.wait_exit(limit) {
-            Some(_) => Ok(()),
-            None => bail!("QEMU did not exit within {limit:?} of QMP quit"),
+        if !self.wait_exit(limit) {
+            bail!("QEMU did not exit within {limit:?} of QMP quit");
         }
+        Ok(())
     }
 
     /// Whether QEMU still runs; after its own exit (a guest panic with `panic=-1`, say),
