@@ -426,6 +426,8 @@ pub fn parse(file: &Path, text: &str) -> Result<CaseFile, CaseError> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub name: String,
+    /// The result directory's name: the case's name, with `.N` for the Nth repeat.
+    pub run_name: String,
     pub file: PathBuf,
     pub description: String,
     pub seed: u64,
@@ -598,6 +600,7 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
         bail!("{}: no steps and no scenario", file.display());
     }
     Ok(Plan {
+        run_name: name.clone(),
         name,
         file: file.to_path_buf(),
         description: case.description,

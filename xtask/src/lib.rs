@@ -8,6 +8,7 @@ pub mod case;
 pub mod check;
 pub mod crash;
 pub mod examination;
+pub mod examine;
 pub mod exit;
 pub mod guest;
 pub mod host;

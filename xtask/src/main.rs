@@ -43,6 +43,9 @@ mod flags {
         Setup(KernelFlags),
         /// Boot a guest and run one shell command in it (for poking at a kernel by hand).
         Exec(Exec),
+        /// Print what a bitmap file (as `mdadm -X` does, plus its dirty ranges) or an md
+        /// member image or device (superblock summary and internal bitmap) holds.
+        Examine(Examine),
     }
 
     #[derive(clap::Args)]
@@ -63,6 +66,9 @@ mod flags {
         /// Where results go (default: results/ of the checkout).
         #[arg(long, value_name = "DIR")]
         pub results: Option<PathBuf>,
+        /// Run each case N times with fresh seeds and report the flaky ones.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        pub repeat: u32,
     }
 
     #[derive(clap::Args)]
@@ -71,6 +77,13 @@ mod flags {
         pub kernel: KernelFlags,
         /// The shell command to run in the guest.
         pub command: String,
+    }
+
+    #[derive(clap::Args)]
+    pub struct Examine {
+        /// Bitmap files, member disk images or block devices.
+        #[arg(required = true, value_name = "PATH")]
+        pub paths: Vec<PathBuf>,
     }
 }
 
@@ -98,6 +111,7 @@ fn main() -> ExitCode {
             seed: r.seed,
             jobs: r.jobs,
             results: r.results,
+            repeat: r.repeat,
         }),
         flags::Cmd::Setup(k) => xtask::bench::Bench::prepare(&kernel_options(&k)).map(|b| {
             println!(
@@ -110,6 +124,16 @@ fn main() -> ExitCode {
             xtask::exit::OK
         }),
         flags::Cmd::Exec(e) => xtask::run::exec(&kernel_options(&e.kernel), &e.command),
+        flags::Cmd::Examine(x) => x
+            .paths
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, path)| {
+                let text = xtask::examine::examine(path)?;
+                print!("{}{text}", if i > 0 { "\n" } else { "" });
+                Ok(())
+            })
+            .map(|()| xtask::exit::OK),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -137,3 +137,107 @@ pub fn summary(results: &[CaseResult]) -> String {
         total as f64 / 1000.0
     )
 }
+
+/// One row per case: verdict, checks passed, the figures a reader looks at first, times.
+pub fn table(results: &[CaseResult]) -> String {
+    let fig = |r: &CaseResult, check: &str, key: &str| {
+        r.checks
+            .iter()
+            .find(|c| c.name == check)
+            .and_then(|c| c.figures.get(key))
+            .and_then(|v| v.as_u64())
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut out = format!(
+        "{:<40} {:<5} {:>6} {:>9} {:>6} {:>8} {:>8}\n",
+        "case", "", "checks", "divergent", "dirty", "resynced", "time"
+    );
+    for r in results {
+        let ok = r.checks.iter().filter(|c| c.ok).count();
+        out.push_str(&format!(
+            "{:<40} {:<5} {:>6} {:>9} {:>6} {:>8} {:>7.1}s\n",
+            format!("{} (seed {})", r.case, r.seed),
+            r.verdict.label(),
+            format!("{ok}/{}", r.checks.len()),
+            fig(r, "safety", "divergent_chunks"),
+            fig(r, "safety", "dirty_chunks"),
+            fig(r, "resync_bounds", "resynced_chunks"),
+            r.times.total_ms as f64 / 1000.0
+        ));
+    }
+    out.trim_end().to_string()
+}
+
+/// Cases that both passed and did not pass across repeats, with their seeds.
+pub fn flaky(results: &[CaseResult]) -> Vec<String> {
+    let mut names: Vec<&str> = results.iter().map(|r| r.case.as_str()).collect();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let runs: Vec<&CaseResult> = results.iter().filter(|r| r.case == name).collect();
+            let passed = runs.iter().filter(|r| r.verdict == Verdict::Pass).count();
+            (passed > 0 && passed < runs.len()).then(|| {
+                let bad: Vec<String> = runs
+                    .iter()
+                    .filter(|r| r.verdict != Verdict::Pass)
+                    .map(|r| r.seed.to_string())
+                    .collect();
+                format!(
+                    "{name}: {passed} of {} passed; failing seeds {}",
+                    runs.len(),
+                    bad.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(case: &str, verdict: Verdict, seed: u64) -> CaseResult {
+        CaseResult {
+            case: case.into(),
+            file: PathBuf::from("cases/x.yaml"),
+            verdict,
+            reason: None,
+            seed,
+            kernel: KernelInfo {
+                source: "debian".into(),
+                release: "6.12".into(),
+                vmlinuz_sha256: String::new(),
+                package: None,
+                package_version: None,
+                package_sha256: None,
+            },
+            qemu: String::new(),
+            accel: "tcg".into(),
+            image: String::new(),
+            times: Times::default(),
+            steps: vec![],
+            splats: vec![],
+            checks: vec![],
+            phases: vec![],
+            replay: String::new(),
+            kept_disks: None,
+        }
+    }
+
+    #[test]
+    fn flaky_names_cases_that_passed_and_failed_with_the_failing_seeds() {
+        let rs = [
+            result("a", Verdict::Pass, 1),
+            result("a", Verdict::Fail, 2),
+            result("b", Verdict::Pass, 3),
+            result("b", Verdict::Pass, 4),
+            result("c", Verdict::Fail, 5),
+        ];
+        assert_eq!(flaky(&rs), ["a: 1 of 2 passed; failing seeds 2"]);
+        let t = table(&rs);
+        assert!(t.lines().nth(1).unwrap().starts_with("a (seed 1)"), "{t}");
+        assert_eq!(t.lines().count(), 6);
+    }
+}

@@ -19,6 +19,8 @@ pub struct RunArgs {
     pub seed: Option<u64>,
     pub jobs: Option<usize>,
     pub results: Option<PathBuf>,
+    /// Run each case this many times, each with a fresh seed (or `seed` every time).
+    pub repeat: u32,
 }
 
 /// `cargo xtask run`: load every case first (a bad case file stops the run before any VM
@@ -26,10 +28,11 @@ pub struct RunArgs {
 pub fn cli(args: RunArgs) -> Result<u8> {
     let project = crate::bench::project_root();
     let files = case_files(&project, &args.cases, &args.filters)?;
-    let plans = files
+    let loaded = files
         .iter()
         .map(|f| case::load(f, args.seed))
         .collect::<Result<Vec<_>>>()?;
+    let plans = repeat(&loaded, args.repeat, args.seed);
     let bench = Bench::prepare(&args.bench)?;
     eprintln!(
         "kernel {} ({}), QEMU {}, {}",
@@ -54,10 +57,34 @@ pub fn cli(args: RunArgs) -> Result<u8> {
     let results = run_plans(&bench, &plans, &run_dir, jobs, |r| {
         println!("{}", report::case_line(r))
     });
+    println!("{}", report::table(&results));
     println!("{}", report::summary(&results));
+    for flaky in report::flaky(&results) {
+        println!("FLAKY {flaky}");
+    }
     println!("results in {}", run_dir.display());
     report::write_json(&run_dir.join("summary.json"), &results)?;
     Ok(exit_code(&results))
+}
+
+/// Each plan `n` times; a repeat gets a fresh seed unless one was given, and a directory
+/// of its own (`name.2`, `name.3`...).
+pub fn repeat(plans: &[Plan], n: u32, seed: Option<u64>) -> Vec<Plan> {
+    let mut out = Vec::new();
+    for p in plans {
+        out.push(p.clone());
+        for i in 2..=n {
+            let mut again = p.clone();
+            again.run_name = format!("{}.{i}", p.name);
+            again.seed = seed.unwrap_or_else(|| {
+                p.seed
+                    .wrapping_add(u64::from(i - 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                    >> 1
+            });
+            out.push(again);
+        }
+    }
+    out
 }
 
 pub fn exit_code(results: &[CaseResult]) -> u8 {
@@ -167,7 +194,7 @@ pub fn run_plans(
             s.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(plan) = plans.get(i) else { break };
-                let r = run_case(bench, plan, &run_dir.join(&plan.name));
+                let r = run_case(bench, plan, &run_dir.join(&plan.run_name));
                 if tx.send((i, r)).is_err() {
                     break;
                 }
