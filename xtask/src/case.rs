@@ -191,12 +191,44 @@ pub struct CrashSpec {
     /// both members microseconds apart and a kill almost never leaves them different.
     #[serde(default)]
     pub throttle: Option<ThrottleSpec>,
+    /// Squeeze the writers' memory while the load runs.
+    #[serde(default)]
+    pub pressure: Option<PressureSpec>,
     /// When to kill QEMU: after the array has written this much...
     #[serde(default)]
     pub after_written: Option<Size>,
     /// ...or this long after the load started.
     #[serde(default, with = "opt_duration")]
     pub after_time: Option<Duration>,
+}
+
+/// Memory pressure through a cgroup v2 the writers run in, with the page cache of the
+/// bitmap's filesystem kept dirty beside them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PressureSpec {
+    /// `memory.max` of the writers' cgroup.
+    #[serde(default)]
+    pub memory_max: Option<Size>,
+    /// `memory.high` of the writers' cgroup.
+    #[serde(default)]
+    pub memory_high: Option<Size>,
+    /// Buffered writes of this much to a file on the bitmap's filesystem, in the cgroup.
+    #[serde(default)]
+    pub dirtier: Option<Size>,
+    /// `vm.dirty_ratio` / `vm.dirty_background_ratio` while it runs: high, so dirty pages
+    /// pile up instead of being written back early.
+    #[serde(default = "default_dirty_ratio")]
+    pub dirty_ratio: u32,
+    #[serde(default = "default_dirty_background_ratio")]
+    pub dirty_background_ratio: u32,
+}
+
+fn default_dirty_ratio() -> u32 {
+    80
+}
+fn default_dirty_background_ratio() -> u32 {
+    60
 }
 
 /// How the array goes down, and so what can have reached the disk images.
@@ -570,6 +602,23 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
         }
         if let Some(t) = &c.throttle {
             disk("crash.throttle.disk", &t.disk)?;
+        }
+        if let Some(p) = &c.pressure {
+            if p.memory_max.is_none() && p.memory_high.is_none() && p.dirtier.is_none() {
+                return Err(at(
+                    "crash.pressure: set memory_max, memory_high or dirtier".into()
+                ));
+            }
+            if p.memory_max.is_some_and(|m| m.0 < 4 << 20) {
+                return Err(at(
+                    "crash.pressure.memory_max: below 4 MiB the writers cannot even start".into(),
+                ));
+            }
+            if p.dirty_ratio > 100 || p.dirty_background_ratio > p.dirty_ratio {
+                return Err(at(
+                    "crash.pressure: dirty_background_ratio <= dirty_ratio <= 100".into(),
+                ));
+            }
         }
         let w = &c.workload;
         if w.min_io.0 == 0

@@ -371,6 +371,82 @@ pub fn write_open(errno: Option<i32>, expect: crate::case::WriteOpen) -> Check {
     }
 }
 
+/// The pressure a case asked for must have been reached, or the run proved nothing
+/// about pressure: the cgroup hit `memory.high`/`memory.max` (`memory.events`), or tasks
+/// stalled on memory (PSI `some total`).
+pub fn pressure_reached(memory_events: &str, memory_pressure: &str) -> Check {
+    let event = |name: &str| {
+        memory_events
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    let stall_us = memory_pressure
+        .lines()
+        .find(|l| l.starts_with("some"))
+        .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("total=")))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let (high, max, oom) = (event("high "), event("max "), event("oom "));
+    Check {
+        name: "pressure_reached",
+        ok: high + max > 0 || stall_us > 0,
+        summary: if high + max > 0 || stall_us > 0 {
+            format!("the writers' cgroup hit memory.high {high} and memory.max {max} times; tasks stalled on memory {stall_us} us")
+        } else {
+            "the run never reached memory pressure (no memory.high/max events, no memory stall): nothing was proved about pressure".into()
+        },
+        figures: json!({ "high_events": high, "max_events": max, "oom_events": oom, "memory_stall_us": stall_us }),
+    }
+}
+
+/// The writers were still writing when the crash came: none stopped on an I/O error.
+pub fn writers_alive(exit: Option<(Option<i32>, String)>) -> Check {
+    Check {
+        name: "writers_alive",
+        ok: exit.is_none(),
+        summary: match &exit {
+            None => "the writers were still writing at the crash; none saw an I/O error".into(),
+            Some((status, stderr)) => format!(
+                "the writers ended before the crash (status {status:?}): {}",
+                stderr.trim()
+            ),
+        },
+        figures: json!({ "exited": exit.is_some() }),
+    }
+}
+
+/// md's complaints about its bitmap in a console log.
+pub fn bitmap_errors(console: &str) -> Check {
+    const PATTERNS: [&str; 7] = [
+        "kicking failed bitmap file",
+        "md: bitmap read error",
+        "bitmap file too short",
+        "invalid bitmap file superblock",
+        "bitmap superblock UUID mismatch",
+        "md: cannot resize file-based bitmap",
+        "bitmap: write error",
+    ];
+    let found: Vec<String> = console
+        .lines()
+        .filter(|l| PATTERNS.iter().any(|p| l.contains(p)))
+        .map(|l| l.trim().to_string())
+        .collect();
+    Check {
+        name: "no_bitmap_errors",
+        ok: found.is_empty(),
+        summary: if found.is_empty() {
+            "md logged no bitmap error".into()
+        } else {
+            format!("md logged: {}", found.join(" | "))
+        },
+        figures: json!({ "messages": found }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +501,27 @@ mod tests {
         assert!(!converged(&[], 0, 2, 10).ok);
         assert!(!crash_left_divergence(&[]).ok);
         assert!(crash_left_divergence(&[1]).ok);
+    }
+
+    #[test]
+    fn pressure_writer_and_bitmap_error_checks_fail_when_broken() {
+        let psi = "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        let none = "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n";
+        assert!(!pressure_reached(none, psi).ok);
+        assert!(pressure_reached("low 0\nhigh 12\nmax 0\noom 0\n", psi).ok);
+        let c = pressure_reached(none, "some avg10=1.00 avg60=0.00 avg300=0.00 total=5300\n");
+        assert!(c.ok && c.figures["memory_stall_us"] == 5300);
+        assert!(writers_alive(None).ok);
+        assert!(
+            !writers_alive(Some((
+                Some(1),
+                "write 4096 at 0: Input/output error".into()
+            )))
+            .ok
+        );
+        assert!(bitmap_errors("[ 1.0] md0: bitmap file is ok\n").ok);
+        let c = bitmap_errors("[ 5.0] md0: kicking failed bitmap file /mnt/bitmap from array!\n");
+        assert!(!c.ok && c.summary.contains("kicking failed bitmap file"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! 3. convergence: members identical, `check` finds nothing, the bitmap clean again.
 
 use crate::bench::Bench;
-use crate::case::{CrashMode, CrashSpec, Plan};
+use crate::case::{CrashMode, CrashSpec, Plan, PressureSpec};
 use crate::check;
 use crate::ondisk::{bitmap::Bitmap, compare, ext4, superblock};
 use crate::report::CaseResult;
@@ -59,8 +59,39 @@ fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
             )
             .map_err(Failure::Bench)?;
     }
-    s.spawn_workload(&mut vm, &crash.workload)?;
+    let cgroup = match &crash.pressure {
+        Some(p) => Some(start_pressure(s, &mut vm, p)?),
+        None => None,
+    };
+    let workload = s.spawn_workload(&mut vm, &crash.workload, cgroup.as_deref())?;
     let written = s.wait_kill_point(&mut vm, crash)?;
+    // Before the crash: the writers must still be writing, and what pressure they met.
+    let exited = match vm.call(
+        &agent::Request::Wait {
+            id: workload,
+            timeout_ms: 0,
+        },
+        Duration::from_secs(10),
+    ) {
+        Ok(agent::Response::Ran(out)) => Some((out.status, out.stderr)),
+        _ => None,
+    };
+    s.add(check::writers_alive(exited));
+    if let Some(cg) = &cgroup {
+        let events = s.sh(&mut vm, &format!("cat {cg}/memory.events"), 10)?;
+        let psi = s.sh(&mut vm, &format!("cat {cg}/memory.pressure"), 10)?;
+        let stat = s.sh(
+            &mut vm,
+            &format!("grep -E '^(file_dirty|file_writeback|file) ' {cg}/memory.stat"),
+            10,
+        )?;
+        std::fs::write(
+            s.case_dir.join("pressure.txt"),
+            format!("memory.events:\n{events}\nmemory.pressure:\n{psi}\nmemory.stat:\n{stat}"),
+        )
+        .map_err(anyhow::Error::from)?;
+        s.add(check::pressure_reached(&events, &psi));
+    }
     s.phase("workload");
     match crash.mode {
         CrashMode::Sigkill => vm.kill().map_err(Failure::Bench)?,
@@ -89,6 +120,8 @@ fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
         figures: serde_json::json!({ "mode": crash.mode }),
     });
     s.phase("crash");
+    let console = std::fs::read_to_string(s.case_dir.join("console-boot1.log")).unwrap_or_default();
+    s.add(check::bitmap_errors(&console));
 
     // From the images: what differs, what the bitmap says.
     let before = s.read_images("after-crash").map_err(Failure::Bench)?;
@@ -189,6 +222,41 @@ fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
     ));
     s.phase("judge images after resync");
     s.verdict()
+}
+
+/// Makes the writers' cgroup with the case's limits, raises the dirty ratios and starts
+/// the dirtier on the bitmap's filesystem inside it; returns the cgroup's path.
+fn start_pressure(s: &mut Scenario, vm: &mut Vm, p: &PressureSpec) -> Result<String, Failure> {
+    let cg = "/sys/fs/cgroup/writers";
+    let mut setup = format!(
+        "echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir -p {cg} && echo {} > /proc/sys/vm/dirty_ratio && echo {} > /proc/sys/vm/dirty_background_ratio",
+        p.dirty_ratio, p.dirty_background_ratio
+    );
+    if let Some(m) = p.memory_max {
+        setup.push_str(&format!(" && echo {} > {cg}/memory.max", m.0));
+    }
+    if let Some(m) = p.memory_high {
+        setup.push_str(&format!(" && echo {} > {cg}/memory.high", m.0));
+    }
+    s.sh(vm, &setup, 10)?;
+    if let Some(size) = p.dirtier {
+        let cmd = format!("echo $$ > {cg}/cgroup.procs && exec dd if=/dev/zero of={MNT}/dirt bs=1M count={} 2>/dev/null", size.0 >> 20);
+        match vm
+            .call(
+                &agent::Request::Spawn { cmd, env: vec![] },
+                Duration::from_secs(10),
+            )
+            .map_err(anyhow::Error::from)?
+        {
+            agent::Response::Spawned { .. } => {}
+            other => {
+                return Err(Failure::Bench(anyhow::anyhow!(
+                    "spawn the dirtier: {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(cg.to_string())
 }
 
 impl Scenario<'_> {

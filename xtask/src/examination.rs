@@ -55,7 +55,7 @@ fn run(s: &mut Scenario, spec: &ExaminationSpec) -> Result<(), Failure> {
         Response::Extents { extents } => extents,
         other => return Err(Failure::Bench(anyhow::anyhow!("fiemap {path}: {other:?}"))),
     };
-    let workload = s.spawn_workload(&mut vm, &spec.workload)?;
+    let workload = s.spawn_workload(&mut vm, &spec.workload, None)?;
     s.phase("start load");
 
     let mut samples = Vec::new();

@@ -79,7 +79,12 @@ impl<'a> Scenario<'a> {
 
     /// Starts the seeded writer on md0 in the background; its pid lands in
     /// [`WORKLOAD_PID`], and the agent's spawn id is returned for reaping it.
-    pub fn spawn_workload(&mut self, vm: &mut Vm, w: &WorkloadSpec) -> Result<u32, Failure> {
+    pub fn spawn_workload(
+        &mut self,
+        vm: &mut Vm,
+        w: &WorkloadSpec,
+        cgroup: Option<&str>,
+    ) -> Result<u32, Failure> {
         let size = self.sh(vm, "blockdev --getsize64 /dev/md0", 10)?;
         let span: u64 = size
             .trim()
@@ -94,8 +99,12 @@ impl<'a> Scenario<'a> {
             span,
             direct: w.direct,
         };
+        // The shell joins the cgroup first, so the writers it execs are born inside it.
+        let join = cgroup
+            .map(|c| format!("echo $$ > {c}/cgroup.procs && "))
+            .unwrap_or_default();
         let cmd = format!(
-            "echo $$ > {WORKLOAD_PID}; exec /usr/bin/agent workload {}",
+            "{join}echo $$ > {WORKLOAD_PID}; exec /usr/bin/agent workload {}",
             agent::workload::args(&workload)
         );
         match vm

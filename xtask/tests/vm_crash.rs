@@ -106,3 +106,18 @@ fn crash_1m_chunks_passes_with_coarser_bits() {
     assert_eq!(safety["chunks"], 127, "127 MiB of data in 1 MiB chunks");
     assert!(safety["divergent_chunks"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn crash_under_memory_pressure_reaches_pressure_and_keeps_the_promise() {
+    let plan = plan_file("raid1-file-bitmap-crash-pressure", 31);
+    let (r, _dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
+    let p = figures(&r, "pressure_reached");
+    assert!(
+        p["max_events"].as_u64().unwrap() + p["high_events"].as_u64().unwrap() > 0
+            || p["memory_stall_us"].as_u64().unwrap() > 0,
+        "the run must really have been squeezed: {p}"
+    );
+    assert_eq!(figures(&r, "writers_alive")["exited"], false);
+    assert!(figures(&r, "safety")["divergent_chunks"].as_u64().unwrap() > 0);
+}
