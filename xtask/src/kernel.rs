@@ -51,7 +51,9 @@ pub fn acquire(cache: &Cache, spec: &KernelSpec) -> Result<Kernel> {
 }
 
 fn given(path: &Path, modules: Option<&Path>) -> Result<Kernel> {
-    let head = read_head(path, 0x1000)?;
+    // The version string lives in the setup code, which can run to (setup_sects + 1) * 512
+    // bytes: 64 KiB covers the largest.
+    let head = read_head(path, 0x10000)?;
     let release = bzimage_release(&head)
         .with_context(|| format!("--kernel {}: not a bzImage", path.display()))?;
     let modules = modules.map(modules_tree).transpose()?;
@@ -99,7 +101,7 @@ pub fn bzimage_release(head: &[u8]) -> Result<String> {
         .get(ptr..)
         .and_then(|t| t.split(|&b| b == 0).next())
         .filter(|t| !t.is_empty())
-        .context("kernel_version string lies outside the first 4 KiB")?;
+        .context("kernel_version string lies outside the setup code read")?;
     let text = String::from_utf8_lossy(text);
     Ok(text
         .split_whitespace()

@@ -184,3 +184,34 @@ fn agent_reads_files_directly_and_maps_their_extents() {
     assert_eq!(read(&mut vm, "/mnt/f", 100, 50, true), buffered[100..150]);
     vm.quit(Duration::from_secs(10)).unwrap();
 }
+
+#[test]
+fn a_given_bzimage_and_modules_tree_run_the_smoke_case() {
+    // The Debian kernel the bench fetched, handed over as a user would hand their own.
+    let debian = bench();
+    let spec = xtask::kernel::KernelSpec::BzImage {
+        path: debian.kernel.vmlinuz.clone(),
+        modules: debian.kernel.modules.clone(),
+    };
+    let opts = xtask::bench::Options {
+        kernel: spec,
+        accel: Some(debian.accel),
+        install: false,
+    };
+    let given = xtask::bench::Bench::prepare(&opts).unwrap();
+    assert_eq!(given.kernel.info.source, "bzimage");
+    assert_eq!(
+        given.kernel.info.release, debian.kernel.info.release,
+        "release read from the boot header"
+    );
+    let plan = plan_file("smoke", 6);
+    let dir = tempfile::tempdir().unwrap();
+    let r = xtask::run::run_case(&given, &plan, &dir.path().join("smoke"));
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reason);
+    assert_eq!(r.kernel.source, "bzimage");
+    assert!(
+        r.replay.contains("--kernel"),
+        "the replay names the kernel: {}",
+        r.replay
+    );
+}

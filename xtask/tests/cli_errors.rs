@@ -1,0 +1,113 @@
+//! Bad input at the command line: one clear message naming what and where, exit status
+//! 125 (cannot test), and nothing left behind.
+
+use std::process::Command;
+
+fn xtask(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn qemu_count() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "qemu-system-x86")
+        })
+        .count()
+}
+
+#[test]
+fn a_case_file_with_an_unknown_key_names_file_line_column_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("typo.yaml");
+    std::fs::write(
+        &case,
+        "description: d\ndisks: []\nsteps:\n  - run: {cmd: 'true', timout: 5s}\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let (code, err) = xtask(&[
+        "run",
+        case.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--no-install",
+    ]);
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("typo.yaml:4:") && err.contains("steps[0].run: unknown field `timout`"),
+        "{err}"
+    );
+    assert!(!results.exists(), "a case that does not load starts no run");
+}
+
+#[test]
+fn a_kernel_that_is_not_a_bzimage_is_refused_before_anything_boots() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bzImage");
+    std::fs::write(&bogus, b"#!/bin/sh\necho not a kernel\n").unwrap();
+    let before = qemu_count();
+    let (code, err) = xtask(&[
+        "run",
+        "smoke",
+        "--kernel",
+        bogus.to_str().unwrap(),
+        "--no-install",
+        "--results",
+        dir.path().join("r").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("not a bzImage") && err.contains(bogus.to_str().unwrap()),
+        "{err}"
+    );
+    assert!(qemu_count() <= before, "no QEMU left behind");
+}
+
+#[test]
+fn a_modules_dir_without_md_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let modules = dir.path().join("lib/modules/6.12.0");
+    std::fs::create_dir_all(modules.join("kernel")).unwrap();
+    std::fs::write(modules.join("modules.order"), "").unwrap();
+    let cache = xtask::cache::Cache::from_env().unwrap();
+    // Any real bzImage will do for the header check: the one the bench already cached.
+    let Some(vmlinuz) = cache
+        .entries("kernels")
+        .into_iter()
+        .map(|d| d.join("vmlinuz"))
+        .find(|p| p.exists())
+    else {
+        return;
+    };
+    let (code, err) = xtask(&[
+        "setup",
+        "--kernel",
+        vmlinuz.to_str().unwrap(),
+        "--modules",
+        dir.path().to_str().unwrap(),
+        "--no-install",
+    ]);
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("module virtio_blk is neither in")
+            || err.contains("module md_mod is neither in"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_case_name_is_named() {
+    let (code, err) = xtask(&["run", "no-such-case", "--no-install"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("case no-such-case: no such file"), "{err}");
+}
