@@ -435,6 +435,7 @@ pub fn create_disks(plan: &Plan, dir: &Path) -> Result<Vec<Disk>> {
                 path,
                 cache: cache.into(),
                 drive_options: vec![],
+                blkdebug: None,
             })
         })
         .collect()

@@ -64,6 +64,7 @@ fn a_bitmap_file_written_by_the_bench_is_taken_like_mdadms() {
                 path,
                 cache: "writeback".into(),
                 drive_options: vec![],
+                blkdebug: None,
             }
         })
         .collect();

@@ -135,6 +135,7 @@ fn disk(dir: &Path, name: &str, size: u64) -> Disk {
         path,
         cache: "writeback".into(),
         drive_options: vec![],
+        blkdebug: None,
     }
 }
 

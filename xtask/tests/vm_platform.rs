@@ -130,6 +130,7 @@ fn agent_reads_files_directly_and_maps_their_extents() {
         path: disk_path,
         cache: "writeback".into(),
         drive_options: vec![],
+        blkdebug: None,
     }];
     let cfg = b.vm_config(512, 2, disks, dir.path().join("console.log"));
     let mut vm = b.boot(&cfg).unwrap();

@@ -20,6 +20,7 @@ fn fs_disk(dir: &Path) -> Disk {
         path,
         cache: "writeback".into(),
         drive_options: vec![],
+        blkdebug: None,
     }
 }
 
@@ -54,8 +55,8 @@ fn wait_console(console: &Path, marker: &str, limit: Duration) -> String {
 fn block_a_writer(vm: &mut Vm) {
     run(
         vm,
-        "mkfs.ext4 -q -F /dev/vda && mount /dev/vda /mnt && fsfreeze -f /mnt \
-         && (sh -c 'echo x > /mnt/f') </dev/null >/dev/null 2>&1 &",
+        "mkfs.ext4 -q -F /dev/vda && mount /dev/vda /mnt && fsfreeze --freeze /mnt \
+         && { sh -c 'echo x > /mnt/f' </dev/null >/dev/null 2>&1 & }",
     );
     xtask::run::poll_guest(
         vm,
@@ -85,7 +86,7 @@ fn capture_console_logs() {
     wait_console(&console, "NMI backtrace", Duration::from_secs(20));
     run(&mut vm, "echo 2 > /proc/sys/kernel/hung_task_timeout_secs");
     wait_console(&console, "blocked for more than", Duration::from_secs(30));
-    run(&mut vm, "fsfreeze -u /mnt; wait; sync; umount /mnt");
+    run(&mut vm, "fsfreeze --unfreeze /mnt");
     vm.quit(Duration::from_secs(10)).unwrap();
 
     // sysrq c.

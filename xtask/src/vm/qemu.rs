@@ -15,6 +15,8 @@ pub struct Disk {
     pub cache: String,
     /// Extra `-drive` options, e.g. `throttling.iops-write=50`.
     pub drive_options: Vec<String>,
+    /// A blkdebug rule file: the disk's I/O goes through QEMU's error injector.
+    pub blkdebug: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,10 +131,25 @@ fn escape_commas(p: &Path) -> OsString {
 pub fn drive_args(disks: &[Disk]) -> Vec<OsString> {
     let mut a = Vec::new();
     for (i, d) in disks.iter().enumerate() {
-        let mut drive = OsString::from("file=");
-        drive.push(escape_commas(&d.path));
+        let mut drive = match &d.blkdebug {
+            // raw over blkdebug over the file: raw fires the write_aio/read_aio events
+            // that blkdebug's rules key on.
+            Some(rules) => {
+                let mut s = OsString::from("driver=raw,file.driver=blkdebug,file.config=");
+                s.push(escape_commas(rules));
+                s.push(",file.image.filename=");
+                s.push(escape_commas(&d.path));
+                s
+            }
+            None => {
+                let mut s = OsString::from("file=");
+                s.push(escape_commas(&d.path));
+                s.push(",format=raw");
+                s
+            }
+        };
         drive.push(format!(
-            ",format=raw,if=none,id=drive{i},cache={},aio=threads",
+            ",if=none,id=drive{i},cache={},aio=threads",
             d.cache
         ));
         for o in &d.drive_options {
@@ -185,6 +202,7 @@ mod tests {
             path: "/tmp/a,b/m0.img".into(),
             cache: "none".into(),
             drive_options: vec!["throttling.iops-write=50".into()],
+            blkdebug: None,
         }];
         assert_eq!(
             strings(drive_args(&disks)),
