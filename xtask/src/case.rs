@@ -167,12 +167,25 @@ pub struct ArraySpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BitmapSpec {
-    /// The disk holding the filesystem the bitmap file lives on.
+    /// `file` (the subject) or `internal` (the control: md writes it into the members,
+    /// with PREFLUSH|FUA, where a file bitmap gets neither).
+    #[serde(default)]
+    pub kind: BitmapKind,
+    /// The disk holding the filesystem the bitmap file lives on (`file` only).
+    #[serde(default)]
     pub disk: String,
     /// The file's path inside that filesystem.
     #[serde(default = "default_bitmap_path")]
     pub path: String,
     pub chunk: Size,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BitmapKind {
+    #[default]
+    File,
+    Internal,
 }
 
 fn default_bitmap_path() -> String {
@@ -271,6 +284,9 @@ pub struct WorkloadSpec {
     pub max_io: Size,
     #[serde(default = "default_true")]
     pub direct: bool,
+    /// Write only the first this-many bytes of the array (default: all of it).
+    #[serde(default)]
+    pub span: Option<Size>,
 }
 
 impl Default for WorkloadSpec {
@@ -280,6 +296,7 @@ impl Default for WorkloadSpec {
             min_io: default_min_io(),
             max_io: default_max_io(),
             direct: true,
+            span: None,
         }
     }
 }
@@ -577,11 +594,22 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
         for m in &a.members {
             disk("array.members:", m)?;
         }
-        let fs = disk("array.bitmap.disk", &a.bitmap.disk)?;
-        if a.members.contains(&a.bitmap.disk) {
-            return Err(at(
-                "array.bitmap.disk: the bitmap file cannot live on a member".into(),
-            ));
+        match a.bitmap.kind {
+            BitmapKind::File => {
+                disk("array.bitmap.disk", &a.bitmap.disk)?;
+                if a.members.contains(&a.bitmap.disk) {
+                    return Err(at(
+                        "array.bitmap.disk: the bitmap file cannot live on a member".into(),
+                    ));
+                }
+            }
+            BitmapKind::Internal if !a.bitmap.disk.is_empty() => {
+                return Err(at(
+                    "array.bitmap.disk: an internal bitmap lives in the members, not on a disk"
+                        .into(),
+                ));
+            }
+            BitmapKind::Internal => {}
         }
         let chunk = a.bitmap.chunk.0;
         if !chunk.is_power_of_two() || chunk < 4096 {
@@ -589,7 +617,6 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
                 "array.bitmap.chunk {chunk}: a power of two of at least 4 KiB"
             )));
         }
-        let _ = fs;
     }
     if let Some(c) = &case.crash {
         if case.array.is_none() {
@@ -639,6 +666,15 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
         if case.array.is_none() || case.crash.is_some() {
             return Err(at(
                 "examination: needs an array, and no crash in the same case".into(),
+            ));
+        }
+        if case
+            .array
+            .as_ref()
+            .is_some_and(|a| a.bitmap.kind != BitmapKind::File)
+        {
+            return Err(at(
+                "examination: examines a bitmap file; array.bitmap.kind must be file".into(),
             ));
         }
         if e.samples == 0 {

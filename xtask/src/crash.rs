@@ -15,6 +15,7 @@ use crate::scenario::{Scenario, MNT};
 use crate::vm::{Disk, Vm};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -147,11 +148,13 @@ fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
     // does is read from the trace, not from md.
     let mut vm = s.boot(2)?;
     s.phase("boot 2");
-    s.sh(
-        &mut vm,
-        &format!("mount {} {MNT}", s.dev(&s.array.bitmap.disk)),
-        60,
-    )?;
+    if s.is_file() {
+        s.sh(
+            &mut vm,
+            &format!("mount {} {MNT}", s.dev(&s.array.bitmap.disk)),
+            60,
+        )?;
+    }
     s.sh(
         &mut vm,
         "cd /sys/kernel/tracing && echo 65536 > buffer_size_kb && echo 1 > events/block/block_bio_queue/enable && echo > trace && echo 1 > tracing_on",
@@ -160,8 +163,8 @@ fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
     s.sh(
         &mut vm,
         &format!(
-            "mdadm --assemble /dev/md0 --run --bitmap={} {}",
-            s.bitmap_path(),
+            "mdadm --assemble /dev/md0 --run {} {}",
+            s.assemble_bitmap_arg(),
             s.members()
         ),
         60,
@@ -207,9 +210,14 @@ fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
             .unwrap_or(u64::MAX),
     };
     s.phase("bitmap clears");
+    let umount = if s.is_file() {
+        format!(" && umount {MNT}")
+    } else {
+        String::new()
+    };
     s.sh(
         &mut vm,
-        &format!("mdadm --stop /dev/md0 && umount {MNT} && sync"),
+        &format!("mdadm --stop /dev/md0{umount} && sync"),
         60,
     )?;
     vm.quit(Duration::from_secs(30)).map_err(Failure::Bench)?;
@@ -306,12 +314,32 @@ impl Scenario<'_> {
                 .map(|d| d.path.clone())
                 .expect("validated")
         };
-        let fs_image = path_of(&self.array.bitmap.disk);
-        let map = ext4::locate(&fs_image, &self.array.bitmap.path)?;
-        let bytes = ext4::read(&fs_image, &map)?;
+        let (bytes, source) = if self.is_file() {
+            let fs_image = path_of(&self.array.bitmap.disk);
+            let map = ext4::locate(&fs_image, &self.array.bitmap.path)?;
+            (ext4::read(&fs_image, &map)?, fs_image)
+        } else {
+            // The control: the bitmap md keeps inside the first member, where its
+            // superblock says.
+            let image = path_of(&self.array.members[0]);
+            let mut f = std::fs::File::open(&image)?;
+            let size = f.metadata()?.len();
+            let (_, sb) = superblock::read_from(&mut f, size)?;
+            let sector = sb
+                .bitmap_sector()
+                .context("no internal bitmap in the superblock")?;
+            let mut head = vec![0u8; 256];
+            f.seek(SeekFrom::Start(sector * 512))?;
+            f.read_exact(&mut head)?;
+            let len = crate::ondisk::bitmap::BitmapSuper::decode(&head)?.required_len()?;
+            let mut bytes = vec![0u8; len as usize];
+            f.seek(SeekFrom::Start(sector * 512))?;
+            f.read_exact(&mut bytes)?;
+            (bytes, image)
+        };
         std::fs::write(self.case_dir.join(format!("bitmap-{label}.bin")), &bytes)?;
         let bitmap = Bitmap::decode(&bytes)
-            .with_context(|| format!("decode the bitmap file read from {}", fs_image.display()))?;
+            .with_context(|| format!("decode the bitmap read from {}", source.display()))?;
         let mut files = Vec::new();
         let mut data_offsets = Vec::new();
         for m in &self.array.members {

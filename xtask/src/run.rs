@@ -194,7 +194,12 @@ pub fn run_plans(
             s.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(plan) = plans.get(i) else { break };
-                let r = run_case(bench, plan, &run_dir.join(&plan.run_name));
+                let dir = run_dir.join(&plan.run_name);
+                // A bug of the bench in one case must not take the others down with it.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_case(bench, plan, &dir)
+                }))
+                .unwrap_or_else(|panic| panicked(bench, plan, &panic));
                 if tx.send((i, r)).is_err() {
                     break;
                 }
@@ -211,11 +216,21 @@ pub fn run_plans(
     })
 }
 
-/// One case from start to verdict; never panics on the guest's account, always writes
-/// its result.
-pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
-    let started = Instant::now();
-    let mut result = CaseResult {
+/// The result of a case whose run panicked: the bench's fault, so an error.
+fn panicked(bench: &Bench, plan: &Plan, panic: &Box<dyn std::any::Any + Send>) -> CaseResult {
+    let what = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let mut r = blank_result(bench, plan);
+    r.verdict = Verdict::Error;
+    r.reason = Some(format!("the bench panicked: {what}"));
+    r
+}
+
+fn blank_result(bench: &Bench, plan: &Plan) -> CaseResult {
+    CaseResult {
         case: plan.name.clone(),
         file: plan.file.clone(),
         verdict: Verdict::Running,
@@ -232,7 +247,14 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
         phases: Vec::new(),
         replay: replay_command(bench, plan),
         kept_disks: None,
-    };
+    }
+}
+
+/// One case from start to verdict; never panics on the guest's account, always writes
+/// its result.
+pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
+    let started = Instant::now();
+    let mut result = blank_result(bench, plan);
     let outcome = std::fs::create_dir_all(case_dir)
         .map_err(anyhow::Error::from)
         .and_then(|_| report::write_json(&case_dir.join("plan.json"), plan))

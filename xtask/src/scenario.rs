@@ -2,14 +2,14 @@
 //! its phases and checks as they land in the result, and the array they build.
 
 use crate::bench::Bench;
-use crate::case::{ArraySpec, Plan, WorkloadSpec};
+use crate::case::{ArraySpec, BitmapKind, Plan, WorkloadSpec};
 use crate::check::Check;
 use crate::ondisk::bitmap::Bitmap;
 use crate::report::{self, CaseResult, Phase};
 use crate::run::{guest_run, poll_guest, Failure};
 use crate::vm::{Disk, Vm};
 use agent::{Request, Response};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -53,19 +53,19 @@ impl<'a> Scenario<'a> {
     /// the initial resync end and the daemon clear every bit: a scenario that started
     /// from a bitmap dirty everywhere would prove nothing.
     pub fn create_settled_array(&mut self, vm: &mut Vm) -> Result<Duration, Failure> {
-        self.sh(
-            vm,
-            &format!(
-                "mkfs.ext4 -q -F -b 4096 {fs} && mount {fs} {MNT}",
-                fs = self.dev(&self.array.bitmap.disk)
-            ),
-            120,
-        )?;
+        if self.is_file() {
+            let fs = self.dev(&self.array.bitmap.disk);
+            self.sh(
+                vm,
+                &format!("mkfs.ext4 -q -F -b 4096 {fs} && mount {fs} {MNT}"),
+                120,
+            )?;
+        }
         let create = format!(
             "mdadm --create /dev/md0 --run --level={} --raid-devices={} --metadata=1.2 --bitmap={} --bitmap-chunk={}K {}",
             self.array.level,
             self.array.members.len(),
-            self.bitmap_path(),
+            self.bitmap_arg(),
             self.array.bitmap.chunk.0 >> 10,
             self.members()
         );
@@ -90,6 +90,7 @@ impl<'a> Scenario<'a> {
             .trim()
             .parse()
             .map_err(|_| Failure::Bench(anyhow::anyhow!("md0 size {size:?}")))?;
+        let span = w.span.map_or(span, |limit| span.min(limit.0));
         let workload = agent::workload::Workload {
             dev: "/dev/md0".into(),
             seed: self.plan.seed,
@@ -220,6 +221,29 @@ impl<'a> Scenario<'a> {
         format!("{MNT}{}", self.array.bitmap.path)
     }
 
+    pub fn is_file(&self) -> bool {
+        self.array.bitmap.kind == BitmapKind::File
+    }
+
+    /// mdadm's `--bitmap=` value for create.
+    pub fn bitmap_arg(&self) -> String {
+        if self.is_file() {
+            self.bitmap_path()
+        } else {
+            "internal".into()
+        }
+    }
+
+    /// What `mdadm --assemble` needs to find the bitmap: a file is named, an internal
+    /// one is found through the superblock.
+    pub fn assemble_bitmap_arg(&self) -> String {
+        if self.is_file() {
+            format!("--bitmap={}", self.bitmap_path())
+        } else {
+            String::new()
+        }
+    }
+
     pub fn dev_number(&self, vm: &mut Vm, disk: &str) -> Result<(u32, u32), Failure> {
         let name = self.dev(disk).trim_start_matches("/dev/").to_string();
         let text = self.sh(vm, &format!("cat /sys/block/{name}/dev"), 10)?;
@@ -245,9 +269,29 @@ impl<'a> Scenario<'a> {
     /// The bitmap file as md wrote it, read in the guest with O_DIRECT (the page cache
     /// of the file may be stale while the array runs).
     pub fn guest_bitmap(&self, vm: &mut Vm) -> Result<Bitmap> {
+        let (path, offset) = if self.is_file() {
+            (self.bitmap_path(), 0)
+        } else {
+            // An internal bitmap: where the first member's superblock says it is.
+            let dev = self.dev(&self.array.members[0]);
+            let req = Request::Read {
+                path: dev.clone(),
+                offset: 4096,
+                len: 4096,
+                direct: true,
+            };
+            let sb = match vm.call(&req, Duration::from_secs(10))? {
+                Response::Bytes { data } => crate::ondisk::superblock::decode(&data)?,
+                other => bail!("read superblock: {other:?}"),
+            };
+            let sector = sb
+                .bitmap_sector()
+                .context("the member's superblock names no internal bitmap")?;
+            (dev, sector * 512)
+        };
         let req = Request::Read {
-            path: self.bitmap_path(),
-            offset: 0,
+            path,
+            offset,
             len: 1 << 20,
             direct: true,
         };

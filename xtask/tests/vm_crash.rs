@@ -121,3 +121,14 @@ fn crash_under_memory_pressure_reaches_pressure_and_keeps_the_promise() {
     assert_eq!(figures(&r, "writers_alive")["exited"], false);
     assert!(figures(&r, "safety")["divergent_chunks"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn internal_bitmap_control_passes_the_same_checks() {
+    let plan = plan_file("raid1-internal-bitmap-crash", 41);
+    let (r, dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
+    assert!(figures(&r, "safety")["divergent_chunks"].as_u64().unwrap() > 0);
+    // The bitmap came out of the member image, not out of a filesystem.
+    let bytes = std::fs::read(dir.path().join(&plan.name).join("bitmap-after-crash.bin")).unwrap();
+    assert_eq!(&bytes[..4], b"bitm");
+}
