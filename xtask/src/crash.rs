@@ -5,32 +5,17 @@
 //!    divergent chunk (traced from the guest's block layer, not from md's own account);
 //! 3. convergence: members identical, `check` finds nothing, the bitmap clean again.
 
-use crate::bench::Bench;
-use crate::case::{CrashMode, CrashSpec, Plan, PressureSpec};
+use crate::case::{CrashMode, CrashSpec, PressureSpec};
 use crate::check;
+use crate::guest::calls;
 use crate::ondisk::{bitmap::Bitmap, compare, ext4, superblock};
-use crate::report::CaseResult;
 use crate::run::Failure;
 use crate::scenario::{Scenario, MNT};
-use crate::vm::{Disk, Vm};
+use crate::vm::Vm;
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// Runs the scenario; each check lands in `result` as it is judged.
-pub fn execute(
-    bench: &Bench,
-    plan: &Plan,
-    case_dir: &Path,
-    disks: &[Disk],
-    result: &mut CaseResult,
-) -> Result<(), Failure> {
-    let crash = plan.crash.as_ref().expect("called for crash cases");
-    let mut s = Scenario::new(bench, plan, case_dir, disks, result);
-    run(&mut s, crash)
-}
 
 /// What the host reads from the images after a VM is gone.
 struct Readings {
@@ -40,7 +25,8 @@ struct Readings {
     data_offsets: Vec<u64>,
 }
 
-fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
+/// Runs the scenario on a prepared case; each check lands in the result as it is judged.
+pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
     // Boot 1: build the array, let it settle, load it, kill QEMU.
     let mut vm = s.boot(1)?;
     s.phase("boot 1");
@@ -67,16 +53,9 @@ fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
     let workload = s.spawn_workload(&mut vm, &crash.workload, cgroup.as_deref())?;
     let written = s.wait_kill_point(&mut vm, crash)?;
     // Before the crash: the writers must still be writing, and what pressure they met.
-    let exited = match vm.call(
-        &agent::Request::Wait {
-            id: workload,
-            timeout_ms: 0,
-        },
-        Duration::from_secs(10),
-    ) {
-        Ok(agent::Response::Ran(out)) => Some((out.status, out.stderr)),
-        _ => None,
-    };
+    let exited = calls::wait(&mut vm, workload, Duration::ZERO)
+        .map_err(Failure::Bench)?
+        .map(|out| (out.status, out.stderr));
     s.add(check::writers_alive(exited));
     if let Some(cg) = &cgroup {
         let events = s.sh(&mut vm, &format!("cat {cg}/memory.events"), 10)?;
@@ -249,20 +228,7 @@ fn start_pressure(s: &mut Scenario, vm: &mut Vm, p: &PressureSpec) -> Result<Str
     s.sh(vm, &setup, 10)?;
     if let Some(size) = p.dirtier {
         let cmd = format!("echo $$ > {cg}/cgroup.procs && exec dd if=/dev/zero of={MNT}/dirt bs=1M count={} 2>/dev/null", size.0 >> 20);
-        match vm
-            .call(
-                &agent::Request::Spawn { cmd, env: vec![] },
-                Duration::from_secs(10),
-            )
-            .map_err(anyhow::Error::from)?
-        {
-            agent::Response::Spawned { .. } => {}
-            other => {
-                return Err(Failure::Bench(anyhow::anyhow!(
-                    "spawn the dirtier: {other:?}"
-                )))
-            }
-        }
+        calls::spawn(vm, &cmd).map_err(Failure::Bench)?;
     }
     Ok(cg.to_string())
 }

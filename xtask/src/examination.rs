@@ -5,36 +5,20 @@
 //! equal the disk. `mdadm -X` must agree with the decoder, and the file must refuse
 //! writers while md holds it.
 
-use crate::bench::Bench;
-use crate::case::{ExaminationSpec, Plan};
+use crate::case::ExaminationSpec;
 use crate::check::{self, FileSample};
+use crate::guest::calls;
 use crate::ondisk::bitmap::Bitmap;
-use crate::report::CaseResult;
 use crate::run::poll_guest;
 use crate::run::Failure;
 use crate::scenario::{Scenario, WORKLOAD_PID};
-use crate::vm::{Disk, Vm};
-use agent::{Extent, Request, Response};
-use anyhow::{bail, Result};
-use std::path::Path;
+use crate::vm::Vm;
+use agent::Extent;
+use anyhow::Result;
 use std::time::Duration;
 
-pub fn execute(
-    bench: &Bench,
-    plan: &Plan,
-    case_dir: &Path,
-    disks: &[Disk],
-    result: &mut CaseResult,
-) -> Result<(), Failure> {
-    let spec = plan
-        .examination
-        .as_ref()
-        .expect("called for examination cases");
-    let mut s = Scenario::new(bench, plan, case_dir, disks, result);
-    run(&mut s, spec)
-}
-
-fn run(s: &mut Scenario, spec: &ExaminationSpec) -> Result<(), Failure> {
+/// Runs the scenario on a prepared case; each check lands in the result as it is judged.
+pub fn run(s: &mut Scenario, spec: &ExaminationSpec) -> Result<(), Failure> {
     let mut vm = s.boot(1)?;
     s.phase("boot");
     s.create_settled_array(&mut vm)?;
@@ -45,16 +29,7 @@ fn run(s: &mut Scenario, spec: &ExaminationSpec) -> Result<(), Failure> {
         .trim()
         .parse()
         .unwrap_or(0);
-    let extents = match vm
-        .call(
-            &Request::Fiemap { path: path.clone() },
-            Duration::from_secs(10),
-        )
-        .map_err(anyhow::Error::from)?
-    {
-        Response::Extents { extents } => extents,
-        other => return Err(Failure::Bench(anyhow::anyhow!("fiemap {path}: {other:?}"))),
-    };
+    let extents = calls::fiemap(&mut vm, &path).map_err(Failure::Bench)?;
     let workload = s.spawn_workload(&mut vm, &spec.workload, None)?;
     s.phase("start load");
 
@@ -80,16 +55,7 @@ fn run(s: &mut Scenario, spec: &ExaminationSpec) -> Result<(), Failure> {
         }
         pause(s, &mut vm, false)?;
     }
-    let errno = match vm
-        .call(
-            &Request::TryOpenWrite { path: path.clone() },
-            Duration::from_secs(10),
-        )
-        .map_err(anyhow::Error::from)?
-    {
-        Response::Opened { errno } => errno,
-        other => return Err(Failure::Bench(anyhow::anyhow!("open {path}: {other:?}"))),
-    };
+    let errno = calls::try_open_write(&mut vm, &path).map_err(Failure::Bench)?;
     s.phase("sample while writing");
     s.note_figure("unstable_sample_attempts", unstable);
     s.add(check::direct_matches_disk(&samples));
@@ -97,22 +63,13 @@ fn run(s: &mut Scenario, spec: &ExaminationSpec) -> Result<(), Failure> {
     s.add(check::write_open(errno, spec.write_open));
 
     s.sh(&mut vm, &format!("kill -TERM $(cat {WORKLOAD_PID})"), 10)?;
-    match vm
-        .call(
-            &Request::Wait {
-                id: workload,
-                timeout_ms: 60_000,
-            },
-            Duration::from_secs(70),
-        )
-        .map_err(anyhow::Error::from)?
+    if calls::wait(&mut vm, workload, Duration::from_secs(60))
+        .map_err(Failure::Bench)?
+        .is_none()
     {
-        Response::Ran(_) => {}
-        other => {
-            return Err(Failure::Case(format!(
-                "the workload did not end within 60 s of SIGTERM: {other:?}"
-            )))
-        }
+        return Err(Failure::Case(
+            "the workload did not end within 60 s of SIGTERM".into(),
+        ));
     }
     s.sh(&mut vm, "mdadm --stop /dev/md0", 60)?;
     let after = sample(&mut vm, &path, &fs_dev, &extents, size).map_err(Failure::Bench)?;
@@ -175,18 +132,7 @@ fn stable_sample(
 }
 
 fn read(vm: &mut Vm, path: &str, len: u64, direct: bool) -> Result<Vec<u8>> {
-    match vm.call(
-        &Request::Read {
-            path: path.into(),
-            offset: 0,
-            len,
-            direct,
-        },
-        Duration::from_secs(10),
-    )? {
-        Response::Bytes { data } => Ok(data),
-        other => bail!("read {path}: {other:?}"),
-    }
+    calls::read(vm, path, 0, len, direct)
 }
 
 /// The file's bytes from the device at its extents, with O_DIRECT so the device's own
@@ -194,16 +140,7 @@ fn read(vm: &mut Vm, path: &str, len: u64, direct: bool) -> Result<Vec<u8>> {
 fn raw(vm: &mut Vm, dev: &str, extents: &[Extent], size: u64) -> Result<Vec<u8>> {
     let mut raw = Vec::new();
     for e in extents {
-        let req = Request::Read {
-            path: dev.into(),
-            offset: e.physical,
-            len: e.length,
-            direct: true,
-        };
-        match vm.call(&req, Duration::from_secs(10))? {
-            Response::Bytes { data } => raw.extend(data),
-            other => bail!("read {dev}: {other:?}"),
-        }
+        raw.extend(calls::read(vm, dev, e.physical, e.length, true)?);
     }
     raw.truncate(size as usize);
     Ok(raw)

@@ -113,3 +113,79 @@ pub fn describe(req: &Request) -> String {
         Request::SetBitmapFile { md, file } => format!("SET_BITMAP_FILE {file} on {md}"),
     }
 }
+
+/// Typed requests over [`Vm::call`]: each returns the one answer its request expects, and
+/// an agent error or any other answer as an error naming the request.
+pub mod calls {
+    use crate::vm::Vm;
+    use agent::{Extent, Request, Response};
+    use anyhow::{bail, Result};
+    use std::time::Duration;
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    fn call(vm: &mut Vm, req: Request) -> Result<Response> {
+        let what = super::describe(&req);
+        match vm.call(&req, LIMIT)? {
+            Response::Error { message, .. } => bail!("{what}: {message}"),
+            other => Ok(other),
+        }
+    }
+
+    pub fn read(vm: &mut Vm, path: &str, offset: u64, len: u64, direct: bool) -> Result<Vec<u8>> {
+        match call(
+            vm,
+            Request::Read {
+                path: path.into(),
+                offset,
+                len,
+                direct,
+            },
+        )? {
+            Response::Bytes { data } => Ok(data),
+            other => bail!("read {path}: answered {other:?}"),
+        }
+    }
+
+    pub fn fiemap(vm: &mut Vm, path: &str) -> Result<Vec<Extent>> {
+        match call(vm, Request::Fiemap { path: path.into() })? {
+            Response::Extents { extents } => Ok(extents),
+            other => bail!("fiemap {path}: answered {other:?}"),
+        }
+    }
+
+    /// Starts `cmd` in the background; the id is for [`wait`].
+    pub fn spawn(vm: &mut Vm, cmd: &str) -> Result<u32> {
+        match call(
+            vm,
+            Request::Spawn {
+                cmd: cmd.into(),
+                env: vec![],
+            },
+        )? {
+            Response::Spawned { id } => Ok(id),
+            other => bail!("spawn `{cmd}`: answered {other:?}"),
+        }
+    }
+
+    /// The spawned command's output once it ended, `None` while it still runs.
+    pub fn wait(vm: &mut Vm, id: u32, limit: Duration) -> Result<Option<agent::RunOutput>> {
+        let req = Request::Wait {
+            id,
+            timeout_ms: limit.as_millis() as u64,
+        };
+        match vm.call(&req, limit + LIMIT)? {
+            Response::Ran(out) => Ok(Some(out)),
+            Response::Running { .. } => Ok(None),
+            other => bail!("wait for {id}: answered {other:?}"),
+        }
+    }
+
+    /// `None` when the open for writing succeeded, else its errno.
+    pub fn try_open_write(vm: &mut Vm, path: &str) -> Result<Option<i32>> {
+        match call(vm, Request::TryOpenWrite { path: path.into() })? {
+            Response::Opened { errno } => Ok(errno),
+            other => bail!("open {path} for writing: answered {other:?}"),
+        }
+    }
+}

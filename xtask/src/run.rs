@@ -381,26 +381,26 @@ fn execute(
     disk_dir: &Path,
     result: &mut CaseResult,
 ) -> Result<(), Failure> {
-    if plan.crash.is_some() {
-        let disks = create_disks(plan, disk_dir)?;
-        return crate::crash::execute(bench, plan, case_dir, &disks, result);
+    let disks = create_disks(plan, disk_dir)?;
+    if plan.crash.is_some() || plan.examination.is_some() {
+        let mut s = crate::scenario::Scenario::new(bench, plan, case_dir, &disks, result);
+        return match (&plan.crash, &plan.examination) {
+            (Some(c), _) => crate::crash::run(&mut s, c),
+            (_, Some(e)) => crate::examination::run(&mut s, e),
+            (None, None) => unreachable!(),
+        };
     }
-    if plan.examination.is_some() {
-        let disks = create_disks(plan, disk_dir)?;
-        return crate::examination::execute(bench, plan, case_dir, &disks, result);
-    }
-    execute_steps(bench, plan, case_dir, disk_dir, result)
+    execute_steps(bench, plan, case_dir, disks, result)
 }
 
 fn execute_steps(
     bench: &Bench,
     plan: &Plan,
     case_dir: &Path,
-    disk_dir: &Path,
+    disks: Vec<Disk>,
     result: &mut CaseResult,
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + plan.vm.timeout;
-    let disks = create_disks(plan, disk_dir)?;
     let cfg = bench.vm_config(
         plan.vm.memory.0 >> 20,
         plan.vm.cpus,

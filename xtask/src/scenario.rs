@@ -4,12 +4,12 @@
 use crate::bench::Bench;
 use crate::case::{ArraySpec, BitmapKind, Plan, WorkloadSpec};
 use crate::check::Check;
+use crate::guest::calls;
 use crate::ondisk::bitmap::Bitmap;
 use crate::report::{self, CaseResult, Phase};
 use crate::run::{guest_run, poll_guest, Failure};
 use crate::vm::{Disk, Vm};
-use agent::{Request, Response};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -108,16 +108,7 @@ impl<'a> Scenario<'a> {
             "{join}echo $$ > {WORKLOAD_PID}; exec /usr/bin/agent workload {}",
             agent::workload::args(&workload)
         );
-        match vm
-            .call(
-                &Request::Spawn { cmd, env: vec![] },
-                Duration::from_secs(10),
-            )
-            .map_err(anyhow::Error::from)?
-        {
-            Response::Spawned { id } => Ok(id),
-            other => Err(Failure::Bench(anyhow::anyhow!("spawn workload: {other:?}"))),
-        }
+        calls::spawn(vm, &cmd).map_err(Failure::Bench)
     }
 
     /// The verdict of the checks so far.
@@ -272,33 +263,21 @@ impl<'a> Scenario<'a> {
         let (path, offset) = if self.is_file() {
             (self.bitmap_path(), 0)
         } else {
-            // An internal bitmap: where the first member's superblock says it is.
+            // An internal bitmap: where the first member's (v1.2) superblock says it is.
             let dev = self.dev(&self.array.members[0]);
-            let req = Request::Read {
-                path: dev.clone(),
-                offset: 4096,
-                len: 4096,
-                direct: true,
-            };
-            let sb = match vm.call(&req, Duration::from_secs(10))? {
-                Response::Bytes { data } => crate::ondisk::superblock::decode(&data)?,
-                other => bail!("read superblock: {other:?}"),
-            };
+            let sb = crate::ondisk::superblock::decode(&calls::read(vm, &dev, 4096, 4096, true)?)?;
             let sector = sb
                 .bitmap_sector()
                 .context("the member's superblock names no internal bitmap")?;
             (dev, sector * 512)
         };
-        let req = Request::Read {
-            path,
+        Ok(Bitmap::decode(&calls::read(
+            vm,
+            &path,
             offset,
-            len: 1 << 20,
-            direct: true,
-        };
-        match vm.call(&req, Duration::from_secs(10))? {
-            Response::Bytes { data } => Ok(Bitmap::decode(&data)?),
-            other => bail!("read bitmap: {other:?}"),
-        }
+            1 << 20,
+            true,
+        )?)?)
     }
 
     /// Polls the on-disk bitmap until no chunk is dirty, at most `limit`.

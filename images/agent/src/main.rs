@@ -44,7 +44,7 @@ fn main() {
             eprintln!("mdbb-agent: {}: {e}", port.display());
         }
         // The port reads EOF while no host is connected: wait for one, with backoff.
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(20)); // poll for a host to connect
     }
 }
 
@@ -64,7 +64,7 @@ fn wait_for_port(limit: Duration) -> io::Result<PathBuf> {
                 "no virtio-serial port named {PORT_NAME} within {limit:?}"
             )));
         }
-        thread::sleep(Duration::from_millis(10));
+        thread::sleep(Duration::from_millis(10)); // poll until the deadline above
     }
 }
 
@@ -200,7 +200,7 @@ impl Agent {
             match sp.child.try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) if Instant::now() < deadline => {
-                    thread::sleep(pause);
+                    thread::sleep(pause); // poll with backoff until the deadline
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
                 Ok(None) if kill_at_deadline => {
