@@ -351,10 +351,11 @@ fn panic_follows(message: &str, kind: &str) -> bool {
         .any(|(re, kinds)| re.is_match(message) && kinds.iter().any(|k| *k == "*" || *k == kind))
 }
 
-/// Whether a splat that starts inside the report of a `kind` splat belongs to it.
-fn part_of(kind: &str, inner: &Pattern, caps: &Captures) -> bool {
+/// Whether a splat that starts inside the report of a `kind` splat belongs to it: the
+/// `Oops:` header die() prints under a BUG before any call trace, or a panic it causes.
+fn part_of(kind: &str, traced: bool, inner: &Pattern, caps: &Captures) -> bool {
     match inner.kind {
-        "oops" => DIED_KINDS.contains(&kind),
+        "oops" => DIED_KINDS.contains(&kind) && !traced,
         "panic" => panic_follows(cap(caps, "what"), kind),
         _ => false,
     }
@@ -363,8 +364,10 @@ fn part_of(kind: &str, inner: &Pattern, caps: &Captures) -> bool {
 /// The index one past the last line of the splat that starts at `lines[i]`.
 fn report_end(lines: &[&str], i: usize, kind: &str) -> usize {
     let limit = lines.len().min(i + EXCERPT_LINES);
+    let mut traced = false;
     for (j, line) in lines.iter().enumerate().take(limit).skip(i + 1) {
         let text = body(line);
+        traced |= text.starts_with("Call Trace:");
         if text.starts_with("---[ end")
             || (matches!(kind, "kasan" | "kfence" | "ubsan") && text.starts_with("=========="))
         {
@@ -374,7 +377,7 @@ fn report_end(lines: &[&str], i: usize, kind: &str) -> usize {
             return j;
         }
         if let Some((inner, caps)) = start_at(text) {
-            if !part_of(kind, inner, &caps) {
+            if !part_of(kind, traced, inner, &caps) {
                 return j;
             }
         }
@@ -576,10 +579,34 @@ mod tests {
             ),
         ];
         for (log, want) in cases {
-            let got: Vec<(&str, String)> = scan(log).into_iter().map(|s| (s.kind, s.title)).collect();
+            let got: Vec<(&str, String)> =
+                scan(log).into_iter().map(|s| (s.kind, s.title)).collect();
             let want: Vec<(&str, String)> = want.iter().map(|(k, t)| (*k, t.to_string())).collect();
             assert_eq!(got, want, "{log}");
         }
+    }
+
+    #[test]
+    fn an_oops_after_the_trace_of_a_bug_is_its_own_splat() {
+        let log = "BUG: sleeping function called from invalid context at mm/slab.h:1\n\
+                   Call Trace:\n md_bitmap_flush+0x20/0x50 [md_mod]\n\
+                   Oops: general protection fault, probably for non-canonical address 0xdead: 0000 [#1] SMP\n\
+                   RIP: 0010:md_bitmap_unplug+0x1/0x2 [md_mod]\n";
+        let t: Vec<_> = scan(log).into_iter().map(|s| (s.kind, s.title)).collect();
+        assert_eq!(
+            t,
+            [
+                (
+                    "bug",
+                    "BUG: sleeping function called from invalid context in md_bitmap_flush"
+                        .to_string()
+                ),
+                (
+                    "gpf",
+                    "general protection fault in md_bitmap_unplug".to_string()
+                )
+            ]
+        );
     }
 
     #[test]
@@ -612,8 +639,11 @@ mod golden {
     use super::*;
     use std::path::{Path, PathBuf};
 
-    /// (title, kind) of each splat a file declares, and the console text.
-    fn parse(text: &str) -> Result<(Vec<(String, String)>, &str), String> {
+    /// (title, kind) of each splat a file declares.
+    type Want = Vec<(String, String)>;
+
+    /// What a file declares, and its console text.
+    fn parse(text: &str) -> Result<(Want, &str), String> {
         let (header, log) = text
             .split_once("\n\n")
             .ok_or("no blank line after the header")?;
@@ -637,7 +667,7 @@ mod golden {
                 return Err(at("unknown header line"));
             }
         }
-        let want: Vec<(String, String)> = want
+        let want: Want = want
             .into_iter()
             .map(|(t, k)| {
                 k.map(|k| (t.clone(), k))
