@@ -53,20 +53,7 @@ fn a_bitmap_file_written_by_the_bench_is_taken_like_mdadms() {
     let dir = tempfile::tempdir().unwrap();
     let disks = ["m0", "m1", "fs"]
         .iter()
-        .map(|name| {
-            let path = dir.path().join(format!("{name}.img"));
-            std::fs::File::create(&path)
-                .unwrap()
-                .set_len(64 << 20)
-                .unwrap();
-            xtask::vm::Disk {
-                name: name.to_string(),
-                path,
-                cache: "writeback".into(),
-                drive_options: vec![],
-                blkdebug: None,
-            }
-        })
+        .map(|n| scratch_disk(dir.path(), n, 64 << 20))
         .collect();
     let cfg = b.vm_config(512, 2, disks, dir.path().join("console.log"));
     let mut vm = b.boot(&cfg).unwrap();

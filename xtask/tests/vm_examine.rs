@@ -128,15 +128,7 @@ fn examine_bytes(dir: &Path, name: &str, bytes: &[u8]) -> String {
 }
 
 fn disk(dir: &Path, name: &str, size: u64) -> Disk {
-    let path = dir.join(format!("{name}.img"));
-    std::fs::File::create(&path).unwrap().set_len(size).unwrap();
-    Disk {
-        name: name.into(),
-        path,
-        cache: "writeback".into(),
-        drive_options: vec![],
-        blkdebug: None,
-    }
+    common::scratch_disk(dir, name, size)
 }
 
 #[test]

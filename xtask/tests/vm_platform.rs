@@ -120,18 +120,7 @@ fn agent_reads_files_directly_and_maps_their_extents() {
     use std::time::Duration;
     let b = bench();
     let dir = tempfile::tempdir().unwrap();
-    let disk_path = dir.path().join("fs.img");
-    std::fs::File::create(&disk_path)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let disks = vec![xtask::vm::Disk {
-        name: "fs".into(),
-        path: disk_path,
-        cache: "writeback".into(),
-        drive_options: vec![],
-        blkdebug: None,
-    }];
+    let disks = vec![scratch_disk(dir.path(), "fs", 64 << 20)];
     let cfg = b.vm_config(512, 2, disks, dir.path().join("console.log"));
     let mut vm = b.boot(&cfg).unwrap();
     let out = xtask::run::guest_run(

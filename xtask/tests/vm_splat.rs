@@ -10,18 +10,7 @@ use std::time::{Duration, Instant};
 use xtask::vm::{Disk, Vm};
 
 fn fs_disk(dir: &Path) -> Disk {
-    let path = dir.join("fs.img");
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    Disk {
-        name: "fs".into(),
-        path,
-        cache: "writeback".into(),
-        drive_options: vec![],
-        blkdebug: None,
-    }
+    common::scratch_disk(dir, "fs", 64 << 20)
 }
 
 fn run(vm: &mut Vm, cmd: &str) -> String {

@@ -47,3 +47,16 @@ pub fn run(plan: &Plan) -> (CaseResult, tempfile::TempDir) {
 pub fn console(dir: &tempfile::TempDir, plan: &Plan) -> String {
     std::fs::read_to_string(dir.path().join(&plan.name).join("console.log")).unwrap_or_default()
 }
+
+/// A sparse scratch disk of `size` bytes named `name`, in `dir`.
+pub fn scratch_disk(dir: &Path, name: &str, size: u64) -> xtask::vm::Disk {
+    let path = dir.join(format!("{name}.img"));
+    std::fs::File::create(&path).unwrap().set_len(size).unwrap();
+    xtask::vm::Disk {
+        name: name.into(),
+        path,
+        cache: "writeback".into(),
+        drive_options: vec![],
+        blkdebug: None,
+    }
+}
