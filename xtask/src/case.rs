@@ -27,6 +27,9 @@ pub struct CaseFile {
     /// Read the bitmap file three ways while the array runs and after it stops.
     #[serde(default)]
     pub examination: Option<ExaminationSpec>,
+    /// Fail a member with an injected write error, write while it is out, re-add it.
+    #[serde(default)]
+    pub readd: Option<ReaddSpec>,
     /// Kernel splats the case causes itself (regular expressions on the title): found,
     /// they are recorded and do not fail the case.
     #[serde(default)]
@@ -316,6 +319,20 @@ fn default_true() -> bool {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ReaddSpec {
+    /// The member whose disk returns EIO (QEMU blkdebug, once) on a write to `chunk`.
+    pub fail: String,
+    /// The array chunk (in bitmap chunks) whose first write fails on that member.
+    pub chunk: u64,
+    /// The load run while the member is out.
+    #[serde(default)]
+    pub workload: WorkloadSpec,
+    /// How much the array writes while the member is out.
+    pub written: Size,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExaminationSpec {
     /// How many times the file is read three ways while the load runs.
     #[serde(default = "default_samples")]
@@ -486,6 +503,7 @@ pub struct Plan {
     pub array: Option<ArraySpec>,
     pub crash: Option<CrashSpec>,
     pub examination: Option<ExaminationSpec>,
+    pub readd: Option<ReaddSpec>,
     pub expect_splats: Vec<String>,
 }
 
@@ -681,7 +699,23 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
             return Err(at("examination.samples: at least 1".into()));
         }
     }
-    if case.steps.is_empty() && case.crash.is_none() && case.examination.is_none() {
+    if let Some(r) = &case.readd {
+        let a = case
+            .array
+            .as_ref()
+            .ok_or_else(|| at("readd: needs an array".into()))?;
+        if case.crash.is_some() || case.examination.is_some() {
+            return Err(at("readd: one scenario per case".into()));
+        }
+        if !a.members.contains(&r.fail) {
+            return Err(at(format!("readd.fail {:?} is not a member", r.fail)));
+        }
+    }
+    if case.steps.is_empty()
+        && case.crash.is_none()
+        && case.examination.is_none()
+        && case.readd.is_none()
+    {
         bail!("{}: no steps and no scenario", file.display());
     }
     Ok(Plan {
@@ -696,6 +730,7 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
         array: case.array,
         crash: case.crash,
         examination: case.examination,
+        readd: case.readd,
         expect_splats: case.expect_splats,
     })
 }

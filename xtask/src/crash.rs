@@ -18,11 +18,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
 /// What the host reads from the images after a VM is gone.
-struct Readings {
-    bitmap: Bitmap,
-    divergent: Vec<u64>,
-    bytes_compared: u64,
-    data_offsets: Vec<u64>,
+pub(crate) struct Readings {
+    pub bitmap: Bitmap,
+    pub divergent: Vec<u64>,
+    pub bytes_compared: u64,
+    pub data_offsets: Vec<u64>,
 }
 
 /// Runs the scenario on a prepared case; each check lands in the result as it is judged.
@@ -272,7 +272,7 @@ impl Scenario<'_> {
 
     /// Reads the members' superblocks and data, and the bitmap file out of the ext4 image.
     /// The bitmap file's bytes are kept as `bitmap-<label>.bin` beside the result.
-    fn read_images(&self, label: &str) -> Result<Readings> {
+    pub(crate) fn read_images(&self, label: &str) -> Result<Readings> {
         let path_of = |name: &str| {
             self.disks
                 .iter()

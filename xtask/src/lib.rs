@@ -15,6 +15,7 @@ pub mod host;
 pub mod image;
 pub mod kernel;
 pub mod ondisk;
+pub mod readd;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -382,12 +382,15 @@ fn execute(
     result: &mut CaseResult,
 ) -> Result<(), Failure> {
     let disks = create_disks(plan, disk_dir)?;
-    if plan.crash.is_some() || plan.examination.is_some() {
+    if plan.array.is_some()
+        && (plan.crash.is_some() || plan.examination.is_some() || plan.readd.is_some())
+    {
         let mut s = crate::scenario::Scenario::new(bench, plan, case_dir, &disks, result);
-        return match (&plan.crash, &plan.examination) {
-            (Some(c), _) => crate::crash::run(&mut s, c),
-            (_, Some(e)) => crate::examination::run(&mut s, e),
-            (None, None) => unreachable!(),
+        return match (&plan.crash, &plan.examination, &plan.readd) {
+            (Some(c), _, _) => crate::crash::run(&mut s, c),
+            (_, Some(e), _) => crate::examination::run(&mut s, e),
+            (_, _, Some(r)) => crate::readd::run(&mut s, r),
+            (None, None, None) => unreachable!(),
         };
     }
     execute_steps(bench, plan, case_dir, disks, result)

@@ -128,11 +128,16 @@ impl<'a> Scenario<'a> {
     }
 
     pub fn boot(&mut self, n: u32) -> Result<Vm, Failure> {
+        self.boot_with(n, self.disks.to_vec())
+    }
+
+    /// A boot with its own view of the disks (one behind blkdebug, say).
+    pub fn boot_with(&mut self, n: u32, disks: Vec<Disk>) -> Result<Vm, Failure> {
         let console = self.case_dir.join(format!("console-boot{n}.log"));
         let cfg = self.bench.vm_config(
             self.plan.vm.memory.0 >> 20,
             self.plan.vm.cpus,
-            self.disks.to_vec(),
+            disks,
             console,
         );
         let vm = self

@@ -132,3 +132,21 @@ fn internal_bitmap_control_passes_the_same_checks() {
     let bytes = std::fs::read(dir.path().join(&plan.name).join("bitmap-after-crash.bin")).unwrap();
     assert_eq!(&bytes[..4], b"bitm");
 }
+
+#[test]
+fn a_member_failed_by_an_injected_eio_is_re_added_from_the_bitmap() {
+    let plan = plan_file("raid1-file-bitmap-readd", 51);
+    let (r, dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
+    let console =
+        std::fs::read_to_string(dir.path().join(&plan.name).join("console-boot2.log")).unwrap();
+    assert!(
+        console.contains("Disk failure on vdb, disabling device"),
+        "md failed the member on the EIO"
+    );
+    let bounds = figures(&r, "resync_bounds");
+    let missed = figures(&r, "safety")["divergent_chunks"].as_u64().unwrap();
+    assert!(missed > 0, "the member missed writes while it was out");
+    assert_eq!(bounds["divergent_not_resynced"], serde_json::json!([]));
+    assert_eq!(bounds["resynced_outside_bitmap"], 0);
+}
