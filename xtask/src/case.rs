@@ -30,6 +30,9 @@ pub struct CaseFile {
     /// Fail a member with an injected write error, write while it is out, re-add it.
     #[serde(default)]
     pub readd: Option<ReaddSpec>,
+    /// Fail the bitmap file's disk under load, crash, and reassemble.
+    #[serde(default)]
+    pub bitmap_eio: Option<BitmapEioSpec>,
     /// Kernel splats the case causes itself (regular expressions on the title): found,
     /// they are recorded and do not fail the case.
     #[serde(default)]
@@ -319,6 +322,13 @@ fn default_true() -> bool {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct BitmapEioSpec {
+    /// The load, the lagging member and the kill point, as in a crash case.
+    pub crash: CrashSpec,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReaddSpec {
     /// The member whose disk returns EIO (QEMU blkdebug, once) on a write to `chunk`.
     pub fail: String,
@@ -504,6 +514,7 @@ pub struct Plan {
     pub crash: Option<CrashSpec>,
     pub examination: Option<ExaminationSpec>,
     pub readd: Option<ReaddSpec>,
+    pub bitmap_eio: Option<BitmapEioSpec>,
     pub expect_splats: Vec<String>,
 }
 
@@ -711,11 +722,35 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
             return Err(at(format!("readd.fail {:?} is not a member", r.fail)));
         }
     }
-    if case.steps.is_empty()
-        && case.crash.is_none()
-        && case.examination.is_none()
-        && case.readd.is_none()
-    {
+    if let Some(b) = &case.bitmap_eio {
+        let a = case
+            .array
+            .as_ref()
+            .ok_or_else(|| at("bitmap_eio: needs an array".into()))?;
+        if a.bitmap.kind != BitmapKind::File {
+            return Err(at(
+                "bitmap_eio: fails the disk of a bitmap file; array.bitmap.kind must be file"
+                    .into(),
+            ));
+        }
+        if b.crash.after_written.is_none() == b.crash.after_time.is_none() {
+            return Err(at(
+                "bitmap_eio.crash: give exactly one of after_written and after_time".into(),
+            ));
+        }
+    }
+    let scenarios = [
+        case.crash.is_some(),
+        case.examination.is_some(),
+        case.readd.is_some(),
+        case.bitmap_eio.is_some(),
+    ];
+    if scenarios.iter().filter(|s| **s).count() > 1 {
+        return Err(at(
+            "crash, examination, readd, bitmap_eio: one scenario per case".into(),
+        ));
+    }
+    if case.steps.is_empty() && !scenarios.contains(&true) {
         bail!("{}: no steps and no scenario", file.display());
     }
     Ok(Plan {
@@ -731,6 +766,7 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
         crash: case.crash,
         examination: case.examination,
         readd: case.readd,
+        bitmap_eio: case.bitmap_eio,
         expect_splats: case.expect_splats,
     })
 }

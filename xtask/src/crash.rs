@@ -235,7 +235,7 @@ fn start_pressure(s: &mut Scenario, vm: &mut Vm, p: &PressureSpec) -> Result<Str
 
 impl Scenario<'_> {
     /// Waits for the kill point: bytes written to md0, or time since the load started.
-    fn wait_kill_point(&self, vm: &mut Vm, crash: &CrashSpec) -> Result<u64, Failure> {
+    pub(crate) fn wait_kill_point(&self, vm: &mut Vm, crash: &CrashSpec) -> Result<u64, Failure> {
         let started = Instant::now();
         let limit = Duration::from_secs(300);
         let mut pause = Duration::from_millis(50);

@@ -3,6 +3,7 @@
 //! from tests without the CLI.
 
 pub mod bench;
+pub mod bitmap_eio;
 pub mod cache;
 pub mod case;
 pub mod check;

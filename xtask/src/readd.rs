@@ -32,7 +32,7 @@ pub fn run(s: &mut Scenario, spec: &ReaddSpec) -> Result<(), Failure> {
     let rules = s.case_dir.join(format!("blkdebug-{}.conf", spec.fail));
     std::fs::write(
         &rules,
-        format!("[inject-error]\nevent = \"write_aio\"\nerrno = \"5\"\nsector = \"{sector}\"\nonce = \"on\"\n"),
+        format!("[inject-error]\nevent = \"write_aio\"\nerrno = \"5\"\niotype = \"write\"\nsector = \"{sector}\"\nonce = \"on\"\n"),
     )
     .map_err(anyhow::Error::from)?;
     let mut disks = s.disks.to_vec();
@@ -169,7 +169,7 @@ pub fn run(s: &mut Scenario, spec: &ReaddSpec) -> Result<(), Failure> {
     s.verdict()
 }
 
-fn assemble(s: &Scenario, vm: &mut Vm, devices: &str) -> Result<(), Failure> {
+pub(crate) fn assemble(s: &Scenario, vm: &mut Vm, devices: &str) -> Result<(), Failure> {
     if s.is_file() {
         s.sh(
             vm,
@@ -188,7 +188,7 @@ fn assemble(s: &Scenario, vm: &mut Vm, devices: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-fn stop(s: &Scenario, vm: &mut Vm) -> Result<(), Failure> {
+pub(crate) fn stop(s: &Scenario, vm: &mut Vm) -> Result<(), Failure> {
     let umount = if s.is_file() {
         format!(" && umount {MNT}")
     } else {

@@ -382,16 +382,20 @@ fn execute(
     result: &mut CaseResult,
 ) -> Result<(), Failure> {
     let disks = create_disks(plan, disk_dir)?;
-    if plan.array.is_some()
-        && (plan.crash.is_some() || plan.examination.is_some() || plan.readd.is_some())
-    {
+    if plan.array.is_some() {
         let mut s = crate::scenario::Scenario::new(bench, plan, case_dir, &disks, result);
-        return match (&plan.crash, &plan.examination, &plan.readd) {
-            (Some(c), _, _) => crate::crash::run(&mut s, c),
-            (_, Some(e), _) => crate::examination::run(&mut s, e),
-            (_, _, Some(r)) => crate::readd::run(&mut s, r),
-            (None, None, None) => unreachable!(),
-        };
+        if let Some(c) = &plan.crash {
+            return crate::crash::run(&mut s, c);
+        }
+        if let Some(e) = &plan.examination {
+            return crate::examination::run(&mut s, e);
+        }
+        if let Some(r) = &plan.readd {
+            return crate::readd::run(&mut s, r);
+        }
+        if let Some(b) = &plan.bitmap_eio {
+            return crate::bitmap_eio::run(&mut s, b);
+        }
     }
     execute_steps(bench, plan, case_dir, disks, result)
 }

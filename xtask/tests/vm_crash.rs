@@ -150,3 +150,20 @@ fn a_member_failed_by_an_injected_eio_is_re_added_from_the_bitmap() {
     assert_eq!(bounds["divergent_not_resynced"], serde_json::json!([]));
     assert_eq!(bounds["resynced_outside_bitmap"], 0);
 }
+
+#[test]
+fn an_eio_on_the_bitmap_disk_kicks_the_file_and_the_next_assembly_distrusts_it() {
+    let plan = plan_file("raid1-file-bitmap-eio", 61);
+    let (r, _dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
+    assert!(!figures(&r, "bitmap_kicked")["messages"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(!figures(&r, "untrusted_bitmap")["messages"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let bounds = figures(&r, "resync_bounds");
+    assert_eq!(bounds["divergent_not_resynced"], serde_json::json!([]));
+}
