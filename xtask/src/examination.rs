@@ -62,15 +62,7 @@ pub fn run(s: &mut Scenario, spec: &ExaminationSpec) -> Result<(), Failure> {
     s.add(check::mdadm_agrees(&pairs));
     s.add(check::write_open(errno, spec.write_open));
 
-    s.sh(&mut vm, &format!("kill -TERM $(cat {WORKLOAD_PID})"), 10)?;
-    if calls::wait(&mut vm, workload, Duration::from_secs(60))
-        .map_err(Failure::Bench)?
-        .is_none()
-    {
-        return Err(Failure::Case(
-            "the workload did not end within 60 s of SIGTERM".into(),
-        ));
-    }
+    s.stop_workload(&mut vm, workload)?;
     s.sh(&mut vm, "mdadm --stop /dev/md0", 60)?;
     let after = sample(&mut vm, &path, &fs_dev, &extents, size).map_err(Failure::Bench)?;
     s.add(check::page_cache_after_release(&after.cached, &after.raw));

@@ -48,6 +48,9 @@ pub struct CaseResult {
     /// The verdicts a scenario judged from the disk images, with their figures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<crate::check::Check>,
+    /// Measurements a scenario records without judging them.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub figures: std::collections::BTreeMap<String, serde_json::Value>,
     /// Named phases of a scenario and how long each took, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<Phase>,
@@ -220,6 +223,7 @@ mod tests {
             steps: vec![],
             splats: vec![],
             checks: vec![],
+            figures: Default::default(),
             phases: vec![],
             replay: String::new(),
             kept_disks: None,

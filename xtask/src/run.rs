@@ -244,6 +244,7 @@ fn blank_result(bench: &Bench, plan: &Plan) -> CaseResult {
         steps: Vec::new(),
         splats: Vec::new(),
         checks: Vec::new(),
+        figures: Default::default(),
         phases: Vec::new(),
         replay: replay_command(bench, plan),
         kept_disks: None,

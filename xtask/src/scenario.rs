@@ -1,15 +1,18 @@
-//! What the scenarios (crash, examine) share: the VMs of one case, its guest commands,
-//! its phases and checks as they land in the result, and the array they build.
+//! What the scenarios (crash, examination, re-add, bitmap EIO) share: the VMs of one
+//! case, its guest commands, its phases and checks as they land in the result, the array
+//! they build and take down, the block traces, and the readings of the disk images.
 
 use crate::bench::Bench;
-use crate::case::{ArraySpec, BitmapKind, Plan, WorkloadSpec};
-use crate::check::Check;
+use crate::case::{ArraySpec, BitmapKind, CrashSpec, Plan, ThrottleSpec, WorkloadSpec};
+use crate::check::{self, Check};
 use crate::guest::calls;
-use crate::ondisk::bitmap::Bitmap;
+use crate::ondisk::{bitmap::Bitmap, compare, ext4, superblock};
 use crate::report::{self, CaseResult, Phase};
 use crate::run::{guest_run, poll_guest, Failure};
 use crate::vm::{Disk, Vm};
 use anyhow::{Context, Result};
+use std::collections::BTreeSet;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -186,13 +189,10 @@ impl<'a> Scenario<'a> {
         let _ = report::write_json(&self.case_dir.join("result.json"), &*self.result);
     }
 
-    pub fn note_figure(&mut self, name: &'static str, value: u64) {
-        self.result.checks.push(Check {
-            name,
-            ok: true,
-            summary: format!("{name} = {value}"),
-            figures: serde_json::json!({ name: value }),
-        });
+    /// A measurement the case records but does not judge (checks are only what can fail).
+    pub fn note_figure(&mut self, name: &str, value: impl serde::Serialize) {
+        let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+        self.result.figures.insert(name.to_string(), value);
     }
 
     pub fn dev(&self, disk: &str) -> String {
@@ -310,4 +310,276 @@ impl<'a> Scenario<'a> {
     pub fn clean_limit(&self, b: &Bitmap) -> Duration {
         Duration::from_secs(u64::from(b.sb.daemon_sleep) * 4 + 20)
     }
+
+    /// Mounts the bitmap's filesystem (a file bitmap) and assembles md0 from `devices`
+    /// (mdadm options may lead).
+    pub fn assemble(&self, vm: &mut Vm, devices: &str) -> Result<(), Failure> {
+        if self.is_file() {
+            self.sh(
+                vm,
+                &format!("mount {} {MNT}", self.dev(&self.array.bitmap.disk)),
+                60,
+            )?;
+        }
+        self.sh(
+            vm,
+            &format!(
+                "mdadm --assemble /dev/md0 --run {} {devices}",
+                self.assemble_bitmap_arg()
+            ),
+            60,
+        )?;
+        Ok(())
+    }
+
+    /// Stops md0 and unmounts the bitmap's filesystem, so the images are whole.
+    pub fn stop_array(&self, vm: &mut Vm) -> Result<(), Failure> {
+        let umount = if self.is_file() {
+            format!(" && umount {MNT}")
+        } else {
+            String::new()
+        };
+        self.sh(vm, &format!("mdadm --stop /dev/md0{umount} && sync"), 60)
+            .map(|_| ())
+    }
+
+    /// Slows one disk's writes with QMP `block_set_io_throttle`.
+    pub fn throttle(&self, vm: &mut Vm, t: &ThrottleSpec) -> Result<(), Failure> {
+        let index = self
+            .plan
+            .disks
+            .iter()
+            .position(|d| d.name == t.disk)
+            .expect("validated");
+        vm.qmp()
+            .execute(
+                "block_set_io_throttle",
+                serde_json::json!({"device": format!("drive{index}"), "bps": 0, "bps_rd": 0, "bps_wr": 0,
+                    "iops": 0, "iops_rd": 0, "iops_wr": t.iops_write}),
+            )
+            .map(|_| ())
+            .map_err(Failure::Bench)
+    }
+
+    /// The case's disks with `disk` behind blkdebug: EIO once on the first write that
+    /// covers `sector` (reads pass, so md can still load what is there).
+    pub fn blkdebug_disks(&self, disk: &str, sector: u64) -> Result<Vec<Disk>, Failure> {
+        let rules = self.case_dir.join(format!("blkdebug-{disk}.conf"));
+        let text = format!(
+            "[inject-error]\nevent = \"write_aio\"\nerrno = \"5\"\niotype = \"write\"\nsector = \"{sector}\"\nonce = \"on\"\n"
+        );
+        std::fs::write(&rules, text).map_err(anyhow::Error::from)?;
+        let mut disks = self.disks.to_vec();
+        disks
+            .iter_mut()
+            .filter(|d| d.name == disk)
+            .for_each(|d| d.blkdebug = Some(rules.clone()));
+        Ok(disks)
+    }
+
+    /// SIGTERM to the writers, then reaps them through the agent.
+    pub fn stop_workload(&self, vm: &mut Vm, id: u32) -> Result<(), Failure> {
+        self.sh(vm, &format!("kill -TERM $(cat {WORKLOAD_PID})"), 10)?;
+        match calls::wait(vm, id, Duration::from_secs(60)).map_err(Failure::Bench)? {
+            Some(_) => Ok(()),
+            None => Err(Failure::Case(
+                "the workload did not end within 60 s of SIGTERM".into(),
+            )),
+        }
+    }
+
+    /// Starts recording every bio the members get (`block:block_bio_queue`), so what a
+    /// resync or recovery writes is read from the block layer, not from md.
+    pub fn start_block_trace(&self, vm: &mut Vm) -> Result<(), Failure> {
+        self.sh(
+            vm,
+            "cd /sys/kernel/tracing && echo 65536 > buffer_size_kb && echo 1 > events/block/block_bio_queue/enable && echo > trace && echo 1 > tracing_on",
+            30,
+        )
+        .map(|_| ())
+    }
+
+    /// Stops the trace, keeps it as `<name>-trace.txt`, and returns the data-area chunks
+    /// written to `members` (offsets from `before`'s superblocks).
+    pub fn traced_writes(
+        &self,
+        vm: &mut Vm,
+        members: &[String],
+        before: &Readings,
+        name: &str,
+    ) -> Result<BTreeSet<u64>, Failure> {
+        self.sh(vm, "echo 0 > /sys/kernel/tracing/tracing_on", 10)?;
+        let trace = self.sh(vm, "cat /sys/kernel/tracing/trace", 60)?;
+        std::fs::write(self.case_dir.join(format!("{name}-trace.txt")), &trace)
+            .map_err(anyhow::Error::from)?;
+        let ios = check::parse_block_trace(&trace);
+        let mut chunks = BTreeSet::new();
+        for m in members {
+            let index = self
+                .array
+                .members
+                .iter()
+                .position(|x| x == m)
+                .expect("a member");
+            let dev = self.dev_number(vm, m)?;
+            chunks.extend(check::written_chunks(
+                &ios,
+                dev,
+                before.data_offsets[index],
+                before.bitmap.chunk_bytes(),
+            ));
+        }
+        Ok(chunks)
+    }
+
+    /// The kernel's full-recovery announcements so far.
+    pub fn full_recovery_messages(&self, vm: &mut Vm) -> Result<Vec<String>, Failure> {
+        Ok(check::full_recovery_messages(&self.sh(vm, "dmesg", 10)?))
+    }
+
+    /// The end every scenario shares: `check` must find no mismatch, the on-disk bitmap
+    /// must clear, and after a clean stop the images must hold identical members.
+    pub fn converge(&mut self, mut vm: Vm, before: &Readings, label: &str) -> Result<(), Failure> {
+        self.sh(&mut vm, "echo check > /sys/block/md0/md/sync_action", 10)?;
+        self.wait_in_sync(&mut vm, Duration::from_secs(600))?;
+        let mismatch: u64 = self
+            .sh(&mut vm, "cat /sys/block/md0/md/mismatch_cnt", 10)?
+            .trim()
+            .parse()
+            .unwrap_or(u64::MAX);
+        let dirty_after = match self.wait_bitmap_clean(&mut vm, self.clean_limit(&before.bitmap)) {
+            Ok(_) => 0,
+            Err(_) => self
+                .guest_bitmap(&mut vm)
+                .map(|b| b.dirty_count(0))
+                .unwrap_or(u64::MAX),
+        };
+        self.phase("check and bitmap clears");
+        self.stop_array(&mut vm)?;
+        vm.quit(Duration::from_secs(30)).map_err(Failure::Bench)?;
+        let after = self.read_images(label).map_err(Failure::Bench)?;
+        self.add(check::converged(
+            &after.divergent,
+            mismatch,
+            dirty_after,
+            after.bytes_compared,
+        ));
+        self.phase(&format!("judge images {label}"));
+        self.verdict()
+    }
+
+    /// Waits for the kill point: bytes written to md0, or time since the load started.
+    pub fn wait_kill_point(&self, vm: &mut Vm, crash: &CrashSpec) -> Result<u64, Failure> {
+        let started = Instant::now();
+        let limit = Duration::from_secs(300);
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let stat = self.sh(vm, "cat /sys/block/md0/stat", 10)?;
+            let written = stat
+                .split_whitespace()
+                .nth(6)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                * 512;
+            let due = match (crash.after_written, crash.after_time) {
+                (Some(bytes), _) => written >= bytes.0,
+                (None, Some(t)) => started.elapsed() >= t,
+                (None, None) => true,
+            };
+            if due {
+                return Ok(written);
+            }
+            if started.elapsed() > limit {
+                return Err(Failure::Case(format!(
+                    "the workload wrote only {written} bytes in {limit:?} (deadline passed)"
+                )));
+            }
+            if let Some(status) = vm.exited() {
+                return Err(Failure::Case(format!(
+                    "QEMU exited ({status}) during the workload"
+                )));
+            }
+            std::thread::sleep(pause); // poll with backoff until the kill point's deadline
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// Reads the members' superblocks and data, and the bitmap file out of the ext4 image.
+    /// The bitmap file's bytes are kept as `bitmap-<label>.bin` beside the result.
+    pub fn read_images(&self, label: &str) -> Result<Readings> {
+        let path_of = |name: &str| {
+            self.disks
+                .iter()
+                .find(|d| d.name == name)
+                .map(|d| d.path.clone())
+                .expect("validated")
+        };
+        let (bytes, source) = if self.is_file() {
+            let fs_image = path_of(&self.array.bitmap.disk);
+            let map = ext4::locate(&fs_image, &self.array.bitmap.path)?;
+            (ext4::read(&fs_image, &map)?, fs_image)
+        } else {
+            // The control: the bitmap md keeps inside the first member, where its
+            // superblock says.
+            let image = path_of(&self.array.members[0]);
+            let mut f = std::fs::File::open(&image)?;
+            let size = f.metadata()?.len();
+            let (_, sb) = superblock::read_from(&mut f, size)?;
+            let sector = sb
+                .bitmap_sector()
+                .context("no internal bitmap in the superblock")?;
+            let mut head = vec![0u8; 256];
+            f.seek(SeekFrom::Start(sector * 512))?;
+            f.read_exact(&mut head)?;
+            let len = crate::ondisk::bitmap::BitmapSuper::decode(&head)?.required_len()?;
+            let mut bytes = vec![0u8; len as usize];
+            f.seek(SeekFrom::Start(sector * 512))?;
+            f.read_exact(&mut bytes)?;
+            (bytes, image)
+        };
+        std::fs::write(self.case_dir.join(format!("bitmap-{label}.bin")), &bytes)?;
+        let bitmap = Bitmap::decode(&bytes)
+            .with_context(|| format!("decode the bitmap read from {}", source.display()))?;
+        let mut files = Vec::new();
+        let mut data_offsets = Vec::new();
+        for m in &self.array.members {
+            let p = path_of(m);
+            let mut f = std::fs::File::open(&p)?;
+            let size = f.metadata()?.len();
+            let (_, sb) = superblock::read_from(&mut f, size)
+                .with_context(|| format!("md superblock of {}", p.display()))?;
+            data_offsets.push(sb.data_offset);
+            files.push(f);
+        }
+        let data_len = bitmap.sb.sync_size * 512;
+        let mut divergent = BTreeSet::new();
+        let mut bytes_compared = 0;
+        let (first, rest) = files.split_first_mut().expect("at least two members");
+        for (i, other) in rest.iter_mut().enumerate() {
+            let d = compare::divergent_chunks(
+                first,
+                other,
+                data_offsets[0] * 512,
+                data_offsets[i + 1] * 512,
+                data_len,
+                bitmap.chunk_bytes(),
+            )?;
+            bytes_compared += d.bytes_compared;
+            divergent.extend(d.chunks);
+        }
+        Ok(Readings {
+            bitmap,
+            divergent: divergent.into_iter().collect(),
+            bytes_compared,
+            data_offsets,
+        })
+    }
+}
+
+/// What the host reads from the images after a VM is gone.
+pub struct Readings {
+    pub bitmap: Bitmap,
+    pub divergent: Vec<u64>,
+    pub bytes_compared: u64,
+    pub data_offsets: Vec<u64>,
 }
