@@ -83,7 +83,7 @@ pub fn run(s: &mut Scenario, spec: &BitmapEioSpec) -> Result<(), Failure> {
     s.start_block_trace(&mut vm)?;
     s.assemble(&mut vm, &s.members())?;
     s.wait_in_sync(&mut vm, Duration::from_secs(600))?;
-    let resynced = s.traced_writes(&mut vm, &s.array.members, &before, "resync")?;
+    let resynced = s.traced_resync(&mut vm, &s.array.members, &before, "resync")?;
     let full = s.full_recovery_messages(&mut vm)?;
     s.add(Check {
         name: "untrusted_bitmap",

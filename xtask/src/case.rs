@@ -40,6 +40,135 @@ pub struct CaseFile {
     /// A fixed seed; otherwise each run draws one (and records it).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Expand this case into one case per combination of these array settings.
+    #[serde(default)]
+    pub matrix: Option<MatrixSpec>,
+}
+
+/// Axes a case file can expand over; each one absent keeps the case's own value. A
+/// combination md or the checker cannot run fails the load, naming it, unless listed
+/// under `exclude`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixSpec {
+    #[serde(default)]
+    pub level: Vec<u32>,
+    /// How many of `array.members` (the first N) the array uses.
+    #[serde(default)]
+    pub members: Vec<usize>,
+    #[serde(default)]
+    pub bitmap: Vec<BitmapKind>,
+    #[serde(default)]
+    pub chunk: Vec<Size>,
+    /// Combinations to leave out: each entry names some axes' values.
+    #[serde(default)]
+    pub exclude: Vec<MatrixPoint>,
+}
+
+/// One combination, or (in `exclude`) a partial one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixPoint {
+    #[serde(default)]
+    pub level: Option<u32>,
+    #[serde(default)]
+    pub members: Option<usize>,
+    #[serde(default)]
+    pub bitmap: Option<BitmapKind>,
+    #[serde(default)]
+    pub chunk: Option<Size>,
+}
+
+impl MatrixPoint {
+    /// `raid5-n3-file-64K`: the axes this point sets, in a fixed order.
+    pub fn label(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(l) = self.level {
+            parts.push(format!("raid{l}"));
+        }
+        if let Some(n) = self.members {
+            parts.push(format!("n{n}"));
+        }
+        if let Some(b) = self.bitmap {
+            parts.push(match b {
+                BitmapKind::File => "file".into(),
+                BitmapKind::Internal => "internal".into(),
+            });
+        }
+        if let Some(c) = self.chunk {
+            parts.push(size_label(c.0));
+        }
+        parts.join("-")
+    }
+
+    /// Whether every axis `pattern` names has the same value here.
+    fn matches(&self, pattern: &MatrixPoint) -> bool {
+        pattern.level.is_none_or(|v| self.level == Some(v))
+            && pattern.members.is_none_or(|v| self.members == Some(v))
+            && pattern.bitmap.is_none_or(|v| self.bitmap == Some(v))
+            && pattern.chunk.is_none_or(|v| self.chunk == Some(v))
+    }
+
+    fn apply(&self, case: &mut CaseFile) {
+        let Some(a) = case.array.as_mut() else {
+            return;
+        };
+        if let Some(l) = self.level {
+            a.level = l;
+        }
+        if let Some(n) = self.members {
+            a.members.truncate(n);
+        }
+        if let Some(b) = self.bitmap {
+            a.bitmap.kind = b;
+            if b == BitmapKind::Internal {
+                a.bitmap.disk.clear();
+            }
+        }
+        if let Some(c) = self.chunk {
+            a.bitmap.chunk = c;
+        }
+    }
+}
+
+fn size_label(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}M", b >> 20),
+        b if b % 1024 == 0 => format!("{}K", b >> 10),
+        b => b.to_string(),
+    }
+}
+
+impl MatrixSpec {
+    /// Every combination of the axes given, minus the excluded ones, in file order.
+    pub fn points(&self) -> Vec<MatrixPoint> {
+        fn axis<T: Copy>(v: &[T]) -> Vec<Option<T>> {
+            if v.is_empty() {
+                vec![None]
+            } else {
+                v.iter().copied().map(Some).collect()
+            }
+        }
+        let mut out = Vec::new();
+        for level in axis(&self.level) {
+            for members in axis(&self.members) {
+                for bitmap in axis(&self.bitmap) {
+                    for chunk in axis(&self.chunk) {
+                        let p = MatrixPoint {
+                            level,
+                            members,
+                            bitmap,
+                            chunk,
+                        };
+                        if !self.exclude.iter().any(|x| p.matches(x)) {
+                            out.push(p);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -164,10 +293,15 @@ pub struct WaitStep {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArraySpec {
+    /// 1, 10 (near layout), 5 or 6 (left-symmetric).
     pub level: u32,
     /// Disk names, in role order.
     pub members: Vec<String>,
     pub bitmap: BitmapSpec,
+    /// `mdadm --build`: no superblocks, so the bitmap file is all md keeps of the array
+    /// (mdadm's old 05r1-re-add-nosuper). RAID1 with a file bitmap only.
+    #[serde(default)]
+    pub build: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,6 +318,10 @@ pub struct BitmapSpec {
     #[serde(default = "default_bitmap_path")]
     pub path: String,
     pub chunk: Size,
+    /// Create the array without a bitmap and add this one to it, running, with
+    /// `mdadm --grow --bitmap=` (mdadm's old 05r1-grow-external).
+    #[serde(default)]
+    pub grow: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -539,18 +677,54 @@ impl Plan {
     }
 }
 
-pub fn load(file: &Path, seed: Option<u64>) -> Result<Plan> {
+/// The plans of a case file: one, or one per matrix combination (`name@raid5-file`).
+pub fn load(file: &Path, seed: Option<u64>) -> Result<Vec<Plan>> {
     let text =
         std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let case = parse(file, &text)?;
-    plan(file, case, seed)
+    expand(file, case, seed)
+}
+
+/// Plans every combination of the case's matrix (or the case itself when it has none).
+pub fn expand(file: &Path, mut case: CaseFile, seed: Option<u64>) -> Result<Vec<Plan>> {
+    let Some(matrix) = case.matrix.take() else {
+        return Ok(vec![plan(file, case, seed)?]);
+    };
+    if case.array.is_none() {
+        bail!("{}: matrix: expands array settings; the case has no array", file.display());
+    }
+    let points = matrix.points();
+    if points.is_empty() {
+        bail!("{}: matrix: every combination is excluded", file.display());
+    }
+    let stem = stem(file);
+    points
+        .iter()
+        .map(|p| {
+            let mut variant = case.clone();
+            p.apply(&mut variant);
+            let label = p.label();
+            plan_named(file, format!("{stem}@{label}"), variant, seed).map_err(|e| {
+                anyhow::anyhow!(
+                    "{:#} (matrix combination {label}; leave it out with matrix.exclude)",
+                    e
+                )
+            })
+        })
+        .collect()
+}
+
+fn stem(file: &Path) -> String {
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
-    let name = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    plan_named(file, stem(file), case, seed)
+}
+
+fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
     let at = |what: String| anyhow::anyhow!("{}: {what}", file.display());
     if case.disks.len() > 26 {
         return Err(at(format!(
@@ -610,15 +784,12 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
             .position(|d| d.name == name)
             .ok_or_else(|| at(format!("{what} {name:?} is not one of the disks")))
     };
+    if case.matrix.is_some() {
+        return Err(at("matrix: expand the case with case::expand".into()));
+    }
     if let Some(a) = &case.array {
-        if a.level != 1 {
-            return Err(at(format!(
-                "array.level {}: only RAID1 (level 1) is judged so far",
-                a.level
-            )));
-        }
-        if a.members.len() < 2 {
-            return Err(at("array.members: a mirror needs at least 2".into()));
+        if let Err(why) = array_shape(a) {
+            return Err(at(why));
         }
         for m in &a.members {
             disk("array.members:", m)?;
@@ -769,6 +940,34 @@ pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
         bitmap_eio: case.bitmap_eio,
         expect_splats: case.expect_splats,
     })
+}
+
+/// Level, member count and bitmap options that md and the checker can both handle.
+fn array_shape(a: &ArraySpec) -> Result<(), String> {
+    let n = a.members.len();
+    let least = match a.level {
+        1 | 10 => 2,
+        5 => 3,
+        6 => 4,
+        other => {
+            return Err(format!(
+                "array.level {other}: the bench judges RAID1, RAID10, RAID5 and RAID6"
+            ))
+        }
+    };
+    if n < least {
+        return Err(format!(
+            "array.members: RAID{} needs at least {least} members, the case gives {n}",
+            a.level
+        ));
+    }
+    if a.build && (a.level != 1 || a.bitmap.kind != BitmapKind::File || a.bitmap.grow) {
+        return Err(
+            "array.build: an array without superblocks is judged as RAID1 with a bitmap file given at build time"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 fn random_seed() -> u64 {

@@ -226,23 +226,31 @@ pub fn parse_block_trace(trace: &str) -> Vec<TracedIo> {
         .collect()
 }
 
-/// The data-area chunks that the writes to `dev` touched (`data_offset` in sectors).
-pub fn written_chunks(
+/// The bitmap chunks a resync or recovery touched on member `dev`: every write past the
+/// data offset (sectors), and every read md's own threads (`md0_resync`, `md0_raid5`...)
+/// issued. `to_space` maps a data-area byte range to bitmap-space ranges.
+pub fn resync_chunks(
     ios: &[TracedIo],
     dev: (u32, u32),
     data_offset: u64,
+    to_space: impl Fn(u64, u64) -> Vec<(u64, u64)>,
     chunk_bytes: u64,
 ) -> BTreeSet<u64> {
     let mut out = BTreeSet::new();
-    for io in ios
-        .iter()
-        .filter(|io| io.write && io.dev == dev && io.sector >= data_offset)
-    {
-        let start = (io.sector - data_offset) * 512;
-        let end = start + io.sectors * 512;
-        out.extend(start / chunk_bytes..end.div_ceil(chunk_bytes));
+    for io in ios.iter().filter(|io| {
+        io.dev == dev && io.sector >= data_offset && (io.write || is_md_thread(&io.comm))
+    }) {
+        for (start, len) in to_space((io.sector - data_offset) * 512, io.sectors * 512) {
+            out.extend(start / chunk_bytes..(start + len).div_ceil(chunk_bytes));
+        }
     }
     out
+}
+
+/// `md0_resync`, `md127_raid5`: not `mdadm`, whose probes may read inside the data area.
+fn is_md_thread(comm: &str) -> bool {
+    comm.strip_prefix("md")
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()) && rest.contains('_'))
 }
 
 /// One moment of the examination: the bitmap file read with O_DIRECT, through the page
@@ -593,7 +601,14 @@ mod tests {
         );
         // 2176-2048 = 128 sectors = 64 KiB: chunk 1 and 2 of 64 KiB chunks; the superblock
         // write at sector 8 lies before the data area and counts for nothing.
-        assert_eq!(written_chunks(&ios, (253, 16), 2048, 65536), set(&[1, 2]));
+        let same = |off, len| vec![(off, len)];
+        assert_eq!(resync_chunks(&ios, (253, 16), 2048, same, 65536), set(&[1, 2]));
+        // md's own reads count (a raid5/raid10 resync reads every copy), others' do not.
+        assert_eq!(resync_chunks(&ios, (253, 0), 0, same, 65536), set(&[16]));
+        let mdadm = parse_block_trace(
+            " mdadm-7 [000] .....   30.5: block_bio_queue: 253,0 R 4096 + 8 [mdadm]\n",
+        );
+        assert!(resync_chunks(&mdadm, (253, 0), 0, same, 65536).is_empty());
         assert_eq!(ranges([1, 2, 3, 7, 9, 10]), "1-3, 7, 9-10");
         assert_eq!(
             full_recovery_messages(

@@ -103,7 +103,7 @@ pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
     s.assemble(&mut vm, &s.members())?;
     s.wait_in_sync(&mut vm, Duration::from_secs(600))?;
     s.phase("assemble and resync");
-    let resynced = s.traced_writes(&mut vm, &s.array.members, &before, "resync")?;
+    let resynced = s.traced_resync(&mut vm, &s.array.members, &before, "resync")?;
     let full = s.full_recovery_messages(&mut vm)?;
     s.add(check::resync_bounds(
         &resynced,

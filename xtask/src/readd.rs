@@ -33,7 +33,13 @@ pub fn run(s: &mut Scenario, spec: &ReaddSpec) -> Result<(), Failure> {
     s.phase("boot 2");
     // Without a bad-block log: with one, raid1 narrows a failed write down and records a
     // bad block instead of failing the member (and a retry of a once-only error succeeds).
-    s.assemble(&mut vm, &format!("--update=no-bbl {}", s.members()))?;
+    let members = if s.array.build {
+        // No superblock, no bad-block log.
+        s.members()
+    } else {
+        format!("--update=no-bbl {}", s.members())
+    };
+    s.assemble(&mut vm, &members)?;
     let chunk_kib = s.array.bitmap.chunk.0 >> 10;
     s.sh(&mut vm, &format!("dd if=/dev/urandom of=/dev/md0 bs={chunk_kib}K count=1 seek={} oflag=direct status=none", spec.chunk), 30)?;
     poll_guest(
@@ -95,7 +101,7 @@ pub fn run(s: &mut Scenario, spec: &ReaddSpec) -> Result<(), Failure> {
         60,
     )?;
     s.wait_in_sync(&mut vm, Duration::from_secs(600))?;
-    let recovered = s.traced_writes(
+    let recovered = s.traced_resync(
         &mut vm,
         std::slice::from_ref(&spec.fail),
         &before,

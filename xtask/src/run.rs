@@ -27,11 +27,12 @@ pub struct RunArgs {
 /// boots), prepare the bench, run, report.
 pub fn cli(args: RunArgs) -> Result<u8> {
     let project = crate::bench::project_root();
-    let files = case_files(&project, &args.cases, &args.filters)?;
-    let loaded = files
-        .iter()
-        .map(|f| case::load(f, args.seed))
-        .collect::<Result<Vec<_>>>()?;
+    let files = case_files(&project, &args.cases)?;
+    let mut loaded = Vec::new();
+    for f in &files {
+        loaded.extend(case::load(f, args.seed)?);
+    }
+    let loaded = select(loaded, &args.filters)?;
     let plans = repeat(&loaded, args.repeat, args.seed);
     let bench = Bench::prepare(&args.bench)?;
     eprintln!(
@@ -116,8 +117,8 @@ fn default_jobs(plans: &[Plan], accel: crate::host::Accel) -> usize {
 }
 
 /// Case files named on the command line (a path, or a name under `cases/`), else every
-/// `cases/*.yaml`; then the `--case` filters.
-pub fn case_files(project: &Path, names: &[String], filters: &[String]) -> Result<Vec<PathBuf>> {
+/// `cases/*.yaml`. A bad file among them stops the run, filtered out or not.
+pub fn case_files(project: &Path, names: &[String]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     if names.is_empty() {
         let dir = project.join("cases");
@@ -145,17 +146,19 @@ pub fn case_files(project: &Path, names: &[String], filters: &[String]) -> Resul
             files.push(p);
         }
     }
-    files.retain(|f| {
-        let stem = f
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        filters.is_empty() || filters.iter().any(|flt| stem.contains(flt.as_str()))
-    });
-    if files.is_empty() {
+    Ok(files)
+}
+
+/// The plans whose name (a matrix case's `name@combination` included) contains a filter.
+pub fn select(plans: Vec<Plan>, filters: &[String]) -> Result<Vec<Plan>> {
+    let kept: Vec<Plan> = plans
+        .into_iter()
+        .filter(|p| filters.is_empty() || filters.iter().any(|f| p.name.contains(f.as_str())))
+        .collect();
+    if kept.is_empty() {
         bail!("no case matches {filters:?}");
     }
-    Ok(files)
+    Ok(kept)
 }
 
 fn new_run_dir(root: &Path) -> Result<PathBuf> {
@@ -354,6 +357,9 @@ fn excerpt(text: &str) -> String {
 pub fn replay_command(bench: &Bench, plan: &Plan) -> String {
     let file = plan.file.strip_prefix(&bench.project).unwrap_or(&plan.file);
     let mut cmd = format!("cargo xtask run {} --seed {}", file.display(), plan.seed);
+    if plan.name.contains('@') {
+        cmd.push_str(&format!(" --case {}", plan.name));
+    }
     if bench.kernel.info.source != "debian" {
         cmd.push_str(&format!(" --kernel {}", bench.kernel.vmlinuz.display()));
         if let Some(m) = &bench.kernel.modules {

@@ -6,7 +6,7 @@ use crate::bench::Bench;
 use crate::case::{ArraySpec, BitmapKind, CrashSpec, Plan, ThrottleSpec, WorkloadSpec};
 use crate::check::{self, Check};
 use crate::guest::calls;
-use crate::ondisk::{bitmap::Bitmap, compare, ext4, superblock};
+use crate::ondisk::{bitmap::Bitmap, ext4, redundancy::Geometry, superblock};
 use crate::report::{self, CaseResult, Phase};
 use crate::run::{guest_run, poll_guest, Failure};
 use crate::vm::{Disk, Vm};
@@ -64,17 +64,50 @@ impl<'a> Scenario<'a> {
                 120,
             )?;
         }
-        let create = format!(
-            "mdadm --create /dev/md0 --run --level={} --raid-devices={} --metadata=1.2 --bitmap={} --bitmap-chunk={}K {}",
-            self.array.level,
-            self.array.members.len(),
-            self.bitmap_arg(),
-            self.array.bitmap.chunk.0 >> 10,
-            self.members()
-        );
+        let create = if self.array.build {
+            // No superblocks: md knows the array only from this command, and the bitmap
+            // file is all it keeps of its state.
+            format!(
+                "mdadm --build /dev/md0 --level={} --raid-devices={} --bitmap={} --bitmap-chunk={}K {}",
+                self.array.level,
+                self.array.members.len(),
+                self.bitmap_path(),
+                self.array.bitmap.chunk.0 >> 10,
+                self.members()
+            )
+        } else {
+            let bitmap = if self.array.bitmap.grow {
+                "none".to_string()
+            } else {
+                format!(
+                    "{} --bitmap-chunk={}K",
+                    self.bitmap_arg(),
+                    self.array.bitmap.chunk.0 >> 10
+                )
+            };
+            format!(
+                "mdadm --create /dev/md0 --run --level={} --raid-devices={} --metadata=1.2 --bitmap={bitmap} {}",
+                self.array.level,
+                self.array.members.len(),
+                self.members()
+            )
+        };
         self.sh(vm, &create, 60)?;
         self.phase("create");
         self.wait_in_sync(vm, Duration::from_secs(600))?;
+        if self.array.bitmap.grow {
+            // mdadm's old 05r1-grow-external: the bitmap joins an array already running.
+            self.sh(
+                vm,
+                &format!(
+                    "mdadm --grow /dev/md0 --bitmap={} --bitmap-chunk={}K",
+                    self.bitmap_arg(),
+                    self.array.bitmap.chunk.0 >> 10
+                ),
+                60,
+            )?;
+            self.phase("grow a bitmap");
+        }
         let settle = self.wait_bitmap_clean(vm, Duration::from_secs(90))?;
         self.phase("initial resync and clean bitmap");
         Ok(settle)
@@ -321,14 +354,20 @@ impl<'a> Scenario<'a> {
                 60,
             )?;
         }
-        self.sh(
-            vm,
-            &format!(
+        let cmd = if self.array.build {
+            format!(
+                "mdadm --build /dev/md0 --level={} --raid-devices={} {} {devices}",
+                self.array.level,
+                self.array.members.len(),
+                self.assemble_bitmap_arg()
+            )
+        } else {
+            format!(
                 "mdadm --assemble /dev/md0 --run {} {devices}",
                 self.assemble_bitmap_arg()
-            ),
-            60,
-        )?;
+            )
+        };
+        self.sh(vm, &cmd, 60)?;
         Ok(())
     }
 
@@ -399,9 +438,11 @@ impl<'a> Scenario<'a> {
         .map(|_| ())
     }
 
-    /// Stops the trace, keeps it as `<name>-trace.txt`, and returns the data-area chunks
-    /// written to `members` (offsets from `before`'s superblocks).
-    pub fn traced_writes(
+    /// Stops the trace, keeps it as `<name>-trace.txt`, and returns the bitmap chunks that
+    /// md's resync or recovery touched on `members`: everything written, and what md's own
+    /// threads read (raid10 and raid5/6 resyncs read every copy and write only what
+    /// disagrees, so their reads show the extent of the resync).
+    pub fn traced_resync(
         &self,
         vm: &mut Vm,
         members: &[String],
@@ -422,10 +463,11 @@ impl<'a> Scenario<'a> {
                 .position(|x| x == m)
                 .expect("a member");
             let dev = self.dev_number(vm, m)?;
-            chunks.extend(check::written_chunks(
+            chunks.extend(check::resync_chunks(
                 &ios,
                 dev,
                 before.data_offsets[index],
+                |off, len| before.geometry.to_bitmap_space(index, off, len),
                 before.bitmap.chunk_bytes(),
             ));
         }
@@ -542,36 +584,39 @@ impl<'a> Scenario<'a> {
             .with_context(|| format!("decode the bitmap read from {}", source.display()))?;
         let mut files = Vec::new();
         let mut data_offsets = Vec::new();
+        let mut geometry = None;
         for m in &self.array.members {
             let p = path_of(m);
             let mut f = std::fs::File::open(&p)?;
-            let size = f.metadata()?.len();
-            let (_, sb) = superblock::read_from(&mut f, size)
-                .with_context(|| format!("md superblock of {}", p.display()))?;
-            data_offsets.push(sb.data_offset);
+            if self.array.build {
+                data_offsets.push(0);
+            } else {
+                let size = f.metadata()?.len();
+                let (_, sb) = superblock::read_from(&mut f, size)
+                    .with_context(|| format!("md superblock of {}", p.display()))?;
+                data_offsets.push(sb.data_offset);
+                geometry.get_or_insert(
+                    Geometry::from_super(&sb)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+                );
+            }
             files.push(f);
         }
-        let data_len = bitmap.sb.sync_size * 512;
-        let mut divergent = BTreeSet::new();
-        let mut bytes_compared = 0;
-        let (first, rest) = files.split_first_mut().expect("at least two members");
-        for (i, other) in rest.iter_mut().enumerate() {
-            let d = compare::divergent_chunks(
-                first,
-                other,
-                data_offsets[0] * 512,
-                data_offsets[i + 1] * 512,
-                data_len,
-                bitmap.chunk_bytes(),
-            )?;
-            bytes_compared += d.bytes_compared;
-            divergent.extend(d.chunks);
-        }
+        let geometry = geometry.unwrap_or(Geometry::mirror(files.len()));
+        let offsets: Vec<u64> = data_offsets.iter().map(|o| o * 512).collect();
+        let d = geometry.inconsistent(
+            &mut files,
+            &offsets,
+            bitmap.sb.sync_size * 512,
+            bitmap.chunk_bytes(),
+        )?;
+        let (divergent, bytes_compared) = (d.chunks, d.bytes_compared);
         Ok(Readings {
             bitmap,
-            divergent: divergent.into_iter().collect(),
+            divergent,
             bytes_compared,
             data_offsets,
+            geometry,
         })
     }
 }
@@ -580,6 +625,9 @@ impl<'a> Scenario<'a> {
 pub struct Readings {
     pub bitmap: Bitmap,
     pub divergent: Vec<u64>,
+    /// Bytes of bitmap space judged.
     pub bytes_compared: u64,
+    /// Sectors.
     pub data_offsets: Vec<u64>,
+    pub geometry: Geometry,
 }

@@ -2,6 +2,7 @@
 
 pub mod bitmap;
 pub mod compare;
+pub mod redundancy;
 pub mod superblock;
 
 // Little-endian field readers shared by the decoders. Callers check the buffer length

@@ -31,7 +31,20 @@ pub fn plan_inline(name: &str, yaml: &str, seed: u64) -> Plan {
 
 pub fn plan_file(name: &str, seed: u64) -> Plan {
     let file = bench().project.join("cases").join(format!("{name}.yaml"));
-    case::load(&file, Some(seed)).unwrap_or_else(|e| panic!("{e:#}"))
+    let mut plans = case::load(&file, Some(seed)).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(plans.len(), 1, "{name} is a matrix: use plan_variant");
+    plans.remove(0)
+}
+
+/// One combination (`raid5-file`) of a matrix case file.
+pub fn plan_variant(name: &str, variant: &str, seed: u64) -> Plan {
+    let file = bench().project.join("cases").join(format!("{name}.yaml"));
+    let full = format!("{name}@{variant}");
+    case::load(&file, Some(seed))
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .into_iter()
+        .find(|p| p.name == full)
+        .unwrap_or_else(|| panic!("{name} has no combination {variant}"))
 }
 
 /// Runs `plan` into a temporary results directory, kept on disk for the assertions.
