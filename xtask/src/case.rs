@@ -357,6 +357,31 @@ pub struct CrashSpec {
     /// ...or this long after the load started.
     #[serde(default, with = "opt_duration")]
     pub after_time: Option<Duration>,
+    /// The moment the crash hits (`writing` by default).
+    #[serde(default)]
+    pub at: CrashPoint,
+    /// Crash-reboot cycles on the same disks, each judged before the next.
+    #[serde(default = "default_cycles")]
+    pub cycles: u32,
+}
+
+fn default_cycles() -> u32 {
+    1
+}
+
+/// Where in the array's life the crash falls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashPoint {
+    /// At the kill point, while the writers write.
+    #[default]
+    Writing,
+    /// The writers stop at the kill point, and the crash comes as soon as the bitmap
+    /// daemon has cleared some bits while others are still dirty.
+    Clearing,
+    /// The crash at the kill point, then a second one halfway through the resync that
+    /// the next assembly starts; the third boot must finish it from the bitmap.
+    Resync,
 }
 
 /// Memory pressure through a cgroup v2 the writers run in, with the page cache of the
@@ -654,6 +679,8 @@ pub struct Plan {
     pub readd: Option<ReaddSpec>,
     pub bitmap_eio: Option<BitmapEioSpec>,
     pub expect_splats: Vec<String>,
+    /// Keep the disk images of a passing run too (a failing run always keeps them).
+    pub keep_disks: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -830,6 +857,14 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         if let Some(t) = &c.throttle {
             disk("crash.throttle.disk", &t.disk)?;
         }
+        if c.cycles == 0 || c.cycles > 20 {
+            return Err(at(format!("crash.cycles {}: 1 to 20", c.cycles)));
+        }
+        if c.at == CrashPoint::Clearing && c.workload.direct {
+            return Err(at(
+                "crash.at clearing: use workload.direct: false; O_DIRECT writers leave nothing in flight once they stop, so no bit could be cleared under a pending write".into(),
+            ));
+        }
         if let Some(p) = &c.pressure {
             if p.memory_max.is_none() && p.memory_high.is_none() && p.dirtier.is_none() {
                 return Err(at(
@@ -939,6 +974,7 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         readd: case.readd,
         bitmap_eio: case.bitmap_eio,
         expect_splats: case.expect_splats,
+        keep_disks: false,
     })
 }
 

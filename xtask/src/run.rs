@@ -315,7 +315,7 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
         }
     }
     if let Some(d) = disks {
-        if result.verdict != Verdict::Pass {
+        if result.verdict != Verdict::Pass || plan.keep_disks {
             result.kept_disks = Some(d.keep());
         }
     }
