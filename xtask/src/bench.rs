@@ -51,7 +51,8 @@ impl Bench {
         let project = project_root();
         host::ensure_tools(opts.install)?;
         let cache = Cache::from_env()?;
-        let kernel = kernel::acquire(&cache, &opts.kernel).context("acquire the kernel")?;
+        let kernel =
+            kernel::acquire(&cache, &opts.kernel, opts.install).context("acquire the kernel")?;
         let agent = image::build_agent(&project)?;
         let image =
             image::build(&cache, &project, &kernel, &agent).context("build the guest image")?;

@@ -1,7 +1,9 @@
 //! Acquiring the kernel a run boots: Debian's newest 6.12 cloud kernel from the package
-//! archive (cached), or a bzImage the user names, with or without a modules tree.
+//! archive (cached), a bzImage the user names, with or without a modules tree, or one built
+//! from source (`kbuild`).
 
 use crate::cache::{sha256_file, Cache};
+use crate::kbuild::{self, Base, BuildInfo, BuildSpec, Source};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -19,6 +21,42 @@ pub enum KernelSpec {
         path: PathBuf,
         modules: Option<PathBuf>,
     },
+    /// Built from a tree or from Debian's kernel source package, then cached.
+    Build(BuildSpec),
+}
+
+impl KernelSpec {
+    /// A KERNEL argument as `compare` and friends take it: a bzImage file, a kernel tree
+    /// (built as it is on disk), or `TREE@REV` (that commit of a git tree). `base` and
+    /// `fragments` apply to the trees.
+    pub fn from_arg(arg: &str, base: Base, fragments: &[PathBuf]) -> Result<Self> {
+        let build = |source| {
+            KernelSpec::Build(BuildSpec {
+                source,
+                base,
+                fragments: fragments.to_vec(),
+            })
+        };
+        let path = Path::new(arg);
+        if path.is_file() {
+            return Ok(KernelSpec::BzImage {
+                path: path.to_path_buf(),
+                modules: None,
+            });
+        }
+        if path.is_dir() {
+            return Ok(build(Source::Tree(path.to_path_buf())));
+        }
+        if let Some((tree, rev)) = arg.rsplit_once('@') {
+            if Path::new(tree).is_dir() && !rev.is_empty() {
+                return Ok(build(Source::TreeRev {
+                    tree: tree.into(),
+                    rev: rev.into(),
+                }));
+            }
+        }
+        bail!("kernel {arg}: neither a bzImage, a kernel tree, nor TREE@REV")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -41,13 +79,42 @@ pub struct KernelInfo {
     pub package_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package_sha256: Option<String>,
+    /// How a kernel built from source was built (source key, fragments, config hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildInfo>,
 }
 
-pub fn acquire(cache: &Cache, spec: &KernelSpec) -> Result<Kernel> {
+/// The kernel `spec` names; `install` lets a build apt-get what it lacks (when root).
+pub fn acquire(cache: &Cache, spec: &KernelSpec, install: bool) -> Result<Kernel> {
     match spec {
         KernelSpec::Debian => debian(cache),
         KernelSpec::BzImage { path, modules } => given(path, modules.as_deref()),
+        KernelSpec::Build(b) => built(cache, b, install),
     }
+}
+
+fn built(cache: &Cache, spec: &BuildSpec, install: bool) -> Result<Kernel> {
+    let b = kbuild::build(cache, &crate::bench::project_root(), spec, install)?;
+    let (package, package_version, package_sha256) = match b.package {
+        Some((p, v, s)) => (Some(p), Some(v), Some(s)),
+        None => (None, None, None),
+    };
+    Ok(Kernel {
+        info: KernelInfo {
+            source: match spec.source {
+                Source::Debian { .. } => "debian-source".into(),
+                Source::Tree(_) | Source::TreeRev { .. } => "tree".into(),
+            },
+            release: b.release,
+            vmlinuz_sha256: sha256_file(&b.bzimage)?,
+            package,
+            package_version,
+            package_sha256,
+            build: Some(b.info),
+        },
+        vmlinuz: b.bzimage,
+        modules: b.modules,
+    })
 }
 
 fn given(path: &Path, modules: Option<&Path>) -> Result<Kernel> {
@@ -67,6 +134,7 @@ fn given(path: &Path, modules: Option<&Path>) -> Result<Kernel> {
             package: None,
             package_version: None,
             package_sha256: None,
+            build: None,
         },
     })
 }
@@ -272,6 +340,7 @@ fn fetch_debian(c: &Candidate, dir: &Path) -> Result<()> {
         package: Some(c.package.clone()),
         package_version: Some(c.version.clone()),
         package_sha256: Some(sha),
+        build: None,
     };
     fs::write(dir.join("kernel.json"), serde_json::to_vec_pretty(&info)?)?;
     fs::remove_dir_all(&unpacked)?;

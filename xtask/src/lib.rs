@@ -14,6 +14,8 @@ pub mod exit;
 pub mod guest;
 pub mod host;
 pub mod image;
+pub mod kbuild;
+pub mod kconfig;
 pub mod kernel;
 pub mod ondisk;
 pub mod readd;

@@ -21,18 +21,38 @@ mod flags {
     #[derive(clap::Args, Clone)]
     pub struct KernelFlags {
         /// A bzImage to boot instead of Debian's 6.12 cloud kernel.
-        #[arg(long, value_name = "BZIMAGE")]
+        #[arg(long, value_name = "BZIMAGE", conflicts_with_all = ["tree", "debian_source"])]
         pub kernel: Option<PathBuf>,
         /// Its modules tree (lib/modules/RELEASE, or a directory holding one); omit when
         /// md, raid1/10/456 and virtio_blk are built in.
         #[arg(long, value_name = "DIR", requires = "kernel")]
         pub modules: Option<PathBuf>,
+        #[command(flatten)]
+        pub build: BuildFlags,
         /// kvm or tcg; by default KVM when a probe boot shows it works, else TCG.
         #[arg(long, value_enum)]
         pub accel: Option<Accel>,
         /// Never run apt-get; fail with the line to run instead.
         #[arg(long)]
         pub no_install: bool,
+    }
+
+    /// A kernel built from source (and cached): see `cargo xtask kernel build`.
+    #[derive(clap::Args, Clone)]
+    pub struct BuildFlags {
+        /// Build this kernel tree (out of tree, as it is on disk) and boot it.
+        #[arg(long, value_name = "PATH", conflicts_with = "debian_source")]
+        pub tree: Option<PathBuf>,
+        /// Build Debian's linux-source-SERIES package (e.g. 6.12) and boot it.
+        #[arg(long, value_name = "SERIES")]
+        pub debian_source: Option<String>,
+        /// Config fragment merged onto the base (repeatable; a file, or a name in
+        /// kernel-configs/ such as `debug`); default: kernel-configs/md.config.
+        #[arg(long = "config", value_name = "FRAGMENT")]
+        pub configs: Vec<PathBuf>,
+        /// defconfig (+ kvm_guest.config) or tinyconfig (+ kernel-configs/tiny.config).
+        #[arg(long, value_enum, default_value_t = xtask::kbuild::Base::Defconfig)]
+        pub base: xtask::kbuild::Base,
     }
 
     #[derive(Subcommand)]
@@ -46,6 +66,26 @@ mod flags {
         /// Print what a bitmap file (as `mdadm -X` does, plus its dirty ranges) or an md
         /// member image or device (superblock summary and internal bitmap) holds.
         Examine(Examine),
+        /// Kernels built from source.
+        #[command(subcommand)]
+        Kernel(KernelCmd),
+    }
+
+    #[derive(Subcommand)]
+    pub enum KernelCmd {
+        /// Build a kernel (or find it in the cache) and print where its bzImage and
+        /// modules are.
+        Build(KernelBuild),
+    }
+
+    #[derive(clap::Args)]
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["tree", "debian_source"])))]
+    pub struct KernelBuild {
+        #[command(flatten)]
+        pub build: BuildFlags,
+        /// Never run apt-get; fail with the line to run instead.
+        #[arg(long)]
+        pub no_install: bool,
     }
 
     #[derive(clap::Args)]
@@ -87,18 +127,51 @@ mod flags {
     }
 }
 
+fn build_spec(b: &flags::BuildFlags) -> Option<xtask::kbuild::BuildSpec> {
+    use xtask::kbuild::Source;
+    let source = match (&b.tree, &b.debian_source) {
+        (Some(tree), _) => Source::Tree(tree.clone()),
+        (None, Some(series)) => Source::Debian {
+            series: series.clone(),
+        },
+        (None, None) => return None,
+    };
+    Some(xtask::kbuild::BuildSpec {
+        source,
+        base: b.base,
+        fragments: b.configs.clone(),
+    })
+}
+
 fn kernel_options(k: &flags::KernelFlags) -> xtask::bench::Options {
+    use xtask::kernel::KernelSpec;
     xtask::bench::Options {
-        kernel: match &k.kernel {
-            Some(path) => xtask::kernel::KernelSpec::BzImage {
+        kernel: match (&k.kernel, build_spec(&k.build)) {
+            (Some(path), _) => KernelSpec::BzImage {
                 path: path.clone(),
                 modules: k.modules.clone(),
             },
-            None => xtask::kernel::KernelSpec::Debian,
+            (None, Some(spec)) => KernelSpec::Build(spec),
+            (None, None) => KernelSpec::Debian,
         },
         accel: k.accel,
         install: !k.no_install,
     }
+}
+
+fn kernel_build(k: &flags::KernelBuild) -> anyhow::Result<u8> {
+    let spec = build_spec(&k.build).expect("clap requires --tree or --debian-source");
+    let cache = xtask::cache::Cache::from_env()?;
+    let b = xtask::kbuild::build(&cache, &xtask::bench::project_root(), &spec, !k.no_install)?;
+    println!("bzImage  {}", b.bzimage.display());
+    match &b.modules {
+        Some(m) => println!("modules  {}", m.display()),
+        None => println!("modules  none (everything is built in)"),
+    }
+    println!("release  {}", b.release);
+    println!("config   {}", b.config.display());
+    println!("log      {}", b.log.display());
+    Ok(xtask::exit::OK)
 }
 
 fn main() -> ExitCode {
@@ -134,6 +207,7 @@ fn main() -> ExitCode {
                 Ok(())
             })
             .map(|()| xtask::exit::OK),
+        flags::Cmd::Kernel(flags::KernelCmd::Build(k)) => kernel_build(&k),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -215,6 +215,7 @@ mod tests {
                 package: None,
                 package_version: None,
                 package_sha256: None,
+                build: None,
             },
             qemu: String::new(),
             accel: "tcg".into(),

@@ -73,3 +73,13 @@ pub fn scratch_disk(dir: &Path, name: &str, size: u64) -> xtask::vm::Disk {
         blkdebug: None,
     }
 }
+
+/// A bench for another kernel (built, given...), prepared like [`bench`]: no apt-get.
+pub fn bench_with(kernel: xtask::kernel::KernelSpec) -> Bench {
+    let opts = Options {
+        kernel,
+        accel: None,
+        install: false,
+    };
+    Bench::prepare(&opts).unwrap_or_else(|e| panic!("prepare the bench: {e:#}"))
+}

@@ -1,0 +1,97 @@
+//! A kernel built by the bench from Debian's linux-source-6.12: tinyconfig + tiny.config +
+//! md.config, everything built in, booted and put through the smoke case. The build is
+//! cached in the bench's cache, so only the first run on a machine pays for it.
+
+mod common;
+
+use common::*;
+use std::time::Instant;
+use xtask::kbuild::{Base, BuildSpec, Source};
+use xtask::kernel::KernelSpec;
+use xtask::report::Verdict;
+
+fn tiny_spec() -> KernelSpec {
+    KernelSpec::Build(BuildSpec {
+        source: Source::Debian {
+            series: "6.12".into(),
+        },
+        base: Base::Tinyconfig,
+        fragments: vec![],
+    })
+}
+
+#[test]
+fn a_tiny_kernel_built_from_debian_source_runs_the_smoke_case() {
+    let started = Instant::now();
+    let b = bench_with(tiny_spec());
+    eprintln!(
+        "kernel {} ready in {:.1}s",
+        b.kernel.info.release,
+        started.elapsed().as_secs_f64()
+    );
+    let info = &b.kernel.info;
+    assert_eq!(info.source, "debian-source");
+    assert_eq!(info.package.as_deref(), Some("linux-source-6.12"));
+    assert!(b.kernel.modules.is_none(), "tinyconfig has no modules");
+    let build = info.build.as_ref().expect("build details recorded");
+    let names: Vec<String> = build
+        .fragments
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["tiny.config", "md.config"]);
+    assert!(
+        build.source_key.starts_with("debian-6.12."),
+        "{}",
+        build.source_key
+    );
+    assert_eq!(build.config_sha256.len(), 64);
+    let entry = b.kernel.vmlinuz.parent().unwrap();
+    let config = std::fs::read_to_string(entry.join("config")).unwrap();
+    for line in [
+        "CONFIG_MD_BITMAP_FILE=y",
+        "CONFIG_MD_RAID1=y",
+        "CONFIG_VIRTIO_BLK=y",
+    ] {
+        assert!(config.lines().any(|l| l == line), "{line}");
+    }
+    assert!(
+        std::fs::metadata(entry.join("build.log")).unwrap().len() > 0,
+        "the build log is kept beside the result"
+    );
+    eprintln!(
+        "built in {}s, bzImage {} KiB",
+        build.build_seconds,
+        std::fs::metadata(&b.kernel.vmlinuz).unwrap().len() / 1024
+    );
+
+    // The second acquisition finds the entry: no configure, no make.
+    let again = Instant::now();
+    let cache = xtask::cache::Cache::from_env().unwrap();
+    let k = xtask::kernel::acquire(&cache, &tiny_spec(), false).unwrap();
+    assert_eq!(k.vmlinuz, b.kernel.vmlinuz);
+    assert!(
+        again.elapsed().as_secs() < 30,
+        "a cached build took {:?}",
+        again.elapsed()
+    );
+
+    let plan = plan_file("smoke", 21);
+    let dir = tempfile::tempdir().unwrap();
+    let case_started = Instant::now();
+    let r = xtask::run::run_case(&b, &plan, &dir.path().join("smoke"));
+    let console = std::fs::read_to_string(dir.path().join("smoke/console.log")).unwrap_or_default();
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{console}", r.reason);
+    eprintln!(
+        "smoke on the tiny kernel: {:.1}s, boot {} ms",
+        case_started.elapsed().as_secs_f64(),
+        r.times.boot_ms[0]
+    );
+    assert_eq!(r.kernel.source, "debian-source");
+    assert!(r.kernel.build.is_some(), "the result records the build");
+    assert!(
+        console.contains("md/raid1:md0: active with 2 out of 2 mirrors"),
+        "{console}"
+    );
+    assert!(console.contains("using deprecated bitmap file support"));
+}
