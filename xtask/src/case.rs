@@ -860,11 +860,6 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         if c.cycles == 0 || c.cycles > 20 {
             return Err(at(format!("crash.cycles {}: 1 to 20", c.cycles)));
         }
-        if c.at == CrashPoint::Clearing && c.workload.direct {
-            return Err(at(
-                "crash.at clearing: use workload.direct: false; O_DIRECT writers leave nothing in flight once they stop, so no bit could be cleared under a pending write".into(),
-            ));
-        }
         if let Some(p) = &c.pressure {
             if p.memory_max.is_none() && p.memory_high.is_none() && p.dirtier.is_none() {
                 return Err(at(

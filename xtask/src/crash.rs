@@ -5,21 +5,84 @@
 //!    divergent chunk (traced from the guest's block layer, not from md's own account);
 //! 3. convergence: members identical, `check` finds nothing, the bitmap clean again.
 
-use crate::case::{CrashMode, CrashSpec, PressureSpec};
+use crate::case::{CrashMode, CrashPoint, CrashSpec, PressureSpec};
 use crate::check;
 use crate::guest::calls;
 use crate::run::Failure;
-use crate::scenario::{Scenario, MNT};
+use crate::scenario::{Readings, Scenario, MNT};
 use crate::vm::Vm;
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Runs the scenario on a prepared case; each check lands in the result as it is judged.
 pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
-    // Boot 1: build the array, let it settle, load it, kill QEMU.
-    let mut vm = s.boot(1)?;
+    // Boot 1: build the array and let it settle.
+    let mut boot = 1;
+    let mut vm = s.boot(boot)?;
     s.phase("boot 1");
     let settle = s.create_settled_array(&mut vm)?;
+    s.note_figure("initial_bitmap_clean_after_ms", settle.as_millis() as u64);
+    s.note_figure(
+        "crash_mode",
+        serde_json::json!({ "mode": crash.mode, "at": crash.at, "cycles": crash.cycles, "survives": crash.mode.survives() }),
+    );
+    for cycle in 1..=crash.cycles {
+        let before = load_and_crash(s, vm, crash, boot, cycle)?;
+        // The next boot assembles from the same disks with the block layer traced; the
+        // resync md does is read from the trace, not from md.
+        boot += 1;
+        vm = s.boot(boot)?;
+        s.phase(&format!("boot {boot}"));
+        s.start_block_trace(&mut vm)?;
+        let mut before = before;
+        if crash.at == CrashPoint::Resync {
+            // Slow the resync so that a kill can land inside it.
+            s.sh(
+                &mut vm,
+                "(modprobe md_mod 2>/dev/null || true) && echo 1000 > /proc/sys/dev/raid/speed_limit_min && echo 4000 > /proc/sys/dev/raid/speed_limit_max",
+                10,
+            )?;
+            s.assemble(&mut vm, &s.members())?;
+            interrupt_resync(s, &mut vm, &before)?;
+            vm.kill().map_err(Failure::Bench)?;
+            s.phase("crash during resync");
+            before = judge_crash(s, boot, "after-resync-crash", false)?;
+            boot += 1;
+            vm = s.boot(boot)?;
+            s.phase(&format!("boot {boot}"));
+            s.start_block_trace(&mut vm)?;
+        }
+        s.assemble(&mut vm, &s.members())?;
+        s.wait_in_sync(&mut vm, Duration::from_secs(600))?;
+        s.phase("assemble and resync");
+        let resynced = s.traced_resync(&mut vm, &s.array.members, &before, "resync")?;
+        let full = s.full_recovery_messages(&mut vm)?;
+        let dirty: BTreeSet<u64> = before.bitmap.dirty_chunks(0).into_iter().collect();
+        s.add(check::resync_bounds(
+            &resynced,
+            &dirty,
+            &before.divergent,
+            &full,
+        ));
+        if cycle == crash.cycles {
+            return s.converge(vm, &before, "after-resync");
+        }
+        // Bits the resync leaves dirty clear over two daemon periods; the next cycle
+        // starts from a clean bitmap like the first.
+        s.wait_bitmap_clean(&mut vm, s.clean_limit(&before.bitmap))?;
+        s.phase(&format!("cycle {cycle} done"));
+    }
+    unreachable!("validated: at least one cycle")
+}
+
+/// Loads the running array, crashes it at the case's point, and judges the images.
+fn load_and_crash(
+    s: &mut Scenario,
+    mut vm: Vm,
+    crash: &CrashSpec,
+    boot: u32,
+    cycle: u32,
+) -> Result<Readings, Failure> {
     if let Some(t) = &crash.throttle {
         s.throttle(&mut vm, t)?;
     }
@@ -50,6 +113,28 @@ pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
         s.add(check::pressure_reached(&events, &psi));
     }
     s.phase("workload");
+    if crash.at == CrashPoint::Clearing {
+        // A trickle of writes to the array's last MiB goes on, so the daemon clears the
+        // rest of the bitmap while writes (the throttled member's) are still in flight.
+        let size: u64 = s
+            .sh(&mut vm, "blockdev --getsize64 /dev/md0", 10)?
+            .trim()
+            .parse()
+            .map_err(|e| Failure::Bench(anyhow::anyhow!("md0 size: {e}")))?;
+        let seek = (size - (1 << 20)) / (64 << 10);
+        calls::spawn(
+            &mut vm,
+            &format!("while :; do dd if=/dev/urandom of=/dev/md0 bs=64K count=16 seek={seek} oflag=direct status=none; done"),
+        )
+        .map_err(Failure::Bench)?;
+        s.stop_workload(&mut vm, workload)?;
+        let (peak, now) = wait_clearing(s, &mut vm)?;
+        s.note_figure(
+            "clearing_at_crash",
+            serde_json::json!({ "dirty_peak": peak, "dirty_at_crash": now }),
+        );
+        s.phase("writers stopped, daemon clearing");
+    }
     match crash.mode {
         CrashMode::Sigkill => vm.kill().map_err(Failure::Bench)?,
         CrashMode::QmpQuit => vm.quit(Duration::from_secs(60)).map_err(Failure::Bench)?,
@@ -68,24 +153,40 @@ pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
             }
         }
     }
-    s.note_figure("written_before_crash_bytes", written);
-    s.note_figure("initial_bitmap_clean_after_ms", settle.as_millis() as u64);
-    s.note_figure(
-        "crash_mode",
-        serde_json::json!({ "mode": crash.mode, "survives": crash.mode.survives() }),
-    );
+    s.note_figure(&format!("written_before_crash_{cycle}_bytes"), written);
     s.phase("crash");
-    let console = std::fs::read_to_string(s.case_dir.join("console-boot1.log")).unwrap_or_default();
-    s.add(check::bitmap_errors(&console));
+    let label = if cycle == 1 {
+        "after-crash".to_string()
+    } else {
+        format!("after-crash-{cycle}")
+    };
+    judge_crash(
+        s,
+        boot,
+        &label,
+        // At the clearing point only the trickle's one write can be in flight.
+        crash.mode.leaves_divergence() && crash.at != CrashPoint::Clearing,
+    )
+}
 
-    // From the images: what differs, what the bitmap says.
-    let before = s.read_images("after-crash").map_err(Failure::Bench)?;
+/// The images after a crash of boot `boot`: md's log, what differs, what the bitmap says.
+fn judge_crash(
+    s: &mut Scenario,
+    boot: u32,
+    label: &str,
+    must_diverge: bool,
+) -> Result<Readings, Failure> {
+    let console = std::fs::read_to_string(s.case_dir.join(format!("console-boot{boot}.log")))
+        .unwrap_or_default();
+    s.add(check::bitmap_errors(&console));
+    let before = s.read_images(label).map_err(Failure::Bench)?;
     let dirty: BTreeSet<u64> = before.bitmap.dirty_chunks(0).into_iter().collect();
-    if crash.mode.leaves_divergence() {
+    if must_diverge {
         s.add(check::crash_left_divergence(&before.divergent));
     } else {
-        // Only a SIGKILL is counted on to leave the members apart; the others report it.
-        s.note_figure("divergent_chunks", before.divergent.len());
+        // Only a SIGKILL under load is counted on to leave the members apart; the other
+        // modes and points report what they left.
+        s.note_figure(&format!("divergent_chunks_{label}"), before.divergent.len());
     }
     s.add(check::safety(
         &before.divergent,
@@ -93,25 +194,79 @@ pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
         before.bitmap.chunks(),
         before.bytes_compared,
     ));
-    s.phase("judge images after crash");
+    s.phase(&format!("judge images {label}"));
+    Ok(before)
+}
 
-    // Boot 2: assemble from the same disks with the block layer traced; the resync md
-    // does is read from the trace, not from md.
-    let mut vm = s.boot(2)?;
-    s.phase("boot 2");
-    s.start_block_trace(&mut vm)?;
-    s.assemble(&mut vm, &s.members())?;
-    s.wait_in_sync(&mut vm, Duration::from_secs(600))?;
-    s.phase("assemble and resync");
-    let resynced = s.traced_resync(&mut vm, &s.array.members, &before, "resync")?;
-    let full = s.full_recovery_messages(&mut vm)?;
-    s.add(check::resync_bounds(
-        &resynced,
-        &dirty,
-        &before.divergent,
-        &full,
-    ));
-    s.converge(vm, &before, "after-resync")
+/// Polls the on-disk bitmap after the writers stopped until the daemon has cleared some
+/// bits while the trickle's are still dirty: the moment to crash. Returns (peak, now).
+fn wait_clearing(s: &Scenario, vm: &mut Vm) -> Result<(u64, u64), Failure> {
+    let started = Instant::now();
+    let limit = Duration::from_secs(120);
+    let mut peak = 0;
+    loop {
+        let dirty = s.guest_bitmap(vm).map_err(Failure::Bench)?.dirty_count(0);
+        peak = peak.max(dirty);
+        if dirty > 0 && dirty < peak {
+            return Ok((peak, dirty));
+        }
+        if started.elapsed() > limit {
+            return Err(Failure::Case(format!(
+                "the daemon cleared no bit within {limit:?} of the writers stopping ({dirty} dirty; deadline passed)"
+            )));
+        }
+        // Poll as fast as the agent answers: the window is one daemon period.
+        std::thread::yield_now();
+    }
+}
+
+/// Waits until the resync is past the middle of the dirty region, still running.
+fn interrupt_resync(s: &mut Scenario, vm: &mut Vm, before: &Readings) -> Result<(), Failure> {
+    let dirty = before.bitmap.dirty_chunks(0);
+    let Some(&mid) = dirty.get(dirty.len() / 2) else {
+        return Err(Failure::Case(
+            "nothing dirty after the crash: no resync to interrupt".into(),
+        ));
+    };
+    let target = mid * before.bitmap.chunk_bytes() / 512;
+    let started = Instant::now();
+    let limit = Duration::from_secs(300);
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let text = s.sh(
+            vm,
+            "cat /sys/block/md0/md/sync_action /sys/block/md0/md/sync_completed",
+            10,
+        )?;
+        let mut lines = text.lines();
+        let action = lines.next().unwrap_or_default().trim().to_string();
+        let done: Option<u64> = lines
+            .next()
+            .and_then(|l| l.split('/').next())
+            .and_then(|v| v.trim().parse().ok());
+        match done {
+            Some(pos) if action == "resync" && pos >= target => {
+                s.note_figure(
+                    "resync_interrupted_at_sector",
+                    serde_json::json!({ "position": pos, "aimed_at": target }),
+                );
+                return Ok(());
+            }
+            None if action == "idle" && started.elapsed() > Duration::from_secs(5) => {
+                return Err(Failure::Case(
+                    "the resync ended before it reached the middle of the dirty region".into(),
+                ))
+            }
+            _ => {}
+        }
+        if started.elapsed() > limit {
+            return Err(Failure::Case(format!(
+                "the resync did not reach sector {target} within {limit:?} ({action}; deadline passed)"
+            )));
+        }
+        std::thread::sleep(pause); // poll with backoff until the deadline
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
 }
 
 /// Makes the writers' cgroup with the case's limits, raises the dirty ratios and starts
