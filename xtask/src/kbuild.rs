@@ -359,6 +359,7 @@ fn first_line(cmd: &str, args: &[&str]) -> Result<String> {
 }
 
 /// A source ready to build: the tree, its key, and the package it came from if any.
+#[derive(Debug)]
 struct Prepared {
     tree: PathBuf,
     key: String,
@@ -941,6 +942,37 @@ mod tests {
         assert!(k1.starts_with("files-"), "{k1}");
         fs::write(plain.path().join("Kconfig"), "b").unwrap();
         assert_ne!(tree_key(plain.path()).unwrap(), k1);
+    }
+
+    #[test]
+    fn a_revision_of_a_tree_is_exported_into_the_cache_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("linux");
+        fs::create_dir_all(t.join("scripts/kconfig")).unwrap();
+        sh(
+            &t,
+            "git init -q && echo one > Makefile && touch Kconfig scripts/kconfig/merge_config.sh \
+             && git add -A && git commit -qm one && echo two > Makefile && git commit -qam two",
+        );
+        let cache = Cache::new(dir.path().join("cache"));
+        let source = Source::TreeRev {
+            tree: t.clone(),
+            rev: "HEAD~1".into(),
+        };
+        let p = prepare_source(&cache, &source, false).unwrap();
+        let commit = String::from_utf8(git(&t, &["rev-parse", "HEAD~1"]).unwrap()).unwrap();
+        assert_eq!(p.key, format!("git-{}", commit.trim()));
+        assert_eq!(
+            fs::read_to_string(p.tree.join("Makefile")).unwrap(),
+            "one\n"
+        );
+        assert_eq!(prepare_source(&cache, &source, false).unwrap().tree, p.tree);
+        let bad = Source::TreeRev {
+            tree: t,
+            rev: "no-such-rev".into(),
+        };
+        let err = format!("{:#}", prepare_source(&cache, &bad, false).unwrap_err());
+        assert!(err.contains("@no-such-rev: no such revision"), "{err}");
     }
 
     #[test]

@@ -390,6 +390,39 @@ mod tests {
     }
 
     #[test]
+    fn a_kernel_argument_is_a_bzimage_a_tree_or_a_tree_at_a_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("bzImage");
+        fs::write(&image, b"x").unwrap();
+        let arg = |s: &str| KernelSpec::from_arg(s, Base::Tinyconfig, &[]);
+        assert!(matches!(
+            arg(image.to_str().unwrap()).unwrap(),
+            KernelSpec::BzImage { modules: None, .. }
+        ));
+        let tree = dir.path().to_str().unwrap();
+        let KernelSpec::Build(b) = arg(tree).unwrap() else {
+            panic!()
+        };
+        assert_eq!(b.source, Source::Tree(dir.path().into()));
+        assert_eq!(b.base, Base::Tinyconfig);
+        let KernelSpec::Build(b) = arg(&format!("{tree}@v6.12")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            b.source,
+            Source::TreeRev {
+                tree: dir.path().into(),
+                rev: "v6.12".into()
+            }
+        );
+        let err = arg("/no/such").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "kernel /no/such: neither a bzImage, a kernel tree, nor TREE@REV"
+        );
+    }
+
+    #[test]
     fn newest_package_compares_patch_levels_as_numbers() {
         let names = [
             "linux-image-6.12.99+deb12-cloud-amd64-unsigned",
