@@ -39,6 +39,7 @@ mod flags {
 
     /// A kernel built from source (and cached): see `cargo xtask kernel build`.
     #[derive(clap::Args, Clone)]
+    #[command(group(clap::ArgGroup::new("build_source").args(["tree", "debian_source"])))]
     pub struct BuildFlags {
         /// Build this kernel tree (out of tree, as it is on disk) and boot it.
         #[arg(long, value_name = "PATH", conflicts_with = "debian_source")]
@@ -48,10 +49,10 @@ mod flags {
         pub debian_source: Option<String>,
         /// Config fragment merged onto the base (repeatable; a file, or a name in
         /// kernel-configs/ such as `debug`); default: kernel-configs/md.config.
-        #[arg(long = "config", value_name = "FRAGMENT")]
+        #[arg(long = "config", value_name = "FRAGMENT", requires = "build_source")]
         pub configs: Vec<PathBuf>,
         /// defconfig (+ kvm_guest.config) or tinyconfig (+ kernel-configs/tiny.config).
-        #[arg(long, value_enum, default_value_t = xtask::kbuild::Base::Defconfig)]
+        #[arg(long, value_enum, default_value_t = xtask::kbuild::Base::Defconfig, requires = "build_source")]
         pub base: xtask::kbuild::Base,
     }
 
