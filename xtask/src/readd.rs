@@ -68,12 +68,44 @@ pub fn run(s: &mut Scenario, spec: &ReaddSpec) -> Result<(), Failure> {
         pause = (pause * 2).min(Duration::from_millis(250));
     }
     s.stop_workload(&mut vm, workload)?;
-    s.stop_array(&mut vm)?;
-    vm.quit(Duration::from_secs(30)).map_err(Failure::Bench)?;
-    s.phase("degraded load");
+    let (before, mut vm) = if s.array.build {
+        // Without superblocks md cannot tell after a restart which member is stale, so
+        // the re-add comes in the same boot, as in mdadm's 05r1-re-add-nosuper; the
+        // images are read while QEMU is paused (a stop drains every request first).
+        vm.qmp()
+            .execute("stop", serde_json::json!({}))
+            .map_err(Failure::Bench)?;
+        s.phase("degraded load");
+        let before = s.read_images("degraded").map_err(Failure::Bench)?;
+        vm.qmp()
+            .execute("cont", serde_json::json!({}))
+            .map_err(Failure::Bench)?;
+        s.sh(
+            &mut vm,
+            &format!("mdadm /dev/md0 --remove {}", s.dev(&spec.fail)),
+            30,
+        )?;
+        (before, vm)
+    } else {
+        s.stop_array(&mut vm)?;
+        vm.quit(Duration::from_secs(30)).map_err(Failure::Bench)?;
+        s.phase("degraded load");
+        let before = s.read_images("degraded").map_err(Failure::Bench)?;
+        // Boot 3: assemble without the member, to re-add it.
+        let mut vm = s.boot(3)?;
+        s.phase("boot 3");
+        let others: Vec<String> = s
+            .array
+            .members
+            .iter()
+            .filter(|m| **m != spec.fail)
+            .map(|m| s.dev(m))
+            .collect();
+        s.assemble(&mut vm, &others.join(" "))?;
+        (before, vm)
+    };
 
     // From the images: the member missed exactly what the bitmap must name.
-    let before = s.read_images("degraded").map_err(Failure::Bench)?;
     let dirty: BTreeSet<u64> = before.bitmap.dirty_chunks(0).into_iter().collect();
     s.add(check::crash_left_divergence(&before.divergent));
     s.add(check::safety(
@@ -83,17 +115,7 @@ pub fn run(s: &mut Scenario, spec: &ReaddSpec) -> Result<(), Failure> {
         before.bytes_compared,
     ));
 
-    // Boot 3: assemble without the member, re-add it, trace the recovery.
-    let mut vm = s.boot(3)?;
-    s.phase("boot 3");
-    let others: Vec<String> = s
-        .array
-        .members
-        .iter()
-        .filter(|m| **m != spec.fail)
-        .map(|m| s.dev(m))
-        .collect();
-    s.assemble(&mut vm, &others.join(" "))?;
+    // The re-add, with the recovery traced.
     s.start_block_trace(&mut vm)?;
     s.sh(
         &mut vm,
