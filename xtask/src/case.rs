@@ -318,6 +318,9 @@ pub struct BitmapSpec {
     #[serde(default = "default_bitmap_path")]
     pub path: String,
     pub chunk: Size,
+    /// The filesystem the bitmap file lives on (`file` only).
+    #[serde(default)]
+    pub fs: Filesystem,
     /// Create the array without a bitmap and add this one to it, running, with
     /// `mdadm --grow --bitmap=` (mdadm's old 05r1-grow-external).
     #[serde(default)]
@@ -330,6 +333,14 @@ pub enum BitmapKind {
     #[default]
     File,
     Internal,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Filesystem {
+    #[default]
+    Ext4,
+    Xfs,
 }
 
 fn default_bitmap_path() -> String {
@@ -718,7 +729,10 @@ pub fn expand(file: &Path, mut case: CaseFile, seed: Option<u64>) -> Result<Vec<
         return Ok(vec![plan(file, case, seed)?]);
     };
     if case.array.is_none() {
-        bail!("{}: matrix: expands array settings; the case has no array", file.display());
+        bail!(
+            "{}: matrix: expands array settings; the case has no array",
+            file.display()
+        );
     }
     let points = matrix.points();
     if points.is_empty() {

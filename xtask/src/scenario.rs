@@ -3,10 +3,10 @@
 //! they build and take down, the block traces, and the readings of the disk images.
 
 use crate::bench::Bench;
-use crate::case::{ArraySpec, BitmapKind, CrashSpec, Plan, ThrottleSpec, WorkloadSpec};
+use crate::case::{ArraySpec, BitmapKind, CrashSpec, Filesystem, Plan, ThrottleSpec, WorkloadSpec};
 use crate::check::{self, Check};
 use crate::guest::calls;
-use crate::ondisk::{bitmap::Bitmap, ext4, redundancy::Geometry, superblock};
+use crate::ondisk::{bitmap::Bitmap, ext4, redundancy::Geometry, superblock, xfs};
 use crate::report::{self, CaseResult, Phase};
 use crate::run::{guest_run, poll_guest, Failure};
 use crate::vm::{Disk, Vm};
@@ -60,7 +60,12 @@ impl<'a> Scenario<'a> {
             let fs = self.dev(&self.array.bitmap.disk);
             self.sh(
                 vm,
-                &format!("mkfs.ext4 -q -F -b 4096 {fs} && mount {fs} {MNT}"),
+                &match self.array.bitmap.fs {
+                    Filesystem::Ext4 => format!("mkfs.ext4 -q -F -b 4096 {fs} && mount {fs} {MNT}"),
+                    Filesystem::Xfs => {
+                        format!("modprobe xfs; mkfs.xfs -q -f {fs} && mount -t xfs {fs} {MNT}")
+                    }
+                },
                 120,
             )?;
         }
@@ -93,6 +98,15 @@ impl<'a> Scenario<'a> {
             )
         };
         self.sh(vm, &create, 60)?;
+        if self.is_file() && self.array.bitmap.fs == Filesystem::Xfs {
+            // The host reads XFS metadata in place, not from the log: a freeze writes the
+            // new file's inode and extents home.
+            self.sh(
+                vm,
+                &format!("fsfreeze --freeze {MNT} && fsfreeze --unfreeze {MNT}"),
+                60,
+            )?;
+        }
         self.phase("create");
         self.wait_in_sync(vm, Duration::from_secs(600))?;
         if self.array.bitmap.grow {
@@ -350,7 +364,15 @@ impl<'a> Scenario<'a> {
         if self.is_file() {
             self.sh(
                 vm,
-                &format!("mount {} {MNT}", self.dev(&self.array.bitmap.disk)),
+                &format!(
+                    "{}mount {} {MNT}",
+                    if self.array.bitmap.fs == Filesystem::Xfs {
+                        "modprobe xfs; "
+                    } else {
+                        ""
+                    },
+                    self.dev(&self.array.bitmap.disk)
+                ),
                 60,
             )?;
         }
@@ -558,7 +580,10 @@ impl<'a> Scenario<'a> {
         };
         let (bytes, source) = if self.is_file() {
             let fs_image = path_of(&self.array.bitmap.disk);
-            let map = ext4::locate(&fs_image, &self.array.bitmap.path)?;
+            let map = match self.array.bitmap.fs {
+                Filesystem::Ext4 => ext4::locate(&fs_image, &self.array.bitmap.path)?,
+                Filesystem::Xfs => xfs::locate(&fs_image, &self.array.bitmap.path)?,
+            };
             (ext4::read(&fs_image, &map)?, fs_image)
         } else {
             // The control: the bitmap md keeps inside the first member, where its

@@ -4,6 +4,7 @@ pub mod bitmap;
 pub mod compare;
 pub mod redundancy;
 pub mod superblock;
+pub mod xfs;
 
 // Little-endian field readers shared by the decoders. Callers check the buffer length
 // once against the structure size before reading fields, so these index directly.

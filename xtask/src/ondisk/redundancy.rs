@@ -47,7 +47,12 @@ impl Geometry {
     }
 
     /// From a superblock's level, layout, chunk size (sectors) and member count.
-    pub fn new(level: i32, layout: u32, chunk_sectors: u32, raid_disks: u32) -> Result<Self, String> {
+    pub fn new(
+        level: i32,
+        layout: u32,
+        chunk_sectors: u32,
+        raid_disks: u32,
+    ) -> Result<Self, String> {
         let members = raid_disks as usize;
         let chunk = u64::from(chunk_sectors) * 512;
         let layout = match level {
@@ -110,8 +115,7 @@ impl Geometry {
         space: u64,
         chunk_bytes: u64,
     ) -> io::Result<Divergence> {
-        if chunk_bytes == 0 || members.len() != self.members || data_offsets.len() != self.members
-        {
+        if chunk_bytes == 0 || members.len() != self.members || data_offsets.len() != self.members {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
@@ -326,12 +330,19 @@ mod tests {
     fn consistent_parity_is_clean_and_one_flipped_byte_is_found() {
         for (n, raid6) in [(3, false), (4, false), (4, true), (5, true)] {
             let g = Geometry {
-                layout: Layout::Parity { raid6, chunk: CHUNK },
+                layout: Layout::Parity {
+                    raid6,
+                    chunk: CHUNK,
+                },
                 members: n,
             };
             let mut devs = parity_members(n, raid6, 6);
             let space = 6 * CHUNK;
-            assert_eq!(judge(g, &devs, space), Vec::<u64>::new(), "n={n} raid6={raid6}");
+            assert_eq!(
+                judge(g, &devs, space),
+                Vec::<u64>::new(),
+                "n={n} raid6={raid6}"
+            );
             // Every device, P and Q included, is checked: flip a byte on each in turn.
             for dev in 0..n {
                 let mut broken = devs.clone();
@@ -349,7 +360,10 @@ mod tests {
         // Swapping two data blocks keeps P (XOR commutes) but breaks Q.
         let n = 4;
         let g = Geometry {
-            layout: Layout::Parity { raid6: true, chunk: CHUNK },
+            layout: Layout::Parity {
+                raid6: true,
+                chunk: CHUNK,
+            },
             members: n,
         };
         let mut devs = parity_members(n, true, 1);
@@ -417,8 +431,12 @@ mod tests {
                 chunk: 512 << 10
             }
         );
-        assert!(Geometry::new(10, 0x201, 1024, 4).unwrap_err().contains("near"));
-        assert!(Geometry::new(6, 5, 1024, 4).unwrap_err().contains("left-symmetric"));
+        assert!(Geometry::new(10, 0x201, 1024, 4)
+            .unwrap_err()
+            .contains("near"));
+        assert!(Geometry::new(6, 5, 1024, 4)
+            .unwrap_err()
+            .contains("left-symmetric"));
         assert!(Geometry::new(0, 0, 1024, 4).is_err());
     }
 
