@@ -602,7 +602,10 @@ mod tests {
         // 2176-2048 = 128 sectors = 64 KiB: chunk 1 and 2 of 64 KiB chunks; the superblock
         // write at sector 8 lies before the data area and counts for nothing.
         let same = |off, len| vec![(off, len)];
-        assert_eq!(resync_chunks(&ios, (253, 16), 2048, same, 65536), set(&[1, 2]));
+        assert_eq!(
+            resync_chunks(&ios, (253, 16), 2048, same, 65536),
+            set(&[1, 2])
+        );
         // md's own reads count (a raid5/raid10 resync reads every copy), others' do not.
         assert_eq!(resync_chunks(&ios, (253, 0), 0, same, 65536), set(&[16]));
         let mdadm = parse_block_trace(

@@ -51,6 +51,7 @@ pub fn cli(args: RunArgs) -> Result<u8> {
     );
     let results_root = args.results.unwrap_or_else(|| project.join("results"));
     let run_dir = new_run_dir(&results_root)?;
+    crate::interrupt::install(&run_dir)?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| default_jobs(&plans, bench.accel))
@@ -269,6 +270,7 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
                 .map_err(Into::into)
         })
         .map(|disks| {
+            let _tracked = crate::interrupt::track(disks.path());
             let outcome = execute(bench, plan, case_dir, disks.path(), &mut result);
             (outcome, disks)
         });

@@ -206,6 +206,9 @@ impl<'a> Scenario<'a> {
     pub fn sh(&self, vm: &mut Vm, cmd: &str, limit_s: u64) -> Result<String, Failure> {
         let out = guest_run(vm, cmd, &self.plan.env(), Duration::from_secs(limit_s))
             .map_err(|e| Failure::Case(format!("`{cmd}`: {e:#}\n{}", vm.console_tail(10))))?;
+        if out.timed_out {
+            return Err(self.stalled(vm, format!("`{cmd}` did not end within {limit_s} s")));
+        }
         if !out.success() {
             return Err(Failure::Case(format!(
                 "`{cmd}` failed ({}): {}{}\n{}",
@@ -220,6 +223,25 @@ impl<'a> Scenario<'a> {
             )));
         }
         Ok(out.stdout)
+    }
+
+    /// The failure of a guest that stopped making progress, with the stacks of its
+    /// blocked tasks (sysrq `w`), also kept as `blocked-tasks.txt`.
+    pub fn stalled(&self, vm: &mut Vm, why: String) -> Failure {
+        let report = crate::stall::blocked_tasks(vm);
+        let _ = std::fs::write(self.case_dir.join("blocked-tasks.txt"), &report);
+        if report.is_empty() {
+            return Failure::Case(format!(
+                "{why}; sysrq w printed no blocked tasks\n{}",
+                vm.console_tail(10)
+            ));
+        }
+        let tasks = crate::stall::task_names(&report);
+        Failure::Case(format!(
+            "{why}; blocked tasks: {} (stacks in blocked-tasks.txt)\n{}",
+            tasks.join(", "),
+            report.lines().take(40).collect::<Vec<_>>().join("\n")
+        ))
     }
 
     pub fn phase(&mut self, name: &str) {
@@ -443,9 +465,7 @@ impl<'a> Scenario<'a> {
         self.sh(vm, &format!("kill -TERM $(cat {WORKLOAD_PID})"), 10)?;
         match calls::wait(vm, id, Duration::from_secs(60)).map_err(Failure::Bench)? {
             Some(_) => Ok(()),
-            None => Err(Failure::Case(
-                "the workload did not end within 60 s of SIGTERM".into(),
-            )),
+            None => Err(self.stalled(vm, "the workload did not end within 60 s of SIGTERM".into())),
         }
     }
 
@@ -554,9 +574,12 @@ impl<'a> Scenario<'a> {
                 return Ok(written);
             }
             if started.elapsed() > limit {
-                return Err(Failure::Case(format!(
-                    "the workload wrote only {written} bytes in {limit:?} (deadline passed)"
-                )));
+                return Err(self.stalled(
+                    vm,
+                    format!(
+                        "the workload wrote only {written} bytes in {limit:?} (deadline passed)"
+                    ),
+                ));
             }
             if let Some(status) = vm.exited() {
                 return Err(Failure::Case(format!(

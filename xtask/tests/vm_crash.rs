@@ -167,3 +167,23 @@ fn an_eio_on_the_bitmap_disk_kicks_the_file_and_the_next_assembly_distrusts_it()
     let bounds = figures(&r, "resync_bounds");
     assert_eq!(bounds["divergent_not_resynced"], serde_json::json!([]));
 }
+
+#[test]
+fn a_crash_during_the_resync_is_judged_twice_and_finished_from_the_bitmap() {
+    let plan = plan_file("raid1-file-bitmap-crash-resync", 81);
+    let (r, _dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
+    assert_eq!(
+        r.times.boot_ms.len(),
+        3,
+        "crash, crash in the resync, finish"
+    );
+    let at = &r.figures["resync_interrupted_at_sector"];
+    assert!(at["position"].as_u64().unwrap() >= at["aimed_at"].as_u64().unwrap());
+    // Judged after each crash: the second time over what the first resync left.
+    let safety: Vec<_> = r.checks.iter().filter(|c| c.name == "safety").collect();
+    assert_eq!(safety.len(), 2, "{:#?}", r.checks);
+    let first = safety[0].figures["divergent_chunks"].as_u64().unwrap();
+    let second = safety[1].figures["divergent_chunks"].as_u64().unwrap();
+    assert!(first > 0 && second <= first, "{first} then {second}");
+}

@@ -19,7 +19,12 @@ fn judge_after_flip(dir: &std::path::Path, members: &[&str], victim: usize, at: 
     let disks = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("disks-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("disks-")
+        })
         .expect("the disks were kept");
     let mut files = Vec::new();
     let mut offsets = Vec::new();
@@ -32,7 +37,11 @@ fn judge_after_flip(dir: &std::path::Path, members: &[&str], victim: usize, at: 
         offsets.push(sb.data_offset * 512);
         geometry.get_or_insert(Geometry::from_super(&sb).unwrap());
         if i == victim {
-            let mut w = OpenOptions::new().write(true).read(true).open(&path).unwrap();
+            let mut w = OpenOptions::new()
+                .write(true)
+                .read(true)
+                .open(&path)
+                .unwrap();
             w.seek(SeekFrom::Start(sb.data_offset * 512 + at)).unwrap();
             w.write_all(&[0x5a]).unwrap();
         }
@@ -40,7 +49,12 @@ fn judge_after_flip(dir: &std::path::Path, members: &[&str], victim: usize, at: 
     }
     geometry
         .unwrap()
-        .inconsistent(&mut files, &offsets, bitmap.sb.sync_size * 512, bitmap.chunk_bytes())
+        .inconsistent(
+            &mut files,
+            &offsets,
+            bitmap.sb.sync_size * 512,
+            bitmap.chunk_bytes(),
+        )
         .unwrap()
         .chunks
 }

@@ -1,0 +1,116 @@
+//! Ctrl-C in the middle of `cargo xtask run`: exit status 130, the running case's disk
+//! images gone, its plan and results kept, and its QEMU gone with the bench.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Polls `what` until it yields, at most `limit`.
+fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {limit:?} (deadline passed)"
+        );
+        std::thread::sleep(pause); // poll with backoff until the deadline
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+fn qemu_children(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            let ppid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))?
+                .trim()
+                .parse::<u32>()
+                .ok()?;
+            (ppid == parent && status.contains("qemu-system")).then_some(pid)
+        })
+        .collect()
+}
+
+fn find(dir: &Path, depth: usize, pred: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if pred(&p) {
+            out.push(p.clone());
+        }
+        if depth > 0 && p.is_dir() {
+            out.extend(find(&p, depth - 1, pred));
+        }
+    }
+    out
+}
+
+#[test]
+fn ctrl_c_removes_the_running_cases_disks_and_keeps_its_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("long.yaml");
+    std::fs::write(
+        &case,
+        "description: a guest that waits\ndisks: [{name: d, size: 64MiB}]\nsteps:\n  - run: {cmd: 'sleep 600', timeout: 15m}\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["run", case.to_str().unwrap(), "--no-install", "--results"])
+        .arg(&results)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let is_disks = |p: &Path| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("disks-"))
+    };
+    // Running: the disk directory exists and the guest is up (its first boot recorded).
+    let qemu = poll("a booted guest", Duration::from_secs(600), || {
+        let disks = find(&results, 2, &is_disks);
+        let booted = find(&results, 2, &|p| p.ends_with("result.json"))
+            .iter()
+            .any(|r| {
+                std::fs::read_to_string(r)
+                    .is_ok_and(|t| t.contains("\"boot_ms\"") && !t.contains("\"boot_ms\": []"))
+            });
+        let q = qemu_children(child.id());
+        (!disks.is_empty() && booted && !q.is_empty()).then_some(q)
+    });
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = poll("the bench's exit", Duration::from_secs(30), || {
+        child.try_wait().unwrap()
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: removed the disk images of 1"),
+        "{stderr}"
+    );
+    assert!(
+        find(&results, 2, &is_disks).is_empty(),
+        "disk images left behind"
+    );
+    assert_eq!(find(&results, 2, &|p| p.ends_with("plan.json")).len(), 1);
+    poll("QEMU gone", Duration::from_secs(30), || {
+        // Gone, or a zombie waiting for a reaper that is not ours.
+        qemu.iter()
+            .all(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| {
+                    s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z'))
+                })
+            })
+            .then_some(())
+    });
+}
