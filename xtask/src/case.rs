@@ -1116,6 +1116,87 @@ mod tests {
         .contains("expect_stdout"));
     }
 
+    const MATRIX: &str = "description: d\ndisks: [{name: a, size: 64M}, {name: b, size: 64M}, {name: c, size: 64M}, {name: d, size: 64M}, {name: fs, size: 64M}]\narray: {level: 1, members: [a, b, c, d], bitmap: {disk: fs, chunk: 64K}}\ncrash: {after_time: 3s}\n";
+
+    fn expand_text(text: &str) -> Result<Vec<Plan>> {
+        let file = Path::new("cases/m.yaml");
+        expand(file, parse(file, text).unwrap(), Some(3))
+    }
+
+    #[test]
+    fn a_matrix_expands_to_named_cases_minus_the_excluded() {
+        let plans = expand_text(&format!(
+            "{MATRIX}matrix:\n  level: [1, 6]\n  members: [2, 4]\n  bitmap: [file, internal]\n  chunk: [64K, 1M]\n  exclude:\n    - {{level: 6, members: 2}}\n    - {{level: 1, members: 4, chunk: 1M}}\n"
+        ))
+        .unwrap();
+        let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "m@raid1-n2-file-64K",
+                "m@raid1-n2-file-1M",
+                "m@raid1-n2-internal-64K",
+                "m@raid1-n2-internal-1M",
+                "m@raid1-n4-file-64K",
+                "m@raid1-n4-internal-64K",
+                "m@raid6-n4-file-64K",
+                "m@raid6-n4-file-1M",
+                "m@raid6-n4-internal-64K",
+                "m@raid6-n4-internal-1M",
+            ]
+        );
+        let p = &plans[9];
+        let a = p.array.as_ref().unwrap();
+        assert_eq!(
+            (a.level, a.members.len(), a.bitmap.kind),
+            (6, 4, BitmapKind::Internal)
+        );
+        assert!(a.bitmap.disk.is_empty(), "an internal bitmap needs no disk");
+        assert_eq!(a.bitmap.chunk, Size(1 << 20));
+        assert!(plans.iter().all(|p| p.seed == 3));
+    }
+
+    #[test]
+    fn an_invalid_combination_fails_the_load_and_is_named_with_its_reason() {
+        let e = expand_text(&format!(
+            "{MATRIX}matrix: {{level: [1, 6], members: [3]}}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("RAID6 needs at least 4 members, the case gives 3"),
+            "{e}"
+        );
+        assert!(e.contains("matrix combination raid6-n3"), "{e}");
+        assert!(e.contains("matrix.exclude"), "{e}");
+        let e = expand_text(&format!("{MATRIX}matrix: {{level: [0]}}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("judges RAID1, RAID10, RAID5 and RAID6"), "{e}");
+        let e = expand_text(&format!(
+            "{MATRIX}matrix: {{level: [1], exclude: [{{level: 1}}]}}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("every combination is excluded"), "{e}");
+        // Without a matrix the same shapes are refused by the plain load.
+        let e = expand_text(
+            &MATRIX
+                .replace("level: 1", "level: 5")
+                .replace("[a, b, c, d]", "[a, b]"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("RAID5 needs at least 3 members"), "{e}");
+        let e = expand_text(&MATRIX.replace(
+            "bitmap: {disk: fs, chunk: 64K}}",
+            "bitmap: {kind: internal, chunk: 64K}, build: true}",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("array.build"), "{e}");
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(Size::parse("64K"), Ok(Size(65536)));
