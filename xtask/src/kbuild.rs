@@ -540,7 +540,12 @@ pub fn build(cache: &Cache, project: &Path, spec: &BuildSpec, install: bool) -> 
             tree: src.tree.clone(),
             source_key: src.key.clone(),
             base: spec.base,
-            fragments: fragments.clone(),
+            // Relative to the checkout when they are its own, so the record reads the same
+            // from any clone.
+            fragments: fragments
+                .iter()
+                .map(|f| f.strip_prefix(project).unwrap_or(f).to_path_buf())
+                .collect(),
             config_sha256,
             compiler: compiler.clone(),
             build_seconds: started.elapsed().as_secs(),
@@ -779,11 +784,15 @@ impl Progress {
     }
 
     pub fn finish(mut self) {
-        self.phase("");
+        self.say(&format!(
+            "kernel {}: done in {}s ({}s in all)",
+            self.phase,
+            self.phase_started.elapsed().as_secs(),
+            self.started.elapsed().as_secs()
+        ));
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        let _ = self.started;
     }
 }
 
