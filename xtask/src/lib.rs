@@ -7,6 +7,7 @@ pub mod bitmap_eio;
 pub mod cache;
 pub mod case;
 pub mod check;
+pub mod compare;
 pub mod crash;
 pub mod examination;
 pub mod examine;

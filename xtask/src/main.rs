@@ -70,6 +70,49 @@ mod flags {
         /// Kernels built from source.
         #[command(subcommand)]
         Kernel(KernelCmd),
+        /// Run the same cases with the same seeds on two kernels and show what changed;
+        /// exit 1 when the patched kernel regressed.
+        Compare(Compare),
+    }
+
+    #[derive(clap::Args)]
+    pub struct Compare {
+        /// The kernel before the patch: `debian`, a bzImage, a kernel tree, or TREE@REV.
+        #[arg(long, value_name = "KERNEL")]
+        pub base: String,
+        /// The kernel with the patch, in the same forms.
+        #[arg(long, value_name = "KERNEL")]
+        pub patched: String,
+        /// The modules tree of a modular base bzImage.
+        #[arg(long, value_name = "DIR")]
+        pub base_modules: Option<PathBuf>,
+        /// The modules tree of a modular patched bzImage.
+        #[arg(long, value_name = "DIR")]
+        pub patched_modules: Option<PathBuf>,
+        /// Config fragments for kernels built from trees (repeatable).
+        #[arg(long = "config", value_name = "FRAGMENT")]
+        pub configs: Vec<PathBuf>,
+        /// The config base for kernels built from trees.
+        #[arg(long, value_enum, default_value_t = xtask::kbuild::Base::Defconfig)]
+        pub config_base: xtask::kbuild::Base,
+        /// Case files or names; all of cases/ when none.
+        pub cases: Vec<String>,
+        /// Only cases whose name contains this (repeatable).
+        #[arg(long = "case", value_name = "FILTER")]
+        pub filters: Vec<String>,
+        #[arg(long)]
+        pub seed: Option<u64>,
+        /// Run each case N times (fresh seeds, the same on both kernels).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        pub repeat: u32,
+        #[arg(long, short)]
+        pub jobs: Option<usize>,
+        #[arg(long, value_name = "DIR")]
+        pub results: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        pub accel: Option<Accel>,
+        #[arg(long)]
+        pub no_install: bool,
     }
 
     #[derive(Subcommand)]
@@ -175,9 +218,47 @@ fn kernel_build(k: &flags::KernelBuild) -> anyhow::Result<u8> {
     Ok(xtask::exit::OK)
 }
 
+/// A KERNEL argument of `compare` as bench options.
+fn compare_side(
+    c: &flags::Compare,
+    arg: &str,
+    modules: &Option<std::path::PathBuf>,
+) -> anyhow::Result<xtask::bench::Options> {
+    use xtask::kernel::KernelSpec;
+    let kernel = match KernelSpec::from_arg(arg, c.config_base, &c.configs) {
+        _ if arg == "debian" => KernelSpec::Debian,
+        Ok(KernelSpec::BzImage { path, .. }) => KernelSpec::BzImage {
+            path,
+            modules: modules.clone(),
+        },
+        other => other?,
+    };
+    Ok(xtask::bench::Options {
+        kernel,
+        accel: c.accel,
+        install: !c.no_install,
+    })
+}
+
+fn compare(c: flags::Compare) -> anyhow::Result<u8> {
+    let base = compare_side(&c, &c.base, &c.base_modules)?;
+    let patched = compare_side(&c, &c.patched, &c.patched_modules)?;
+    xtask::compare::cli(xtask::compare::CompareArgs {
+        base,
+        patched,
+        cases: c.cases,
+        filters: c.filters,
+        seed: c.seed,
+        repeat: c.repeat,
+        jobs: c.jobs,
+        results: c.results,
+    })
+}
+
 fn main() -> ExitCode {
     let cli = flags::Cli::parse();
     let result = match cli.command {
+        flags::Cmd::Compare(c) => compare(c),
         flags::Cmd::Run(r) => xtask::run::cli(xtask::run::RunArgs {
             cases: r.cases,
             filters: r.filters,

@@ -102,7 +102,7 @@ pub fn exit_code(results: &[CaseResult]) -> u8 {
 /// As many VMs as the cores hold without slowing one down: under TCG a guest with
 /// several vCPUs runs them on one host thread (see `vm::qemu::accel_args`), under KVM
 /// each vCPU takes a core.
-fn default_jobs(plans: &[Plan], accel: crate::host::Accel) -> usize {
+pub fn default_jobs(plans: &[Plan], accel: crate::host::Accel) -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -162,7 +162,7 @@ pub fn select(plans: Vec<Plan>, filters: &[String]) -> Result<Vec<Plan>> {
     Ok(kept)
 }
 
-fn new_run_dir(root: &Path) -> Result<PathBuf> {
+pub fn new_run_dir(root: &Path) -> Result<PathBuf> {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace(':', "-");
