@@ -44,7 +44,7 @@ pub fn run(s: &mut Scenario, spec: &BitmapEioSpec) -> Result<(), Failure> {
     if let Some(t) = &spec.crash.throttle {
         s.throttle(&mut vm, t)?;
     }
-    s.spawn_workload(&mut vm, &spec.crash.workload, None)?;
+    s.spawn_workload(&mut vm, &spec.crash.workload, "")?;
     s.wait_kill_point(&mut vm, &spec.crash)?;
     let dmesg = s.sh(&mut vm, "dmesg", 10)?;
     vm.kill().map_err(Failure::Bench)?;

@@ -43,6 +43,10 @@ pub struct CaseFile {
     /// Expand this case into one case per combination of these array settings.
     #[serde(default)]
     pub matrix: Option<MatrixSpec>,
+    /// Kernel options (`CONFIG_FAILSLAB`...) the case needs built in or as modules; on a
+    /// kernel without one (or whose config is unknown) the case is skipped, saying which.
+    #[serde(default)]
+    pub requires: Vec<String>,
 }
 
 /// Axes a case file can expand over; each one absent keeps the case's own value. A
@@ -374,6 +378,79 @@ pub struct CrashSpec {
     /// Crash-reboot cycles on the same disks, each judged before the next.
     #[serde(default = "default_cycles")]
     pub cycles: u32,
+    /// Fault injection (a debug kernel's debugfs knobs) while the load runs.
+    #[serde(default)]
+    pub faults: Option<FaultSpec>,
+}
+
+/// The kernel's fault injectors, armed just before the load starts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Slab allocations fail (`/sys/kernel/debug/failslab`).
+    #[serde(default)]
+    pub failslab: Option<FailAttr>,
+    /// Page allocations fail (`/sys/kernel/debug/fail_page_alloc`).
+    #[serde(default)]
+    pub fail_page_alloc: Option<FailAttr>,
+    /// Requests to one disk fail (`/sys/block/<dev>/make-it-fail`).
+    #[serde(default)]
+    pub fail_make_request: Option<FailRequest>,
+}
+
+/// The attributes every injector has (Documentation/fault-injection).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailAttr {
+    /// Percent of the eligible calls that fail.
+    pub probability: u32,
+    #[serde(default = "default_interval")]
+    pub interval: u32,
+    /// How many failures at most (-1: no limit).
+    #[serde(default = "default_times")]
+    pub times: i64,
+    /// Fail sleeping (GFP_NOIO, GFP_KERNEL) allocations too: `ignore-gfp-wait=N`.
+    #[serde(default = "default_true")]
+    pub fail_sleeping: bool,
+    /// Only the writers' tasks fail (`task-filter`, with `make-it-fail` set on them).
+    #[serde(default = "default_true")]
+    pub writers_only: bool,
+    /// fail_page_alloc only: spare allocations below this order.
+    #[serde(default)]
+    pub min_order: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailRequest {
+    pub disk: String,
+    pub probability: u32,
+    #[serde(default = "default_times")]
+    pub times: i64,
+}
+
+fn default_interval() -> u32 {
+    1
+}
+fn default_times() -> i64 {
+    -1
+}
+
+impl FaultSpec {
+    /// The kernel options the armed injectors need.
+    pub fn requires(&self) -> Vec<String> {
+        let mut out = vec!["CONFIG_FAULT_INJECTION_DEBUG_FS".to_string()];
+        if self.failslab.is_some() {
+            out.push("CONFIG_FAILSLAB".into());
+        }
+        if self.fail_page_alloc.is_some() {
+            out.push("CONFIG_FAIL_PAGE_ALLOC".into());
+        }
+        if self.fail_make_request.is_some() {
+            out.push("CONFIG_FAIL_MAKE_REQUEST".into());
+        }
+        out
+    }
 }
 
 fn default_cycles() -> u32 {
@@ -690,6 +767,8 @@ pub struct Plan {
     pub readd: Option<ReaddSpec>,
     pub bitmap_eio: Option<BitmapEioSpec>,
     pub expect_splats: Vec<String>,
+    /// Kernel options the case needs (its own `requires` and what its faults need).
+    pub requires: Vec<String>,
     /// Keep the disk images of a passing run too (a failing run always keeps them).
     pub keep_disks: bool,
 }
@@ -954,6 +1033,37 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
             ));
         }
     }
+    let mut requires = case.requires.clone();
+    if let Some(f) = case.crash.as_ref().and_then(|c| c.faults.as_ref()) {
+        requires.extend(f.requires());
+        if let Some(r) = &f.fail_make_request {
+            disk("crash.faults.fail_make_request.disk", &r.disk)?;
+        }
+        for (name, a) in [
+            ("failslab", &f.failslab),
+            ("fail_page_alloc", &f.fail_page_alloc),
+        ] {
+            if a.as_ref()
+                .is_some_and(|a| a.probability > 100 || a.interval == 0)
+            {
+                return Err(at(format!(
+                    "crash.faults.{name}: probability 0..=100 and interval at least 1"
+                )));
+            }
+        }
+    }
+    requires.sort();
+    requires.dedup();
+    if let Some(bad) = requires.iter().find(|o| {
+        !o.starts_with("CONFIG_")
+            || !o[7..]
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    }) {
+        return Err(at(format!(
+            "requires: {bad:?} is not a kernel option name (CONFIG_ in capitals)"
+        )));
+    }
     let scenarios = [
         case.crash.is_some(),
         case.examination.is_some(),
@@ -983,6 +1093,7 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         readd: case.readd,
         bitmap_eio: case.bitmap_eio,
         expect_splats: case.expect_splats,
+        requires,
         keep_disks: false,
     })
 }

@@ -247,6 +247,24 @@ pub fn resync_chunks(
     out
 }
 
+/// The injectors must have fired: a fault case whose faults never hit proved nothing.
+pub fn faults_injected(console: &str) -> Check {
+    let n = console
+        .lines()
+        .filter(|l| l.contains("FAULT_INJECTION: forcing a failure"))
+        .count();
+    Check {
+        name: "faults_injected",
+        ok: n > 0,
+        summary: if n > 0 {
+            format!("{n} failures injected while the load ran")
+        } else {
+            "no fault was injected: the run proved nothing about the error paths".into()
+        },
+        figures: json!({ "injected": n }),
+    }
+}
+
 /// `md0_resync`, `md127_raid5`: not `mdadm`, whose probes may read inside the data area.
 fn is_md_thread(comm: &str) -> bool {
     comm.strip_prefix("md")
@@ -577,6 +595,13 @@ mod tests {
         assert!(!write_open(Some(libc::EACCES), Refused).ok);
         assert!(write_open(None, Allowed).ok);
         assert!(!write_open(Some(libc::ETXTBSY), Allowed).ok);
+    }
+
+    #[test]
+    fn faults_must_have_been_injected() {
+        let c = faults_injected("[ 9.1] FAULT_INJECTION: forcing a failure.\n[ 9.2] name failslab, interval 1, probability 10, space 0, times -1\n");
+        assert!(c.ok && c.figures["injected"] == 1);
+        assert!(!faults_injected("[ 9.1] md0: resync done\n").ok);
     }
 
     #[test]

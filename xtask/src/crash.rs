@@ -5,7 +5,7 @@
 //!    divergent chunk (traced from the guest's block layer, not from md's own account);
 //! 3. convergence: members identical, `check` finds nothing, the bitmap clean again.
 
-use crate::case::{CrashMode, CrashPoint, CrashSpec, PressureSpec};
+use crate::case::{CrashMode, CrashPoint, CrashSpec, FailAttr, FaultSpec, PressureSpec};
 use crate::check;
 use crate::guest::calls;
 use crate::run::Failure;
@@ -90,7 +90,15 @@ fn load_and_crash(
         Some(p) => Some(start_pressure(s, &mut vm, p)?),
         None => None,
     };
-    let workload = s.spawn_workload(&mut vm, &crash.workload, cgroup.as_deref())?;
+    let mut preamble = cgroup
+        .as_ref()
+        .map(|c| format!("echo $$ > {c}/cgroup.procs && "))
+        .unwrap_or_default();
+    if let Some(f) = &crash.faults {
+        arm_faults(s, &mut vm, f)?;
+        preamble.push_str("echo 1 > /proc/self/make-it-fail && ");
+    }
+    let workload = s.spawn_workload(&mut vm, &crash.workload, &preamble)?;
     let written = s.wait_kill_point(&mut vm, crash)?;
     // Before the crash: the writers must still be writing, and what pressure they met.
     let exited = calls::wait(&mut vm, workload, Duration::ZERO)
@@ -154,6 +162,11 @@ fn load_and_crash(
         }
     }
     s.note_figure(&format!("written_before_crash_{cycle}_bytes"), written);
+    if crash.faults.is_some() {
+        let console = std::fs::read_to_string(s.case_dir.join(format!("console-boot{boot}.log")))
+            .unwrap_or_default();
+        s.add(check::faults_injected(&console));
+    }
     s.phase("crash");
     let label = if cycle == 1 {
         "after-crash".to_string()
@@ -267,6 +280,45 @@ fn interrupt_resync(s: &mut Scenario, vm: &mut Vm, before: &Readings) -> Result<
         std::thread::sleep(pause); // poll with backoff until the deadline
         pause = (pause * 2).min(Duration::from_millis(200));
     }
+}
+
+/// Sets the injectors' debugfs knobs (Documentation/fault-injection/fault-injection.rst):
+/// each prints one line per injected failure (`verbose=1`), which the case counts.
+fn arm_faults(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<(), Failure> {
+    let dbg = "/sys/kernel/debug";
+    let mut cmd = format!("(grep -q ' {dbg} ' /proc/mounts || mount -t debugfs none {dbg})");
+    let attr = |name: &str, a: &FailAttr| {
+        let mut c = format!(
+            " && cd {dbg}/{name} && echo {} > probability && echo {} > interval && echo {} > times && echo 1 > verbose && echo {} > task-filter",
+            a.probability,
+            a.interval,
+            a.times,
+            if a.writers_only { "Y" } else { "N" }
+        );
+        let gfp_wait = if a.fail_sleeping { "N" } else { "Y" };
+        c.push_str(&format!(" && echo {gfp_wait} > ignore-gfp-wait"));
+        if name == "fail_page_alloc" {
+            c.push_str(&format!(" && echo {} > min-order", a.min_order));
+        }
+        c
+    };
+    if let Some(a) = &f.failslab {
+        cmd.push_str(&attr("failslab", a));
+    }
+    if let Some(a) = &f.fail_page_alloc {
+        cmd.push_str(&attr("fail_page_alloc", a));
+    }
+    if let Some(r) = &f.fail_make_request {
+        let dev = s.dev(&r.disk);
+        let name = dev.trim_start_matches("/dev/");
+        cmd.push_str(&format!(
+            " && cd {dbg}/fail_make_request && echo {} > probability && echo {} > times && echo 1 > verbose && echo 1 > /sys/block/{name}/make-it-fail",
+            r.probability, r.times
+        ));
+    }
+    s.sh(vm, &cmd, 30)?;
+    s.phase("arm fault injection");
+    Ok(())
 }
 
 /// Makes the writers' cgroup with the case's limits, raises the dirty ratios and starts

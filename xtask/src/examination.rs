@@ -30,7 +30,7 @@ pub fn run(s: &mut Scenario, spec: &ExaminationSpec) -> Result<(), Failure> {
         .parse()
         .unwrap_or(0);
     let extents = calls::fiemap(&mut vm, &path).map_err(Failure::Bench)?;
-    let workload = s.spawn_workload(&mut vm, &spec.workload, None)?;
+    let workload = s.spawn_workload(&mut vm, &spec.workload, "")?;
     s.phase("start load");
 
     let mut samples = Vec::new();

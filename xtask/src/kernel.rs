@@ -67,6 +67,20 @@ pub struct Kernel {
     pub info: KernelInfo,
 }
 
+impl Kernel {
+    /// The kernel's `.config`: `config` or `.config` beside the image (a build from the
+    /// cache, a Debian package, a bzImage in its build tree's `arch/x86/boot` is not).
+    pub fn config(&self) -> Option<PathBuf> {
+        let dir = self.vmlinuz.parent()?;
+        let mut candidates = vec![dir.join("config"), dir.join(".config")];
+        // arch/x86/boot/bzImage of a build tree: the tree's .config.
+        if let Some(tree) = dir.parent().and_then(Path::parent).and_then(Path::parent) {
+            candidates.push(tree.join(".config"));
+        }
+        candidates.into_iter().find(|p| p.is_file())
+    }
+}
+
 /// What a result records of the kernel it ran on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelInfo {
@@ -221,7 +235,8 @@ fn debian(cache: &Cache) -> Result<Kernel> {
             return Err(e);
         }
     };
-    let key = format!("debian-{}-{}", candidate.package, candidate.version);
+    // `-cfg`: entries that keep the package's config (older ones did not).
+    let key = format!("debian-{}-{}-cfg", candidate.package, candidate.version);
     let dir = cache.entry("kernels", &key, |dir| fetch_debian(&candidate, dir))?;
     load_entry(&dir)
 }
@@ -328,6 +343,11 @@ fn fetch_debian(c: &Candidate, dir: &Path) -> Result<()> {
         .with_context(|| format!("{} has no boot/vmlinuz-*", deb.display()))?;
     let release = vmlinuz.file_name().unwrap().to_string_lossy()["vmlinuz-".len()..].to_string();
     fs::rename(&vmlinuz, dir.join("vmlinuz"))?;
+    // The config tells cases that need a debug kernel whether this is one.
+    let config = boot.join(format!("config-{release}"));
+    if config.is_file() {
+        fs::rename(&config, dir.join("config"))?;
+    }
     fs::create_dir(dir.join("modules"))?;
     fs::rename(
         unpacked.join("lib/modules").join(&release),

@@ -54,7 +54,7 @@ pub fn run(s: &mut Scenario, spec: &ReaddSpec) -> Result<(), Failure> {
         ))
     })?;
     s.phase("member failed");
-    let workload = s.spawn_workload(&mut vm, &spec.workload, None)?;
+    let workload = s.spawn_workload(&mut vm, &spec.workload, "")?;
     let start = written(s, &mut vm)?;
     let limit = std::time::Instant::now() + Duration::from_secs(300);
     let mut pause = Duration::from_millis(50);

@@ -15,6 +15,8 @@ pub enum Verdict {
     Fail,
     /// The bench could not judge: it broke before the case could say anything.
     Error,
+    /// Not run: the kernel lacks what the case needs (the reason says what).
+    Skip,
     /// Still running; only ever seen in a result.json written mid-case.
     Running,
 }
@@ -25,6 +27,7 @@ impl Verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
             Verdict::Error => "ERROR",
+            Verdict::Skip => "SKIP",
             Verdict::Running => "RUN",
         }
     }
@@ -132,11 +135,12 @@ pub fn summary(results: &[CaseResult]) -> String {
     let count = |v| results.iter().filter(|r| r.verdict == v).count();
     let total: u64 = results.iter().map(|r| r.times.total_ms).sum();
     format!(
-        "{} cases: {} passed, {} failed, {} errors ({:.1}s of VM time)",
+        "{} cases: {} passed, {} failed, {} errors, {} skipped ({:.1}s of VM time)",
         results.len(),
         count(Verdict::Pass),
         count(Verdict::Fail),
         count(Verdict::Error),
+        count(Verdict::Skip),
         total as f64 / 1000.0
     )
 }

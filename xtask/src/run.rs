@@ -94,6 +94,9 @@ pub fn exit_code(results: &[CaseResult]) -> u8 {
         exit::CANNOT_TEST
     } else if results.iter().any(|r| r.verdict == Verdict::Fail) {
         exit::CASE_FAILED
+    } else if results.iter().all(|r| r.verdict == Verdict::Skip) {
+        // Nothing was tested: `git bisect run` must not take that for a good kernel.
+        exit::CANNOT_TEST
     } else {
         exit::OK
     }
@@ -292,6 +295,7 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
         Err(e) => (Verdict::Error, Some(format!("{e:#}")), None),
         Ok((Err(Failure::Bench(e)), d)) => (Verdict::Error, Some(format!("{e:#}")), Some(d)),
         Ok((Err(Failure::Case(why)), d)) => (Verdict::Fail, Some(why), Some(d)),
+        Ok((Err(Failure::Skip(why)), d)) => (Verdict::Skip, Some(why), Some(d)),
         Ok((Ok(()), d)) => (Verdict::Pass, None, Some(d)),
     };
     result.verdict = verdict;
@@ -317,7 +321,7 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
         }
     }
     if let Some(d) = disks {
-        if result.verdict != Verdict::Pass || plan.keep_disks {
+        if !matches!(result.verdict, Verdict::Pass | Verdict::Skip) || plan.keep_disks {
             result.kept_disks = Some(d.keep());
         }
     }
@@ -375,6 +379,8 @@ pub fn replay_command(bench: &Bench, plan: &Plan) -> String {
 pub enum Failure {
     Case(String),
     Bench(anyhow::Error),
+    /// The kernel lacks what the case needs.
+    Skip(String),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -390,6 +396,9 @@ fn execute(
     disk_dir: &Path,
     result: &mut CaseResult,
 ) -> Result<(), Failure> {
+    if let Some(why) = missing_requirements(bench, plan) {
+        return Err(Failure::Skip(why));
+    }
     let disks = create_disks(plan, disk_dir)?;
     if plan.array.is_some() {
         let mut s = crate::scenario::Scenario::new(bench, plan, case_dir, &disks, result);
@@ -407,6 +416,40 @@ fn execute(
         }
     }
     execute_steps(bench, plan, case_dir, disks, result)
+}
+
+/// Why the case cannot run on this kernel, if it cannot: options it requires that the
+/// kernel's config lacks, or no config to tell.
+fn missing_requirements(bench: &Bench, plan: &Plan) -> Option<String> {
+    if plan.requires.is_empty() {
+        return None;
+    }
+    let Some(path) = bench.kernel.config() else {
+        return Some(format!(
+            "needs {}, and the kernel's config is unknown (no config beside {})",
+            plan.requires.join(", "),
+            bench.kernel.vmlinuz.display()
+        ));
+    };
+    let config = crate::kconfig::parse_config(&std::fs::read_to_string(&path).ok()?);
+    let missing: Vec<&str> = plan
+        .requires
+        .iter()
+        .filter(|o| {
+            !matches!(
+                config.get(o.as_str()),
+                Some(crate::kconfig::Value::Yes | crate::kconfig::Value::Module)
+            )
+        })
+        .map(String::as_str)
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "needs {} (unset in {}): build a debug kernel with --config debug",
+            missing.join(", "),
+            path.display()
+        )
+    })
 }
 
 fn execute_steps(

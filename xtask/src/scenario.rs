@@ -127,13 +127,14 @@ impl<'a> Scenario<'a> {
         Ok(settle)
     }
 
-    /// Starts the seeded writer on md0 in the background; its pid lands in
+    /// Starts the seeded writer on md0 in the background after `preamble` (shell
+    /// commands, each ending in `&& `); its pid lands in
     /// [`WORKLOAD_PID`], and the agent's spawn id is returned for reaping it.
     pub fn spawn_workload(
         &mut self,
         vm: &mut Vm,
         w: &WorkloadSpec,
-        cgroup: Option<&str>,
+        preamble: &str,
     ) -> Result<u32, Failure> {
         let size = self.sh(vm, "blockdev --getsize64 /dev/md0", 10)?;
         let span: u64 = size
@@ -150,12 +151,10 @@ impl<'a> Scenario<'a> {
             span,
             direct: w.direct,
         };
-        // The shell joins the cgroup first, so the writers it execs are born inside it.
-        let join = cgroup
-            .map(|c| format!("echo $$ > {c}/cgroup.procs && "))
-            .unwrap_or_default();
+        // The shell runs the preamble first (join a cgroup, mark itself for fault
+        // injection), so the writers it execs inherit what it set.
         let cmd = format!(
-            "{join}echo $$ > {WORKLOAD_PID}; exec /usr/bin/agent workload {}",
+            "{preamble}echo $$ > {WORKLOAD_PID}; exec /usr/bin/agent workload {}",
             agent::workload::args(&workload)
         );
         calls::spawn(vm, &cmd).map_err(Failure::Bench)

@@ -1,0 +1,31 @@
+//! Fault-injection cases need a debug kernel: on the stock kernel they are skipped, naming
+//! the options its config lacks, and a run of nothing but skips cannot pass for a good
+//! kernel. (The cases themselves run on a kernel built with `--config md --config debug`;
+//! building one does not fit in CI's time.)
+
+mod common;
+
+use common::*;
+use xtask::report::Verdict;
+
+#[test]
+fn a_fault_case_is_skipped_on_a_kernel_without_the_injectors() {
+    let plan = plan_file("raid1-file-bitmap-crash-failslab", 3);
+    assert_eq!(
+        plan.requires,
+        ["CONFIG_FAILSLAB", "CONFIG_FAULT_INJECTION_DEBUG_FS"]
+    );
+    let (r, _dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Skip, "{:?}", r.reason);
+    let why = r.reason.clone().unwrap();
+    assert!(
+        why.contains("CONFIG_FAILSLAB") && why.contains("CONFIG_FAULT_INJECTION_DEBUG_FS"),
+        "{why}"
+    );
+    assert!(
+        why.contains("unset in"),
+        "the stock kernel's config is read: {why}"
+    );
+    assert!(r.times.boot_ms.is_empty(), "nothing booted");
+    assert_eq!(xtask::run::exit_code(&[r]), xtask::exit::CANNOT_TEST);
+}
