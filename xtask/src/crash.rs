@@ -9,7 +9,7 @@ use crate::case::{CrashMode, CrashPoint, CrashSpec, FailAttr, FaultSpec, Pressur
 use crate::check;
 use crate::guest::calls;
 use crate::run::Failure;
-use crate::scenario::{Readings, Scenario, MNT};
+use crate::scenario::{Readings, Scenario, MNT, WORKLOAD_PID};
 use crate::vm::Vm;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -90,15 +90,33 @@ fn load_and_crash(
         Some(p) => Some(start_pressure(s, &mut vm, p)?),
         None => None,
     };
-    let mut preamble = cgroup
+    let preamble = cgroup
         .as_ref()
         .map(|c| format!("echo $$ > {c}/cgroup.procs && "))
         .unwrap_or_default();
     if let Some(f) = &crash.faults {
         arm_faults(s, &mut vm, f)?;
-        preamble.push_str("echo 1 > /proc/self/make-it-fail && ");
     }
     let workload = s.spawn_workload(&mut vm, &crash.workload, &preamble)?;
+    if crash.faults.is_some() {
+        // Marked once every writer thread runs, so that exec and the writers' buffers
+        // are not what fails; md's allocations on their write path are.
+        let threads = crash.workload.writers + 1;
+        crate::run::poll_guest(
+            &mut vm,
+            &format!("test $(ls /proc/$(cat {WORKLOAD_PID})/task | wc -l) -ge {threads}"),
+            &[],
+            Duration::from_secs(30),
+        )
+        .map_err(|e| Failure::Case(format!("the writers did not start: {e:#}")))?;
+        s.sh(
+            &mut vm,
+            &format!(
+                "for t in /proc/$(cat {WORKLOAD_PID})/task/*; do echo 1 > $t/make-it-fail; done"
+            ),
+            10,
+        )?;
+    }
     let written = s.wait_kill_point(&mut vm, crash)?;
     // Before the crash: the writers must still be writing, and what pressure they met.
     let exited = calls::wait(&mut vm, workload, Duration::ZERO)
