@@ -472,6 +472,17 @@ pub enum CrashPoint {
     Resync,
 }
 
+impl CrashPoint {
+    /// What the images hold at this point, beyond what the crash mode lets through.
+    pub fn survives(self) -> &'static str {
+        match self {
+            CrashPoint::Writing => "the writers' completed writes; the lagging member's queued ones are lost",
+            CrashPoint::Clearing => "every write of the stopped writers, bits the daemon cleared so far; only the trickle's one write can be in flight",
+            CrashPoint::Resync => "the resync's writes up to the second kill, and the resync position md checkpointed in the superblocks",
+        }
+    }
+}
+
 /// Memory pressure through a cgroup v2 the writers run in, with the page cache of the
 /// bitmap's filesystem kept dirty beside them.
 #[derive(Debug, Clone, Serialize, Deserialize)]

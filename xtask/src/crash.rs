@@ -24,7 +24,8 @@ pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
     s.note_figure("initial_bitmap_clean_after_ms", settle.as_millis() as u64);
     s.note_figure(
         "crash_mode",
-        serde_json::json!({ "mode": crash.mode, "at": crash.at, "cycles": crash.cycles, "survives": crash.mode.survives() }),
+        serde_json::json!({ "mode": crash.mode, "at": crash.at, "cycles": crash.cycles,
+            "survives": crash.mode.survives(), "at_this_point": crash.at.survives() }),
     );
     for cycle in 1..=crash.cycles {
         let before = load_and_crash(s, vm, crash, boot, cycle)?;
