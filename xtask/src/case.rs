@@ -412,12 +412,30 @@ pub struct FailAttr {
     /// Fail sleeping (GFP_NOIO, GFP_KERNEL) allocations too: `ignore-gfp-wait=N`.
     #[serde(default = "default_true")]
     pub fail_sleeping: bool,
-    /// Only the writers' tasks fail (`task-filter`, with `make-it-fail` set on them).
-    #[serde(default = "default_true")]
-    pub writers_only: bool,
+    /// Whose allocations fail (`task-filter`, with `make-it-fail` set on those tasks).
+    #[serde(default)]
+    pub tasks: FailTasks,
     /// fail_page_alloc only: spare allocations below this order.
     #[serde(default)]
     pub min_order: u32,
+    /// failslab only: fail only these slab caches (`cache-filter`, e.g. `kmalloc-4k`,
+    /// where md's bitmap counter pages come from).
+    #[serde(default)]
+    pub caches: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailTasks {
+    /// md's own threads (`md0_raid1`...): the bitmap's writeout and the daemon; the
+    /// writers themselves must then see no error.
+    #[default]
+    Md,
+    /// The writers' threads: their whole write path, VFS and block layer included, so an
+    /// ENOMEM can reach them legitimately.
+    Writers,
+    /// Every task (no `task-filter`).
+    All,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 //!    divergent chunk (traced from the guest's block layer, not from md's own account);
 //! 3. convergence: members identical, `check` finds nothing, the bitmap clean again.
 
-use crate::case::{CrashMode, CrashPoint, CrashSpec, FailAttr, FaultSpec, PressureSpec};
+use crate::case::{CrashMode, CrashPoint, CrashSpec, FailAttr, FailTasks, FaultSpec, PressureSpec};
 use crate::check;
 use crate::guest::calls;
 use crate::run::Failure;
@@ -99,9 +99,26 @@ fn load_and_crash(
         arm_faults(s, &mut vm, f)?;
     }
     let workload = s.spawn_workload(&mut vm, &crash.workload, &preamble)?;
-    if crash.faults.is_some() {
+    let tasks = crash.faults.as_ref().map(|f| {
+        [&f.failslab, &f.fail_page_alloc]
+            .into_iter()
+            .flatten()
+            .map(|a| a.tasks)
+            .collect::<Vec<_>>()
+    });
+    if tasks.as_ref().is_some_and(|t| t.contains(&FailTasks::Md)) {
+        s.sh(
+            &mut vm,
+            "for p in /proc/[0-9]*; do case $(cat $p/comm 2>/dev/null) in md[0-9]*_*) echo 1 > $p/make-it-fail;; esac; done",
+            10,
+        )?;
+    }
+    if tasks
+        .as_ref()
+        .is_some_and(|t| t.contains(&FailTasks::Writers))
+    {
         // Marked once every writer thread runs, so that exec and the writers' buffers
-        // are not what fails; md's allocations on their write path are.
+        // are not what fails; their write path is.
         let threads = crash.workload.writers + 1;
         crate::run::poll_guest(
             &mut vm,
@@ -312,12 +329,18 @@ fn arm_faults(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<(), Failur
             a.probability,
             a.interval,
             a.times,
-            if a.writers_only { "Y" } else { "N" }
+            if a.tasks == FailTasks::All { "N" } else { "Y" }
         );
         let gfp_wait = if a.fail_sleeping { "N" } else { "Y" };
         c.push_str(&format!(" && echo {gfp_wait} > ignore-gfp-wait"));
         if name == "fail_page_alloc" {
             c.push_str(&format!(" && echo {} > min-order", a.min_order));
+        }
+        if name == "failslab" && !a.caches.is_empty() {
+            c.push_str(" && echo Y > cache-filter");
+            for cache in &a.caches {
+                c.push_str(&format!(" && echo 1 > /sys/kernel/slab/{cache}/failslab"));
+            }
         }
         c
     };

@@ -114,6 +114,18 @@ fn is_symbol(name: &str) -> bool {
 
 /// A final `.config`: every symbol Kconfig wrote, with its value (`n` for "is not set").
 /// A symbol that is absent was not visible in this configuration at all.
+/// The options (`CONFIG_X` names) that `config` has neither built in nor as a module.
+pub fn unset<'a>(options: &'a [String], config: &BTreeMap<String, Value>) -> Vec<&'a str> {
+    options
+        .iter()
+        .filter(|o| {
+            let name = o.strip_prefix("CONFIG_").unwrap_or(o);
+            !matches!(config.get(name), Some(Value::Yes | Value::Module))
+        })
+        .map(String::as_str)
+        .collect()
+}
+
 pub fn parse_config(text: &str) -> BTreeMap<String, Value> {
     text.lines()
         .filter_map(|l| match parse_line(l) {
@@ -266,6 +278,26 @@ pub fn describe(mismatches: &[Mismatch], declared: &std::collections::BTreeSet<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unset_options_are_those_neither_built_in_nor_modules() {
+        let config = parse_config(
+            "CONFIG_FAILSLAB=y\nCONFIG_MD=m\n# CONFIG_KASAN is not set\nCONFIG_LOG_BUF_SHIFT=17\n",
+        );
+        let want: Vec<String> = [
+            "CONFIG_FAILSLAB",
+            "CONFIG_MD",
+            "CONFIG_KASAN",
+            "CONFIG_LOG_BUF_SHIFT",
+            "CONFIG_NOPE",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            unset(&want, &config),
+            ["CONFIG_KASAN", "CONFIG_LOG_BUF_SHIFT", "CONFIG_NOPE"]
+        );
+    }
     use std::path::PathBuf;
 
     fn testdata(name: &str) -> PathBuf {

@@ -431,18 +431,8 @@ fn missing_requirements(bench: &Bench, plan: &Plan) -> Option<String> {
             bench.kernel.vmlinuz.display()
         ));
     };
-    let config = crate::kconfig::parse_config(&std::fs::read_to_string(&path).ok()?);
-    let missing: Vec<&str> = plan
-        .requires
-        .iter()
-        .filter(|o| {
-            !matches!(
-                config.get(o.as_str()),
-                Some(crate::kconfig::Value::Yes | crate::kconfig::Value::Module)
-            )
-        })
-        .map(String::as_str)
-        .collect();
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let missing = crate::kconfig::unset(&plan.requires, &crate::kconfig::parse_config(&text));
     (!missing.is_empty()).then(|| {
         format!(
             "needs {} (unset in {}): build a debug kernel with --config debug",
