@@ -418,6 +418,10 @@ pub struct FailAttr {
     /// fail_page_alloc only: spare allocations below this order.
     #[serde(default)]
     pub min_order: u32,
+    /// Bytes of allocations spared before the first failure (`space`): lets the writers
+    /// exec and start before their allocations can fail.
+    #[serde(default = "no_space")]
+    pub space: Size,
     /// failslab only: fail only these slab caches (`cache-filter`, e.g. `kmalloc-4k`,
     /// where md's bitmap counter pages come from).
     #[serde(default)]
@@ -445,6 +449,10 @@ pub struct FailRequest {
     pub probability: u32,
     #[serde(default = "default_times")]
     pub times: i64,
+}
+
+fn no_space() -> Size {
+    Size(0)
 }
 
 fn default_interval() -> u32 {
@@ -515,6 +523,13 @@ pub struct PressureSpec {
     /// Buffered writes of this much to a file on the bitmap's filesystem, in the cgroup.
     #[serde(default)]
     pub dirtier: Option<Size>,
+    /// Ask the writers' cgroup to reclaim this much, again and again (`memory.reclaim`).
+    #[serde(default)]
+    pub reclaim: Option<Size>,
+    /// A process outside the cgroup holding and touching this much memory, squeezing the
+    /// whole guest.
+    #[serde(default)]
+    pub hog: Option<Size>,
     /// `vm.dirty_ratio` / `vm.dirty_background_ratio` while it runs: high, so dirty pages
     /// pile up instead of being written back early.
     #[serde(default = "default_dirty_ratio")]
@@ -983,10 +998,21 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
             return Err(at(format!("crash.cycles {}: 1 to 20", c.cycles)));
         }
         if let Some(p) = &c.pressure {
-            if p.memory_max.is_none() && p.memory_high.is_none() && p.dirtier.is_none() {
+            if p.memory_max.is_none()
+                && p.memory_high.is_none()
+                && p.dirtier.is_none()
+                && p.reclaim.is_none()
+                && p.hog.is_none()
+            {
                 return Err(at(
-                    "crash.pressure: set memory_max, memory_high or dirtier".into()
+                    "crash.pressure: set memory_max, memory_high, dirtier, reclaim or hog".into(),
                 ));
+            }
+            if p.hog.is_some_and(|h| h.0 >= case.vm.memory.0 / 4 * 3) {
+                return Err(at(format!(
+                    "crash.pressure.hog: under three quarters of vm.memory ({} MiB), or the guest OOMs",
+                    case.vm.memory.0 >> 20
+                )));
             }
             if p.memory_max.is_some_and(|m| m.0 < 4 << 20) {
                 return Err(at(

@@ -9,7 +9,7 @@ use crate::case::{CrashMode, CrashPoint, CrashSpec, FailAttr, FailTasks, FaultSp
 use crate::check;
 use crate::guest::calls;
 use crate::run::Failure;
-use crate::scenario::{Readings, Scenario, MNT, WORKLOAD_PID};
+use crate::scenario::{Readings, Scenario, MNT};
 use crate::vm::Vm;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -91,50 +91,33 @@ fn load_and_crash(
         Some(p) => Some(start_pressure(s, &mut vm, p)?),
         None => None,
     };
-    let preamble = cgroup
+    let mut preamble = cgroup
         .as_ref()
         .map(|c| format!("echo $$ > {c}/cgroup.procs && "))
         .unwrap_or_default();
+    let tasks: Vec<FailTasks> = crash
+        .faults
+        .iter()
+        .flat_map(|f| [&f.failslab, &f.fail_page_alloc])
+        .flatten()
+        .map(|a| a.tasks)
+        .collect();
     if let Some(f) = &crash.faults {
         arm_faults(s, &mut vm, f)?;
     }
-    let workload = s.spawn_workload(&mut vm, &crash.workload, &preamble)?;
-    let tasks = crash.faults.as_ref().map(|f| {
-        [&f.failslab, &f.fail_page_alloc]
-            .into_iter()
-            .flatten()
-            .map(|a| a.tasks)
-            .collect::<Vec<_>>()
-    });
-    if tasks.as_ref().is_some_and(|t| t.contains(&FailTasks::Md)) {
+    if tasks.contains(&FailTasks::Md) {
         s.sh(
             &mut vm,
             "for p in /proc/[0-9]*; do case $(cat $p/comm 2>/dev/null) in md[0-9]*_*) echo 1 > $p/make-it-fail;; esac; done",
             10,
         )?;
     }
-    if tasks
-        .as_ref()
-        .is_some_and(|t| t.contains(&FailTasks::Writers))
-    {
-        // Marked once every writer thread runs, so that exec and the writers' buffers
-        // are not what fails; their write path is.
-        let threads = crash.workload.writers + 1;
-        crate::run::poll_guest(
-            &mut vm,
-            &format!("test $(ls /proc/$(cat {WORKLOAD_PID})/task | wc -l) -ge {threads}"),
-            &[],
-            Duration::from_secs(30),
-        )
-        .map_err(|e| Failure::Case(format!("the writers did not start: {e:#}")))?;
-        s.sh(
-            &mut vm,
-            &format!(
-                "for t in /proc/$(cat {WORKLOAD_PID})/task/*; do echo 1 > $t/make-it-fail; done"
-            ),
-            10,
-        )?;
+    if tasks.contains(&FailTasks::Writers) {
+        // Inherited by the writer threads from their first allocation on (the case's
+        // `space` spares their start).
+        preamble.push_str("echo 1 > /proc/self/make-it-fail && ");
     }
+    let workload = s.spawn_workload(&mut vm, &crash.workload, &preamble)?;
     let written = s.wait_kill_point(&mut vm, crash)?;
     // Before the crash: the writers must still be writing, and what pressure they met.
     let exited = calls::wait(&mut vm, workload, Duration::ZERO)
@@ -319,16 +302,18 @@ fn interrupt_resync(s: &mut Scenario, vm: &mut Vm, before: &Readings) -> Result<
 }
 
 /// Sets the injectors' debugfs knobs (Documentation/fault-injection/fault-injection.rst):
-/// each prints one line per injected failure (`verbose=1`), which the case counts.
+/// each prints a line and the stack per injected failure (`verbose=2`): the case counts
+/// the lines, and the stacks show which allocation failed.
 fn arm_faults(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<(), Failure> {
     let dbg = "/sys/kernel/debug";
     let mut cmd = format!("(grep -q ' {dbg} ' /proc/mounts || mount -t debugfs none {dbg})");
     let attr = |name: &str, a: &FailAttr| {
         let mut c = format!(
-            " && cd {dbg}/{name} && echo {} > probability && echo {} > interval && echo {} > times && echo 1 > verbose && echo {} > task-filter",
+            " && cd {dbg}/{name} && echo {} > probability && echo {} > interval && echo {} > times && echo {} > space && echo 2 > verbose && echo {} > task-filter",
             a.probability,
             a.interval,
             a.times,
+            a.space.0,
             if a.tasks == FailTasks::All { "N" } else { "Y" }
         );
         let gfp_wait = if a.fail_sleeping { "N" } else { "Y" };
@@ -354,7 +339,7 @@ fn arm_faults(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<(), Failur
         let dev = s.dev(&r.disk);
         let name = dev.trim_start_matches("/dev/");
         cmd.push_str(&format!(
-            " && cd {dbg}/fail_make_request && echo {} > probability && echo {} > times && echo 1 > verbose && echo 1 > /sys/block/{name}/make-it-fail",
+            " && cd {dbg}/fail_make_request && echo {} > probability && echo {} > times && echo 2 > verbose && echo 1 > /sys/block/{name}/make-it-fail",
             r.probability, r.times
         ));
     }
@@ -378,6 +363,18 @@ fn start_pressure(s: &mut Scenario, vm: &mut Vm, p: &PressureSpec) -> Result<Str
         setup.push_str(&format!(" && echo {} > {cg}/memory.high", m.0));
     }
     s.sh(vm, &setup, 10)?;
+    if let Some(r) = p.reclaim {
+        let cmd = format!(
+            "while :; do echo {} > {cg}/memory.reclaim 2>/dev/null; usleep 100000; done", // paces the loop, not a wait: no deadline, it dies with the crash
+            r.0
+        );
+        calls::spawn(vm, &cmd).map_err(Failure::Bench)?;
+    }
+    if let Some(h) = p.hog {
+        // busybox tail keeps the last N bytes of an endless stream: N bytes held and
+        // touched over and over, outside the writers' cgroup.
+        calls::spawn(vm, &format!("exec tail -c {} /dev/zero", h.0)).map_err(Failure::Bench)?;
+    }
     if let Some(size) = p.dirtier {
         let cmd = format!("echo $$ > {cg}/cgroup.procs && exec dd if=/dev/zero of={MNT}/dirt bs=1M count={} 2>/dev/null", size.0 >> 20);
         calls::spawn(vm, &cmd).map_err(Failure::Bench)?;
