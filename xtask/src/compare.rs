@@ -205,6 +205,7 @@ pub fn cli(args: CompareArgs) -> Result<u8> {
         );
         let dir = run_dir.join(label);
         std::fs::create_dir_all(&dir)?;
+        crate::run::keep_kernel_files(bench, &dir)?;
         let jobs = args
             .jobs
             .unwrap_or_else(|| crate::run::default_jobs(&plans, bench.accel))

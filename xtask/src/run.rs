@@ -52,6 +52,7 @@ pub fn cli(args: RunArgs) -> Result<u8> {
     let results_root = args.results.unwrap_or_else(|| project.join("results"));
     let run_dir = new_run_dir(&results_root)?;
     crate::interrupt::install(&run_dir)?;
+    keep_kernel_files(&bench, &run_dir)?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| default_jobs(&plans, bench.accel))
@@ -67,6 +68,22 @@ pub fn cli(args: RunArgs) -> Result<u8> {
     println!("results in {}", run_dir.display());
     report::write_json(&run_dir.join("summary.json"), &results)?;
     Ok(exit_code(&results))
+}
+
+/// The kernel's config and, for a kernel the bench built, its whole build log, beside the
+/// results they explain (`kernel.config`, `kernel-build.log`).
+pub fn keep_kernel_files(bench: &Bench, run_dir: &Path) -> Result<()> {
+    if let Some(config) = bench.kernel.config() {
+        std::fs::copy(&config, run_dir.join("kernel.config"))
+            .with_context(|| format!("copy {}", config.display()))?;
+    }
+    if bench.kernel.info.build.is_some() {
+        if let Some(log) = bench.kernel.vmlinuz.parent().map(|d| d.join("build.log")) {
+            std::fs::copy(&log, run_dir.join("kernel-build.log"))
+                .with_context(|| format!("copy {}", log.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Each plan `n` times; a repeat gets a fresh seed unless one was given, and a directory
