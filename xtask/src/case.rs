@@ -625,15 +625,32 @@ pub struct BitmapEioSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReaddSpec {
-    /// The member whose disk returns EIO (QEMU blkdebug, once) on a write to `chunk`.
+    /// The member whose disk returns EIO once on a write to `chunk`.
     pub fail: String,
     /// The array chunk (in bitmap chunks) whose first write fails on that member.
     pub chunk: u64,
+    /// Where the EIO comes from.
+    #[serde(default)]
+    pub via: EioSource,
     /// The load run while the member is out.
     #[serde(default)]
     pub workload: WorkloadSpec,
     /// How much the array writes while the member is out.
     pub written: Size,
+}
+
+/// How a member's write comes to fail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EioSource {
+    /// The disk itself: QEMU's blkdebug answers the write to the chunk with EIO, as a
+    /// failing drive would; the guest's block layer sees a completed request with an error.
+    #[default]
+    Blkdebug,
+    /// The guest's block layer: fail_make_request (debug kernel) fails the member's next
+    /// bio at submission, before it reaches a queue; the first may be md's superblock
+    /// write rather than the data.
+    FailMakeRequest,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1089,6 +1106,16 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         }
     }
     let mut requires = case.requires.clone();
+    if case
+        .readd
+        .as_ref()
+        .is_some_and(|r| r.via == EioSource::FailMakeRequest)
+    {
+        requires.extend([
+            "CONFIG_FAULT_INJECTION_DEBUG_FS".into(),
+            "CONFIG_FAIL_MAKE_REQUEST".into(),
+        ]);
+    }
     if let Some(f) = case.crash.as_ref().and_then(|c| c.faults.as_ref()) {
         requires.extend(f.requires());
         if let Some(r) = &f.fail_make_request {

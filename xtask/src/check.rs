@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -249,19 +249,32 @@ pub fn resync_chunks(
 
 /// The injectors must have fired: a fault case whose faults never hit proved nothing.
 pub fn faults_injected(console: &str) -> Check {
-    let n = console
-        .lines()
-        .filter(|l| l.contains("FAULT_INJECTION: forcing a failure"))
-        .count();
+    let faults = crate::splat::injected_faults(console);
+    // "md_bitmap_checkpage in agent": where the failures landed, most frequent first.
+    let mut sites: BTreeMap<String, usize> = BTreeMap::new();
+    for f in &faults {
+        let site = f.site.as_deref().unwrap_or("?");
+        *sites
+            .entry(format!("{} {site} in {}", f.injector, f.task))
+            .or_default() += 1;
+    }
+    let mut ranked: Vec<(&String, &usize)> = sites.iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let n = faults.len();
     Check {
         name: "faults_injected",
         ok: n > 0,
         summary: if n > 0 {
-            format!("{n} failures injected while the load ran")
+            let list: Vec<String> = ranked
+                .iter()
+                .take(3)
+                .map(|(s, c)| format!("{c}x {s}"))
+                .collect();
+            format!("{n} failures injected: {}", list.join(", "))
         } else {
             "no fault was injected: the run proved nothing about the error paths".into()
         },
-        figures: json!({ "injected": n }),
+        figures: json!({ "injected": n, "sites": sites }),
     }
 }
 
@@ -601,6 +614,11 @@ mod tests {
     fn faults_must_have_been_injected() {
         let c = faults_injected("[ 9.1] FAULT_INJECTION: forcing a failure.\n[ 9.2] name failslab, interval 1, probability 10, space 0, times -1\n");
         assert!(c.ok && c.figures["injected"] == 1);
+        assert!(
+            c.summary.contains("1x failslab ? in unknown"),
+            "{}",
+            c.summary
+        );
         assert!(!faults_injected("[ 9.1] md0: resync done\n").ok);
     }
 

@@ -5,8 +5,9 @@
 //!    divergent chunk (traced from the guest's block layer, not from md's own account);
 //! 3. convergence: members identical, `check` finds nothing, the bitmap clean again.
 
-use crate::case::{CrashMode, CrashPoint, CrashSpec, FailAttr, FailTasks, FaultSpec, PressureSpec};
+use crate::case::{CrashMode, CrashPoint, CrashSpec, PressureSpec};
 use crate::check;
+use crate::faults;
 use crate::guest::calls;
 use crate::run::Failure;
 use crate::scenario::{Readings, Scenario, MNT};
@@ -95,27 +96,8 @@ fn load_and_crash(
         .as_ref()
         .map(|c| format!("echo $$ > {c}/cgroup.procs && "))
         .unwrap_or_default();
-    let tasks: Vec<FailTasks> = crash
-        .faults
-        .iter()
-        .flat_map(|f| [&f.failslab, &f.fail_page_alloc])
-        .flatten()
-        .map(|a| a.tasks)
-        .collect();
     if let Some(f) = &crash.faults {
-        arm_faults(s, &mut vm, f)?;
-    }
-    if tasks.contains(&FailTasks::Md) {
-        s.sh(
-            &mut vm,
-            "for p in /proc/[0-9]*; do case $(cat $p/comm 2>/dev/null) in md[0-9]*_*) echo 1 > $p/make-it-fail;; esac; done",
-            10,
-        )?;
-    }
-    if tasks.contains(&FailTasks::Writers) {
-        // Inherited by the writer threads from their first allocation on (the case's
-        // `space` spares their start).
-        preamble.push_str("echo 1 > /proc/self/make-it-fail && ");
+        preamble.push_str(&faults::arm(s, &mut vm, f)?);
     }
     let workload = s.spawn_workload(&mut vm, &crash.workload, &preamble)?;
     let written = s.wait_kill_point(&mut vm, crash)?;
@@ -299,53 +281,6 @@ fn interrupt_resync(s: &mut Scenario, vm: &mut Vm, before: &Readings) -> Result<
         std::thread::sleep(pause); // poll with backoff until the deadline
         pause = (pause * 2).min(Duration::from_millis(200));
     }
-}
-
-/// Sets the injectors' debugfs knobs (Documentation/fault-injection/fault-injection.rst):
-/// each prints a line and the stack per injected failure (`verbose=2`): the case counts
-/// the lines, and the stacks show which allocation failed.
-fn arm_faults(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<(), Failure> {
-    let dbg = "/sys/kernel/debug";
-    let mut cmd = format!("(grep -q ' {dbg} ' /proc/mounts || mount -t debugfs none {dbg})");
-    let attr = |name: &str, a: &FailAttr| {
-        let mut c = format!(
-            " && cd {dbg}/{name} && echo {} > probability && echo {} > interval && echo {} > times && echo {} > space && echo 2 > verbose && echo {} > task-filter",
-            a.probability,
-            a.interval,
-            a.times,
-            a.space.0,
-            if a.tasks == FailTasks::All { "N" } else { "Y" }
-        );
-        let gfp_wait = if a.fail_sleeping { "N" } else { "Y" };
-        c.push_str(&format!(" && echo {gfp_wait} > ignore-gfp-wait"));
-        if name == "fail_page_alloc" {
-            c.push_str(&format!(" && echo {} > min-order", a.min_order));
-        }
-        if name == "failslab" && !a.caches.is_empty() {
-            c.push_str(" && echo Y > cache-filter");
-            for cache in &a.caches {
-                c.push_str(&format!(" && echo 1 > /sys/kernel/slab/{cache}/failslab"));
-            }
-        }
-        c
-    };
-    if let Some(a) = &f.failslab {
-        cmd.push_str(&attr("failslab", a));
-    }
-    if let Some(a) = &f.fail_page_alloc {
-        cmd.push_str(&attr("fail_page_alloc", a));
-    }
-    if let Some(r) = &f.fail_make_request {
-        let dev = s.dev(&r.disk);
-        let name = dev.trim_start_matches("/dev/");
-        cmd.push_str(&format!(
-            " && cd {dbg}/fail_make_request && echo {} > probability && echo {} > times && echo 2 > verbose && echo 1 > /sys/block/{name}/make-it-fail",
-            r.probability, r.times
-        ));
-    }
-    s.sh(vm, &cmd, 30)?;
-    s.phase("arm fault injection");
-    Ok(())
 }
 
 /// Makes the writers' cgroup with the case's limits, raises the dirty ratios and starts

@@ -12,6 +12,7 @@ pub mod crash;
 pub mod examination;
 pub mod examine;
 pub mod exit;
+pub mod faults;
 pub mod guest;
 pub mod host;
 pub mod image;

@@ -4,8 +4,9 @@
 //! member is then re-added and the recovery must write the chunks the bitmap names, cover
 //! every chunk where the members differ, and leave them identical.
 
-use crate::case::ReaddSpec;
+use crate::case::{EioSource, FailRequest, FaultSpec, ReaddSpec};
 use crate::check;
+use crate::faults;
 use crate::run::{poll_guest, Failure};
 use crate::scenario::Scenario;
 use crate::vm::Vm;
@@ -27,9 +28,14 @@ pub fn run(s: &mut Scenario, spec: &ReaddSpec) -> Result<(), Failure> {
     let chunk_sectors = s.array.bitmap.chunk.0 / 512;
     let sector = data_offset + spec.chunk * chunk_sectors;
 
-    // Boot 2: the member behind blkdebug; a write to the chunk fails it, the load goes on.
-    let disks = s.blkdebug_disks(&spec.fail, sector)?;
-    let mut vm = s.boot_with(2, disks)?;
+    // Boot 2: a write to the chunk fails the member, the load goes on.
+    let mut vm = match spec.via {
+        EioSource::Blkdebug => {
+            let disks = s.blkdebug_disks(&spec.fail, sector)?;
+            s.boot_with(2, disks)?
+        }
+        EioSource::FailMakeRequest => s.boot(2)?,
+    };
     s.phase("boot 2");
     // Without a bad-block log: with one, raid1 narrows a failed write down and records a
     // bad block instead of failing the member (and a retry of a once-only error succeeds).
@@ -40,6 +46,17 @@ pub fn run(s: &mut Scenario, spec: &ReaddSpec) -> Result<(), Failure> {
         format!("--update=no-bbl {}", s.members())
     };
     s.assemble(&mut vm, &members)?;
+    if spec.via == EioSource::FailMakeRequest {
+        let fault = FaultSpec {
+            fail_make_request: Some(FailRequest {
+                disk: spec.fail.clone(),
+                probability: 100,
+                times: 1,
+            }),
+            ..FaultSpec::default()
+        };
+        faults::arm(s, &mut vm, &fault)?;
+    }
     let chunk_kib = s.array.bitmap.chunk.0 >> 10;
     s.sh(&mut vm, &format!("dd if=/dev/urandom of=/dev/md0 bs={chunk_kib}K count=1 seek={} oflag=direct status=none", spec.chunk), 30)?;
     poll_guest(
@@ -54,6 +71,12 @@ pub fn run(s: &mut Scenario, spec: &ReaddSpec) -> Result<(), Failure> {
         ))
     })?;
     s.phase("member failed");
+    if spec.via == EioSource::FailMakeRequest {
+        faults::disarm_request(s, &mut vm, &s.dev(&spec.fail))?;
+        // The kernel log, not the console: the serial line may still be behind.
+        let log = s.sh(&mut vm, "dmesg", 10)?;
+        s.add(check::faults_injected(&log));
+    }
     let workload = s.spawn_workload(&mut vm, &spec.workload, "")?;
     let start = written(s, &mut vm)?;
     let limit = std::time::Instant::now() + Duration::from_secs(300);

@@ -445,9 +445,121 @@ pub fn scan(log: &str) -> Vec<Splat> {
     found
 }
 
+/// One failure a fault injector forced (`FAULT_INJECTION: forcing a failure.` with
+/// `verbose=2`): which injector, in which task, and the function that asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InjectedFault {
+    /// `failslab`, `fail_page_alloc`, `fail_make_request`.
+    pub injector: String,
+    /// The `Comm:` of the task that met the failure.
+    pub task: String,
+    /// The first frame outside the injector and the allocators: the caller that got NULL
+    /// or EIO (`md_bitmap_checkpage`).
+    pub site: Option<String>,
+}
+
+/// The injector's own frames and the allocators between it and the caller.
+static FAULT_FRAMES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"^(?:_*should_fail\w*|prepare_alloc_pages|_*alloc_pages\w*|_*alloc_frozen_pages\w*|",
+        r"alloc_slab_page|allocate_slab|new_slab|_*slab_alloc\w*|mempool_alloc\w*|",
+        r"folio_alloc\w*|_*get_free_pages\w*|get_zeroed_page\w*|alloc_page_buffers|",
+        r"submit_bio_noacct\w*|_*submit_bio\w*)$"
+    ))
+    .expect("valid")
+});
+
+static FAULT_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^name (?P<name>\w+), interval").expect("valid"));
+static COMM: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r" Comm: (?P<comm>\S+)").expect("valid"));
+
+/// Every injected failure in a console log, in order.
+pub fn injected_faults(log: &str) -> Vec<InjectedFault> {
+    let lines: Vec<&str> = log.lines().collect();
+    let starts: Vec<usize> = (0..lines.len())
+        .filter(|&i| body(lines[i]).starts_with("FAULT_INJECTION: forcing a failure"))
+        .collect();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            // The report runs to the end of its stack, the next report, or 80 lines.
+            let next = starts.get(k + 1).copied().unwrap_or(lines.len());
+            let end = (i + 1..next)
+                .find(|&j| body(lines[j]).trim() == "</TASK>")
+                .map_or(next, |j| j + 1)
+                .min(i + 80);
+            let region = &lines[i..end];
+            let injector = region
+                .iter()
+                .find_map(|l| FAULT_NAME.captures(body(l)))
+                .map_or_else(|| "unknown".into(), |c| c["name"].to_string());
+            let task = region
+                .iter()
+                .find_map(|l| COMM.captures(l))
+                .map_or_else(|| "unknown".into(), |c| c["comm"].to_string());
+            let site = region
+                .iter()
+                .position(|l| body(l).starts_with("Call Trace:"))
+                .and_then(|from| {
+                    region[from + 1..]
+                        .iter()
+                        .filter_map(|l| FRAME.captures(body(l).trim_start()))
+                        .filter_map(|c| func_name(&c["func"]))
+                        .find(|f| !SKIP_FRAMES.is_match(f) && !FAULT_FRAMES.is_match(f))
+                });
+            InjectedFault {
+                injector,
+                task,
+                site,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn injected_faults_name_the_injector_the_task_and_the_caller() {
+        // Real console text: failslab failing md's counter pages in the writers' context.
+        let log = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata/splat/failslab-md-bitmap-checkpage.log"),
+        )
+        .unwrap();
+        let f = injected_faults(&log);
+        assert_eq!(f.len(), 7);
+        for one in &f {
+            assert_eq!(
+                (
+                    one.injector.as_str(),
+                    one.task.as_str(),
+                    one.site.as_deref()
+                ),
+                ("failslab", "agent", Some("md_bitmap_checkpage"))
+            );
+        }
+        assert!(scan(&log).is_empty(), "a forced failure is not a splat");
+        // Real console text: fail_make_request failing md's superblock write on a member.
+        let log = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata/splat/fail-make-request-md-update-sb.log"),
+        )
+        .unwrap();
+        assert_eq!(
+            injected_faults(&log),
+            [InjectedFault {
+                injector: "fail_make_request".into(),
+                task: "md0_raid1".into(),
+                site: Some("md_update_sb".into()),
+            }]
+        );
+        assert!(scan(&log).is_empty(), "a forced failure is not a splat");
+        assert!(injected_faults("[ 9.3] md0: resync done\n").is_empty());
+    }
 
     #[test]
     fn titles_are_normalised_and_excerpts_end_at_the_end_marker() {

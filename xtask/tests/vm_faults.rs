@@ -29,3 +29,27 @@ fn a_fault_case_is_skipped_on_a_kernel_without_the_injectors() {
     assert!(r.times.boot_ms.is_empty(), "nothing booted");
     assert_eq!(xtask::run::exit_code(&[r]), xtask::exit::CANNOT_TEST);
 }
+
+#[test]
+fn a_re_add_through_fail_make_request_needs_the_injector() {
+    let plan = plan_file("raid1-file-bitmap-readd-fail-make-request", 3);
+    assert_eq!(
+        plan.requires,
+        [
+            "CONFIG_FAIL_MAKE_REQUEST",
+            "CONFIG_FAULT_INJECTION_DEBUG_FS"
+        ]
+    );
+    let (r, _dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Skip, "{:?}", r.reason);
+    assert!(
+        r.reason
+            .as_deref()
+            .unwrap()
+            .contains("CONFIG_FAIL_MAKE_REQUEST"),
+        "{:?}",
+        r.reason
+    );
+    // The blkdebug re-add needs nothing beyond md.
+    assert!(plan_file("raid1-file-bitmap-readd", 3).requires.is_empty());
+}
