@@ -387,6 +387,9 @@ pub struct CrashSpec {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
+    /// When the injectors are armed.
+    #[serde(default)]
+    pub during: FaultPhase,
     /// Slab allocations fail (`/sys/kernel/debug/failslab`).
     #[serde(default)]
     pub failslab: Option<FailAttr>,
@@ -396,6 +399,18 @@ pub struct FaultSpec {
     /// Requests to one disk fail (`/sys/block/<dev>/make-it-fail`).
     #[serde(default)]
     pub fail_make_request: Option<FailRequest>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultPhase {
+    /// While the writers load the array, until the crash.
+    #[default]
+    Load,
+    /// From the assembly after the crash until the resync is done: md's allocations
+    /// for the resync (its buffer pool, in `md0_resync`) can fail, and md must still
+    /// finish a resync that covers the bitmap.
+    Resync,
 }
 
 /// The attributes every injector has (Documentation/fault-injection).
@@ -418,8 +433,9 @@ pub struct FailAttr {
     /// fail_page_alloc only: spare allocations below this order.
     #[serde(default)]
     pub min_order: u32,
-    /// Bytes of allocations spared before the first failure (`space`): lets the writers
-    /// exec and start before their allocations can fail.
+    /// Bytes of allocations spared before the first failure (`space`; for
+    /// fail_page_alloc, whose budget counts pages, in pages of 4 KiB): lets the writers
+    /// exec and start, or md fork its threads, before allocations can fail.
     #[serde(default = "no_space")]
     pub space: Size,
     /// failslab only: fail only these slab caches (`cache-filter`, e.g. `kmalloc-4k`,
@@ -1121,6 +1137,16 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         if let Some(r) = &f.fail_make_request {
             disk("crash.faults.fail_make_request.disk", &r.disk)?;
         }
+        if f.during == FaultPhase::Resync
+            && [&f.failslab, &f.fail_page_alloc]
+                .into_iter()
+                .flatten()
+                .any(|a| a.tasks == FailTasks::Writers)
+        {
+            return Err(at(
+                "crash.faults: during resync there are no writers to fail; tasks md or all".into(),
+            ));
+        }
         for (name, a) in [
             ("failslab", &f.failslab),
             ("fail_page_alloc", &f.fail_page_alloc),
@@ -1307,6 +1333,15 @@ mod tests {
             "description: d\ndisks: []\nsteps: [{run: {cmd: x, expect_stdout: ['(']}}]\n"
         )
         .contains("expect_stdout"));
+        let faults = |f: &str| {
+            load(&format!("description: d\ndisks: [{{name: a, size: 64M}}, {{name: b, size: 64M}}, {{name: fs, size: 64M}}]\narray: {{level: 1, members: [a, b], bitmap: {{disk: fs, chunk: 64K}}}}\ncrash: {{after_time: 3s, faults: {f}}}\n"))
+        };
+        assert!(
+            faults("{during: resync, failslab: {probability: 5, tasks: writers}}")
+                .contains("no writers to fail")
+        );
+        assert!(faults("{fail_page_alloc: {probability: 101}}").contains("probability 0..=100"));
+        assert!(faults("{fail_make_request: {disk: zz, probability: 1}}").contains("zz"));
     }
 
     const MATRIX: &str = "description: d\ndisks: [{name: a, size: 64M}, {name: b, size: 64M}, {name: c, size: 64M}, {name: d, size: 64M}, {name: fs, size: 64M}]\narray: {level: 1, members: [a, b, c, d], bitmap: {disk: fs, chunk: 64K}}\ncrash: {after_time: 3s}\n";

@@ -5,7 +5,7 @@
 //!    divergent chunk (traced from the guest's block layer, not from md's own account);
 //! 3. convergence: members identical, `check` finds nothing, the bitmap clean again.
 
-use crate::case::{CrashMode, CrashPoint, CrashSpec, PressureSpec};
+use crate::case::{CrashMode, CrashPoint, CrashSpec, FaultPhase, PressureSpec};
 use crate::check;
 use crate::faults;
 use crate::guest::calls;
@@ -54,8 +54,24 @@ pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
             s.phase(&format!("boot {boot}"));
             s.start_block_trace(&mut vm)?;
         }
-        s.assemble(&mut vm, &s.members())?;
+        let resync_faults = crash
+            .faults
+            .as_ref()
+            .filter(|f| f.during == FaultPhase::Resync);
+        // Armed between the mount and the assembly: the filesystem's own threads
+        // (jbd2) are born unmarked.
+        s.mount_bitmap_fs(&mut vm)?;
+        if let Some(f) = resync_faults {
+            faults::arm(s, &mut vm, f)?;
+        }
+        s.assemble_array(&mut vm, &s.members())?;
         s.wait_in_sync(&mut vm, Duration::from_secs(600))?;
+        if let Some(f) = resync_faults {
+            faults::disarm(s, &mut vm, f)?;
+            // The kernel log, not the console: the serial line may still be behind.
+            let log = s.sh(&mut vm, "dmesg", 10)?;
+            s.add(check::faults_injected(&log));
+        }
         s.phase("assemble and resync");
         let resynced = s.traced_resync(&mut vm, &s.array.members, &before, "resync")?;
         let full = s.full_recovery_messages(&mut vm)?;
@@ -96,7 +112,11 @@ fn load_and_crash(
         .as_ref()
         .map(|c| format!("echo $$ > {c}/cgroup.procs && "))
         .unwrap_or_default();
-    if let Some(f) = &crash.faults {
+    let load_faults = crash
+        .faults
+        .as_ref()
+        .filter(|f| f.during == FaultPhase::Load);
+    if let Some(f) = load_faults {
         preamble.push_str(&faults::arm(s, &mut vm, f)?);
     }
     let workload = s.spawn_workload(&mut vm, &crash.workload, &preamble)?;
@@ -163,7 +183,7 @@ fn load_and_crash(
         }
     }
     s.note_figure(&format!("written_before_crash_{cycle}_bytes"), written);
-    if crash.faults.is_some() {
+    if load_faults.is_some() {
         let console = std::fs::read_to_string(s.case_dir.join(format!("console-boot{boot}.log")))
             .unwrap_or_default();
         s.add(check::faults_injected(&console));

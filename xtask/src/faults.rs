@@ -2,7 +2,7 @@
 //! armed through debugfs on a debug kernel: failslab, fail_page_alloc and
 //! fail_make_request, scoped to md's threads, the writers or every task.
 
-use crate::case::{FailAttr, FailTasks, FaultSpec};
+use crate::case::{FailAttr, FailTasks, FaultPhase, FaultSpec};
 use crate::run::Failure;
 use crate::scenario::Scenario;
 use crate::vm::Vm;
@@ -10,18 +10,10 @@ use crate::vm::Vm;
 /// Arms the injectors of `f` and marks md's threads when they are the target; returns the
 /// shell preamble that marks the writers when they are (their threads inherit the mark).
 pub fn arm(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<String, Failure> {
-    let tasks: Vec<FailTasks> = [&f.failslab, &f.fail_page_alloc]
-        .into_iter()
-        .flatten()
-        .map(|a| a.tasks)
-        .collect();
+    let tasks = tasks(f);
     arm_knobs(s, vm, f)?;
     if tasks.contains(&FailTasks::Md) {
-        s.sh(
-            vm,
-            "for p in /proc/[0-9]*; do case $(cat $p/comm 2>/dev/null) in md[0-9]*_*) echo 1 > $p/make-it-fail;; esac; done",
-            10,
-        )?;
+        mark_md(s, vm, 1, f.during)?;
     }
     Ok(if tasks.contains(&FailTasks::Writers) {
         // Inherited by the writer threads from their first allocation on (the case's
@@ -30,6 +22,50 @@ pub fn arm(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<String, Failu
     } else {
         String::new()
     })
+}
+
+/// Stops every injector of `f` and unmarks the tasks `arm` marked: what follows (the
+/// checks' own reads and writes) must not fail.
+pub fn disarm(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<(), Failure> {
+    let dbg = "/sys/kernel/debug";
+    let mut cmd = String::from("true");
+    for (name, armed) in [
+        ("failslab", f.failslab.is_some()),
+        ("fail_page_alloc", f.fail_page_alloc.is_some()),
+        ("fail_make_request", f.fail_make_request.is_some()),
+    ] {
+        if armed {
+            cmd.push_str(&format!(" && echo 0 > {dbg}/{name}/probability"));
+        }
+    }
+    s.sh(vm, &cmd, 10)?;
+    if tasks(f).contains(&FailTasks::Md) {
+        mark_md(s, vm, 0, f.during)?;
+    }
+    Ok(())
+}
+
+fn tasks(f: &FaultSpec) -> Vec<FailTasks> {
+    [&f.failslab, &f.fail_page_alloc]
+        .into_iter()
+        .flatten()
+        .map(|a| a.tasks)
+        .collect()
+}
+
+/// Sets `make-it-fail` on md's threads (`md0_raid1`, `md0_resync`...). Before an
+/// assembly they do not exist yet: kthreadd is marked too, and every kernel thread it
+/// forks while armed inherits the mark (md's, and any kworker born meanwhile: the
+/// failures' stacks say whose allocation failed).
+fn mark_md(s: &mut Scenario, vm: &mut Vm, on: u8, during: FaultPhase) -> Result<(), Failure> {
+    let mut cmd = format!(
+        "for p in /proc/[0-9]*; do case $(cat $p/comm 2>/dev/null) in md[0-9]*_*) echo {on} > $p/make-it-fail;; esac; done"
+    );
+    if during == FaultPhase::Resync {
+        cmd.push_str(&format!("; echo {on} > /proc/2/make-it-fail"));
+    }
+    s.sh(vm, &cmd, 10)?;
+    Ok(())
 }
 
 /// Disarms fail_make_request on `dev` (`/dev/vdb`): a later recovery must reach the disk.
@@ -51,7 +87,7 @@ fn arm_knobs(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<(), Failure
             a.probability,
             a.interval,
             a.times,
-            a.space.0,
+            space_units(name, a.space.0),
             if a.tasks == FailTasks::All { "N" } else { "Y" }
         );
         let gfp_wait = if a.fail_sleeping { "N" } else { "Y" };
@@ -84,4 +120,30 @@ fn arm_knobs(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<(), Failure
     s.sh(vm, &cmd, 30)?;
     s.phase("arm fault injection");
     Ok(())
+}
+
+/// The `space` budget in the injector's own unit: should_fail_ex() is given the bytes of
+/// a slab object or a bio, but fail_page_alloc gives it pages (`1 << order`), so bytes
+/// written there would spare a 4096 times larger budget and, in practice, every failure.
+fn space_units(injector: &str, bytes: u64) -> u64 {
+    if injector == "fail_page_alloc" {
+        bytes.div_ceil(GUEST_PAGE_SIZE)
+    } else {
+        bytes
+    }
+}
+
+/// The guests are x86_64.
+const GUEST_PAGE_SIZE: u64 = 4096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_page_alloc_counts_its_budget_in_pages() {
+        assert_eq!(space_units("fail_page_alloc", 1 << 20), 256);
+        assert_eq!(space_units("fail_page_alloc", 1), 1);
+        assert_eq!(space_units("failslab", 1 << 20), 1 << 20);
+    }
 }

@@ -322,7 +322,8 @@ impl<'a> Scenario<'a> {
     pub fn wait_in_sync(&self, vm: &mut Vm, limit: Duration) -> Result<(), Failure> {
         poll_guest(
             vm,
-            "grep -qx idle /sys/block/md0/md/sync_action && grep -qx none /sys/block/md0/md/resync_start",
+            // Prints md's state, so that a passed deadline says where md stood.
+            "a=$(cat /sys/block/md0/md/sync_action) r=$(cat /sys/block/md0/md/resync_start) c=$(cat /sys/block/md0/md/sync_completed); echo \"sync_action $a, resync_start $r, sync_completed $c\"; [ \"$a\" = idle ] && [ \"$r\" = none ]",
             &[],
             limit,
         )
@@ -382,6 +383,12 @@ impl<'a> Scenario<'a> {
     /// Mounts the bitmap's filesystem (a file bitmap) and assembles md0 from `devices`
     /// (mdadm options may lead).
     pub fn assemble(&self, vm: &mut Vm, devices: &str) -> Result<(), Failure> {
+        self.mount_bitmap_fs(vm)?;
+        self.assemble_array(vm, devices)
+    }
+
+    /// Mounts the filesystem that holds the bitmap file (nothing for an internal bitmap).
+    pub fn mount_bitmap_fs(&self, vm: &mut Vm) -> Result<(), Failure> {
         if self.is_file() {
             self.sh(
                 vm,
@@ -397,6 +404,11 @@ impl<'a> Scenario<'a> {
                 60,
             )?;
         }
+        Ok(())
+    }
+
+    /// Assembles (or builds) md0 from `devices`, the bitmap's filesystem mounted.
+    pub fn assemble_array(&self, vm: &mut Vm, devices: &str) -> Result<(), Failure> {
         let cmd = if self.array.build {
             format!(
                 "mdadm --build /dev/md0 --level={} --raid-devices={} {} {devices}",
