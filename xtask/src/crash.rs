@@ -121,6 +121,9 @@ fn load_and_crash(
     }
     let workload = s.spawn_workload(&mut vm, &crash.workload, &preamble)?;
     let written = s.wait_kill_point(&mut vm, crash)?;
+    if let Some(f) = load_faults {
+        faults::note_budget(s, &mut vm, f)?;
+    }
     // Before the crash: the writers must still be writing, and what pressure they met.
     let exited = calls::wait(&mut vm, workload, Duration::ZERO)
         .map_err(Failure::Bench)?

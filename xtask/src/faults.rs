@@ -45,6 +45,27 @@ pub fn disarm(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<(), Failur
     Ok(())
 }
 
+/// Records what is left of each armed injector's `space` budget and `times`: a run
+/// that injected nothing shows whether the budget was never used up or no eligible
+/// call came.
+pub fn note_budget(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<(), Failure> {
+    for (name, armed) in [
+        ("failslab", f.failslab.is_some()),
+        ("fail_page_alloc", f.fail_page_alloc.is_some()),
+    ] {
+        if armed {
+            let dir = format!("/sys/kernel/debug/{name}");
+            let out = s.sh(vm, &format!("cat {dir}/space {dir}/times"), 10)?;
+            let mut v = out.split_whitespace().map(|x| x.parse::<i64>().ok());
+            s.note_figure(
+                &format!("{name}_left_at_crash"),
+                serde_json::json!({ "space": v.next().flatten(), "times": v.next().flatten() }),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn tasks(f: &FaultSpec) -> Vec<FailTasks> {
     [&f.failslab, &f.fail_page_alloc]
         .into_iter()
