@@ -3,7 +3,9 @@
 //! they build and take down, the block traces, and the readings of the disk images.
 
 use crate::bench::Bench;
-use crate::case::{ArraySpec, BitmapKind, CrashSpec, Filesystem, Plan, ThrottleSpec, WorkloadSpec};
+use crate::case::{
+    ArraySpec, BitmapKind, CrashPoint, CrashSpec, Filesystem, Plan, ThrottleSpec, WorkloadSpec,
+};
 use crate::check::{self, Check};
 use crate::guest::calls;
 use crate::ondisk::{bitmap::Bitmap, ext4, redundancy::Geometry, superblock, xfs};
@@ -568,29 +570,48 @@ impl<'a> Scenario<'a> {
         let started = Instant::now();
         let limit = Duration::from_secs(300);
         let mut pause = Duration::from_millis(50);
+        // While writing, the kill waits until the lagging member has writes queued in
+        // QEMU too: only those are lost, so only then can the members differ (a slow
+        // guest may never outrun the throttle, and would crash with nothing to judge).
+        let lagging = crash
+            .throttle
+            .as_ref()
+            .filter(|_| crash.at == CrashPoint::Writing)
+            .map(|t| self.dev(&t.disk).trim_start_matches("/dev/").to_string());
+        let cmd = match &lagging {
+            Some(name) => format!("cat /sys/block/md0/stat /sys/block/{name}/inflight"),
+            None => "cat /sys/block/md0/stat".to_string(),
+        };
         loop {
-            let stat = self.sh(vm, "cat /sys/block/md0/stat", 10)?;
-            let written = stat
+            let stat = self.sh(vm, &cmd, 10)?;
+            let fields: Vec<u64> = stat
                 .split_whitespace()
-                .nth(6)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-                * 512;
+                .map(|v| v.parse::<u64>().unwrap_or(0))
+                .collect();
+            let written = fields.get(6).copied().unwrap_or(0) * 512;
+            // `inflight` (reads, writes) follows md0's stat fields.
+            let lagging_writes = fields.last().copied().unwrap_or(0);
             let due = match (crash.after_written, crash.after_time) {
                 (Some(bytes), _) => written >= bytes.0,
                 (None, Some(t)) => started.elapsed() >= t,
                 (None, None) => true,
             };
-            if due {
+            let lagging_ok = lagging.is_none() || lagging_writes > 0;
+            if due && lagging_ok {
                 return Ok(written);
             }
             if started.elapsed() > limit {
-                return Err(self.stalled(
-                    vm,
+                let why = if due {
+                    format!(
+                        "the throttled member {} never had a write in flight (deadline passed): the load does not outrun its throttle",
+                        lagging.as_deref().unwrap_or("?")
+                    )
+                } else {
                     format!(
                         "the workload wrote only {written} bytes in {limit:?} (deadline passed)"
-                    ),
-                ));
+                    )
+                };
+                return Err(self.stalled(vm, why));
             }
             if let Some(status) = vm.exited() {
                 return Err(Failure::Case(format!(
