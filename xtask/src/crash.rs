@@ -306,10 +306,13 @@ fn interrupt_resync(s: &mut Scenario, vm: &mut Vm, before: &Readings) -> Result<
     }
 }
 
+/// The memory cgroup the writers and the dirtier run in.
+pub const WRITERS_CGROUP: &str = "/sys/fs/cgroup/writers";
+
 /// Makes the writers' cgroup with the case's limits, raises the dirty ratios and starts
 /// the dirtier on the bitmap's filesystem inside it; returns the cgroup's path.
 fn start_pressure(s: &mut Scenario, vm: &mut Vm, p: &PressureSpec) -> Result<String, Failure> {
-    let cg = "/sys/fs/cgroup/writers";
+    let cg = WRITERS_CGROUP;
     let mut setup = format!(
         "echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir -p {cg} && echo {} > /proc/sys/vm/dirty_ratio && echo {} > /proc/sys/vm/dirty_background_ratio",
         p.dirty_ratio, p.dirty_background_ratio

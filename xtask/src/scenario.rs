@@ -597,11 +597,13 @@ impl<'a> Scenario<'a> {
                 (None, None) => true,
             };
             let lagging_ok = lagging.is_none() || lagging_writes > 0;
-            if due && lagging_ok {
+            if due && lagging_ok && self.pressure_ok(vm, crash)? {
                 return Ok(written);
             }
             if started.elapsed() > limit {
-                let why = if due {
+                let why = if due && crash.pressure.is_some() && !self.pressure_ok(vm, crash)? {
+                    format!("the writers' cgroup never reached memory pressure in {limit:?} (deadline passed): no memory.high/max event, no memory stall")
+                } else if due {
                     format!(
                         "the throttled member {} never had a write in flight (deadline passed): the load does not outrun its throttle",
                         lagging.as_deref().unwrap_or("?")
@@ -621,6 +623,18 @@ impl<'a> Scenario<'a> {
             std::thread::sleep(pause); // poll with backoff until the kill point's deadline
             pause = (pause * 2).min(Duration::from_millis(250));
         }
+    }
+
+    /// Under a case's memory pressure, whether the writers' cgroup has met it yet: a
+    /// crash before that (a slow guest, a slow dirtier) would prove nothing about it.
+    fn pressure_ok(&self, vm: &mut Vm, crash: &CrashSpec) -> Result<bool, Failure> {
+        if crash.pressure.is_none() {
+            return Ok(true);
+        }
+        let cg = crate::crash::WRITERS_CGROUP;
+        let events = self.sh(vm, &format!("cat {cg}/memory.events"), 10)?;
+        let psi = self.sh(vm, &format!("cat {cg}/memory.pressure"), 10)?;
+        Ok(check::pressure_reached(&events, &psi).ok)
     }
 
     /// Reads the members' superblocks and data, and the bitmap file out of the ext4 image.
