@@ -48,13 +48,6 @@ pub struct Side {
 
 impl Side {
     fn of(r: &CaseResult) -> Self {
-        let fig = |check: &str, key: &str| {
-            r.checks
-                .iter()
-                .find(|c| c.name == check)
-                .and_then(|c| c.figures.get(key))
-                .and_then(|v| v.as_u64())
-        };
         Self {
             verdict: r.verdict,
             reason: r.reason.clone(),
@@ -64,8 +57,8 @@ impl Side {
                 .filter(|s| !s.expected)
                 .map(|s| s.title.clone())
                 .collect(),
-            resynced_chunks: fig("resync_bounds", "resynced_chunks"),
-            divergent_chunks: fig("safety", "divergent_chunks"),
+            resynced_chunks: r.check_figure("resync_bounds", "resynced_chunks"),
+            divergent_chunks: r.check_figure("safety", "divergent_chunks"),
             total_ms: r.times.total_ms,
         }
     }
@@ -233,54 +226,29 @@ mod tests {
     use super::*;
 
     fn result(case: &str, verdict: Verdict, splats: &[&str], ms: u64) -> CaseResult {
-        let json = serde_json::json!({ "resynced_chunks": 10 });
-        CaseResult {
-            case: case.into(),
-            file: "cases/x.yaml".into(),
-            verdict,
-            reason: (verdict != Verdict::Pass)
-                .then(|| "safety: 1 divergent chunk has a clear bit".into()),
-            seed: 5,
-            kernel: crate::kernel::KernelInfo {
-                source: "bzimage".into(),
-                release: "6.12".into(),
-                vmlinuz_sha256: String::new(),
-                package: None,
-                package_version: None,
-                package_sha256: None,
-                build: None,
-            },
-            qemu: String::new(),
-            accel: "tcg".into(),
-            image: String::new(),
-            times: crate::report::Times {
-                total_ms: ms,
-                ..Default::default()
-            },
-            steps: vec![],
-            splats: splats
-                .iter()
-                .map(|t| crate::splat::Splat {
-                    kind: "warning",
-                    title: t.to_string(),
-                    log: "console.log".into(),
-                    expected: false,
-                    line: 1,
-                    excerpt: String::new(),
-                    folded: vec![],
-                })
-                .collect(),
-            checks: vec![crate::check::Check {
-                name: "resync_bounds",
-                ok: true,
-                summary: String::new(),
-                figures: json,
-            }],
-            figures: Default::default(),
-            phases: vec![],
-            replay: String::new(),
-            kept_disks: None,
-        }
+        let mut r = crate::report::tests::result(case, verdict, 5);
+        r.reason =
+            (verdict != Verdict::Pass).then(|| "safety: 1 divergent chunk has a clear bit".into());
+        r.times.total_ms = ms;
+        r.splats = splats
+            .iter()
+            .map(|t| crate::splat::Splat {
+                kind: "warning",
+                title: t.to_string(),
+                log: "console.log".into(),
+                expected: false,
+                line: 1,
+                excerpt: String::new(),
+                folded: vec![],
+            })
+            .collect();
+        r.checks = vec![crate::check::Check {
+            name: "resync_bounds",
+            ok: true,
+            summary: String::new(),
+            figures: serde_json::json!({ "resynced_chunks": 10 }),
+        }];
+        r
     }
 
     #[test]

@@ -66,6 +66,14 @@ pub fn note_budget(s: &mut Scenario, vm: &mut Vm, f: &FaultSpec) -> Result<(), F
     Ok(())
 }
 
+/// Judges, in a running guest, that the injectors fired (`faults_injected`).
+pub fn judge_injected(s: &mut Scenario, vm: &mut Vm) -> Result<(), Failure> {
+    // The kernel's log, not the console file: the serial line may still be behind.
+    let log = s.sh(vm, "dmesg", 10)?;
+    s.add(crate::check::faults_injected(&log));
+    Ok(())
+}
+
 fn tasks(f: &FaultSpec) -> Vec<FailTasks> {
     [&f.failslab, &f.fail_page_alloc]
         .into_iter()

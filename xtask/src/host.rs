@@ -78,36 +78,26 @@ pub fn missing_tools() -> Vec<Tool> {
         .collect()
 }
 
-/// The one line that installs every package in `missing`.
-pub fn apt_line(missing: &[Tool]) -> String {
-    let mut packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
-    packages.sort();
-    packages.dedup();
-    format!(
-        "apt-get install -y --no-install-recommends {}",
-        packages.join(" ")
-    )
+/// The one line that installs every package in `packages`.
+pub fn apt_line(packages: &[&str]) -> String {
+    let mut p = packages.to_vec();
+    p.sort();
+    p.dedup();
+    format!("apt-get install -y --no-install-recommends {}", p.join(" "))
 }
 
-/// Installs what is missing when root, otherwise fails with the line to run.
-pub fn ensure_tools(install: bool) -> Result<()> {
-    let missing = missing_tools();
+/// Installs the `missing` packages when root and allowed, otherwise fails with the line
+/// to run; `what` names them for the user ("host tools (qemu-img)").
+pub fn ensure_packages(what: &str, missing: &[&str], install: bool) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let line = apt_line(&missing);
-    let names: Vec<&str> = missing.iter().map(|t| t.command).collect();
+    let line = apt_line(missing);
     let root = unsafe { libc::geteuid() } == 0;
     if !install || !root {
-        bail!(
-            "missing host tools: {}; install them with:\n  sudo {line}",
-            names.join(", ")
-        );
+        bail!("{what} missing; install them with:\n  sudo {line}");
     }
-    eprintln!(
-        "installing missing host tools ({}): {line}",
-        names.join(", ")
-    );
+    eprintln!("installing {what}: {line}");
     let status = Command::new("sh")
         .arg("-c")
         .arg(format!("DEBIAN_FRONTEND=noninteractive {line} || (apt-get update -q && DEBIAN_FRONTEND=noninteractive {line})"))
@@ -116,16 +106,22 @@ pub fn ensure_tools(install: bool) -> Result<()> {
     if !status.success() {
         bail!("`{line}` failed ({status}); no Debian archive reachable?");
     }
-    let still = missing_tools();
+    Ok(())
+}
+
+/// Installs what is missing when root, otherwise fails with the line to run.
+pub fn ensure_tools(install: bool) -> Result<()> {
+    let missing = missing_tools();
+    let names: Vec<&str> = missing.iter().map(|t| t.command).collect();
+    let packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
+    ensure_packages(
+        &format!("host tools ({})", names.join(", ")),
+        &packages,
+        install,
+    )?;
+    let still: Vec<&str> = missing_tools().iter().map(|t| t.command).collect();
     if !still.is_empty() {
-        bail!(
-            "still missing after apt-get: {}",
-            still
-                .iter()
-                .map(|t| t.command)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        bail!("still missing after apt-get: {}", still.join(", "));
     }
     Ok(())
 }
@@ -241,7 +237,10 @@ mod tests {
 
     #[test]
     fn apt_line_names_each_package_once() {
-        let missing = [TOOLS[3], TOOLS[4], TOOLS[0]];
+        let missing: Vec<&str> = [TOOLS[3], TOOLS[4], TOOLS[0]]
+            .iter()
+            .map(|t| t.package)
+            .collect();
         assert_eq!(
             apt_line(&missing),
             "apt-get install -y --no-install-recommends e2fsprogs qemu-system-x86"

@@ -144,37 +144,6 @@ fn present(n: &Need) -> bool {
     }
 }
 
-/// The one line that installs `packages`.
-pub fn apt_line(packages: &[&str]) -> String {
-    let mut p = packages.to_vec();
-    p.sort();
-    p.dedup();
-    format!("apt-get install -y --no-install-recommends {}", p.join(" "))
-}
-
-/// Installs the missing packages when root and allowed (as `host::ensure_tools` does for
-/// the runtime tools), otherwise fails with the line to run.
-fn ensure_packages(what: &str, missing: &[&str], install: bool) -> Result<()> {
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let line = apt_line(missing);
-    let root = unsafe { libc::geteuid() } == 0;
-    if !install || !root {
-        bail!("{what} missing; install with: sudo {line}");
-    }
-    eprintln!("installing {what}: {line}");
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("DEBIAN_FRONTEND=noninteractive {line} || (apt-get update -q && DEBIAN_FRONTEND=noninteractive {line})"))
-        .status()
-        .context("run apt-get")?;
-    if !status.success() {
-        bail!("`{line}` failed ({status}); no Debian archive reachable?");
-    }
-    Ok(())
-}
-
 fn ensure_build_tools(install: bool, xz: bool) -> Result<()> {
     let mut missing: Vec<&Need> = BUILD_NEEDS.iter().filter(|n| !present(n)).collect();
     if xz && !present(&XZ) {
@@ -182,7 +151,7 @@ fn ensure_build_tools(install: bool, xz: bool) -> Result<()> {
     }
     let names: Vec<&str> = missing.iter().map(|n| n.what).collect();
     let packages: Vec<&str> = missing.iter().map(|n| n.package).collect();
-    ensure_packages(
+    host::ensure_packages(
         &format!("kernel build tools ({})", names.join(", ")),
         &packages,
         install,
@@ -439,7 +408,7 @@ fn debian_source(cache: &Cache, series: &str, install: bool) -> Result<Prepared>
             })
     };
     if version().is_none() || !tarball.is_file() {
-        ensure_packages(&format!("Debian's {package}"), &[&package], install)?;
+        host::ensure_packages(&format!("Debian's {package}"), &[&package], install)?;
     }
     let version = version().with_context(|| format!("{package} is not installed"))?;
     let sha = sha256_file(&tarball)?;

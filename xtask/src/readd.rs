@@ -73,9 +73,7 @@ pub fn run(s: &mut Scenario, spec: &ReaddSpec) -> Result<(), Failure> {
     s.phase("member failed");
     if spec.via == EioSource::FailMakeRequest {
         faults::disarm_request(s, &mut vm, &s.dev(&spec.fail))?;
-        // The kernel log, not the console: the serial line may still be behind.
-        let log = s.sh(&mut vm, "dmesg", 10)?;
-        s.add(check::faults_injected(&log));
+        faults::judge_injected(s, &mut vm)?;
     }
     let workload = s.spawn_workload(&mut vm, &spec.workload, "")?;
     let start = written(s, &mut vm)?;

@@ -64,6 +64,17 @@ pub struct CaseResult {
     pub kept_disks: Option<PathBuf>,
 }
 
+impl CaseResult {
+    /// A number a check recorded (`safety`'s `divergent_chunks`).
+    pub fn check_figure(&self, check: &str, key: &str) -> Option<u64> {
+        self.checks
+            .iter()
+            .find(|c| c.name == check)
+            .and_then(|c| c.figures.get(key))
+            .and_then(|v| v.as_u64())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Phase {
     pub name: String,
@@ -148,13 +159,8 @@ pub fn summary(results: &[CaseResult]) -> String {
 /// One row per case: verdict, checks passed, the figures a reader looks at first, times.
 pub fn table(results: &[CaseResult]) -> String {
     let fig = |r: &CaseResult, check: &str, key: &str| {
-        r.checks
-            .iter()
-            .find(|c| c.name == check)
-            .and_then(|c| c.figures.get(key))
-            .and_then(|v| v.as_u64())
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "-".into())
+        r.check_figure(check, key)
+            .map_or_else(|| "-".into(), |v| v.to_string())
     };
     let mut out = format!(
         "{:<40} {:<5} {:>6} {:>9} {:>6} {:>8} {:>8}\n",
@@ -202,10 +208,12 @@ pub fn flaky(results: &[CaseResult]) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn result(case: &str, verdict: Verdict, seed: u64) -> CaseResult {
+    /// A result with nothing in it but its name, verdict and seed (other modules' tests
+    /// fill in what they judge).
+    pub(crate) fn result(case: &str, verdict: Verdict, seed: u64) -> CaseResult {
         CaseResult {
             case: case.into(),
             file: PathBuf::from("cases/x.yaml"),

@@ -15,11 +15,13 @@ use crate::vm::{Disk, Vm};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub const MNT: &str = "/mnt";
 pub const WORKLOAD_PID: &str = "/tmp/workload.pid";
+/// The memory cgroup the writers (and a case's dirtier) run in.
+pub const WRITERS_CGROUP: &str = "/sys/fs/cgroup/writers";
 
 pub struct Scenario<'a> {
     pub bench: &'a Bench,
@@ -63,13 +65,12 @@ impl<'a> Scenario<'a> {
             self.sh(
                 vm,
                 &match self.array.bitmap.fs {
-                    Filesystem::Ext4 => format!("mkfs.ext4 -q -F -b 4096 {fs} && mount {fs} {MNT}"),
-                    Filesystem::Xfs => {
-                        format!("modprobe xfs; mkfs.xfs -q -f {fs} && mount -t xfs {fs} {MNT}")
-                    }
+                    Filesystem::Ext4 => format!("mkfs.ext4 -q -F -b 4096 {fs}"),
+                    Filesystem::Xfs => format!("mkfs.xfs -q -f {fs}"),
                 },
                 120,
             )?;
+            self.mount_bitmap_fs(vm)?;
         }
         let create = if self.array.build {
             // No superblocks: md knows the array only from this command, and the bitmap
@@ -178,13 +179,23 @@ impl<'a> Scenario<'a> {
         }
     }
 
+    /// Where boot `n`'s console is captured.
+    pub fn console_path(&self, n: u32) -> PathBuf {
+        self.case_dir.join(format!("console-boot{n}.log"))
+    }
+
+    /// Boot `n`'s console as captured so far (whole once its QEMU is gone).
+    pub fn console(&self, n: u32) -> String {
+        std::fs::read_to_string(self.console_path(n)).unwrap_or_default()
+    }
+
     pub fn boot(&mut self, n: u32) -> Result<Vm, Failure> {
         self.boot_with(n, self.disks.to_vec())
     }
 
     /// A boot with its own view of the disks (one behind blkdebug, say).
     pub fn boot_with(&mut self, n: u32, disks: Vec<Disk>) -> Result<Vm, Failure> {
-        let console = self.case_dir.join(format!("console-boot{n}.log"));
+        let console = self.console_path(n);
         let cfg = self.bench.vm_config(
             self.plan.vm.memory.0 >> 20,
             self.plan.vm.cpus,
@@ -596,24 +607,24 @@ impl<'a> Scenario<'a> {
                 (None, Some(t)) => started.elapsed() >= t,
                 (None, None) => true,
             };
-            let lagging_ok = lagging.is_none() || lagging_writes > 0;
-            if due && lagging_ok && self.pressure_ok(vm, crash)? {
+            // The first condition of the kill point not met yet, as a deadline would say it.
+            let waiting_for = if !due {
+                Some(format!("the workload wrote only {written} bytes"))
+            } else if lagging.is_some() && lagging_writes == 0 {
+                Some(format!(
+                    "the throttled member {} never had a write in flight (the load does not outrun its throttle)",
+                    lagging.as_deref().unwrap_or_default()
+                ))
+            } else if !self.pressure_ok(vm, crash)? {
+                Some("the writers' cgroup never reached memory pressure (no memory.high/max event, no memory stall)".to_string())
+            } else {
+                None
+            };
+            let Some(why) = waiting_for else {
                 return Ok(written);
-            }
+            };
             if started.elapsed() > limit {
-                let why = if due && crash.pressure.is_some() && !self.pressure_ok(vm, crash)? {
-                    format!("the writers' cgroup never reached memory pressure in {limit:?} (deadline passed): no memory.high/max event, no memory stall")
-                } else if due {
-                    format!(
-                        "the throttled member {} never had a write in flight (deadline passed): the load does not outrun its throttle",
-                        lagging.as_deref().unwrap_or("?")
-                    )
-                } else {
-                    format!(
-                        "the workload wrote only {written} bytes in {limit:?} (deadline passed)"
-                    )
-                };
-                return Err(self.stalled(vm, why));
+                return Err(self.stalled(vm, format!("{why} in {limit:?} (deadline passed)")));
             }
             if let Some(status) = vm.exited() {
                 return Err(Failure::Case(format!(
@@ -631,7 +642,7 @@ impl<'a> Scenario<'a> {
         if crash.pressure.is_none() {
             return Ok(true);
         }
-        let cg = crate::crash::WRITERS_CGROUP;
+        let cg = WRITERS_CGROUP;
         let events = self.sh(vm, &format!("cat {cg}/memory.events"), 10)?;
         let psi = self.sh(vm, &format!("cat {cg}/memory.pressure"), 10)?;
         Ok(check::pressure_reached(&events, &psi).ok)

@@ -316,6 +316,11 @@ fn rip_func(region: &[&str]) -> Option<String> {
 /// The first frame after `Call Trace:` that is not in [`SKIP_FRAMES`] (`?` frames are
 /// stale stack words, never guilty).
 fn stack_func(region: &[&str]) -> Option<String> {
+    stack_func_past(region, None)
+}
+
+/// [`stack_func`], also passing over the frames `more` matches.
+fn stack_func_past(region: &[&str], more: Option<&Regex>) -> Option<String> {
     let from = region
         .iter()
         .position(|l| body(l).starts_with("Call Trace:"))?;
@@ -323,7 +328,7 @@ fn stack_func(region: &[&str]) -> Option<String> {
         .iter()
         .filter_map(|l| FRAME.captures(body(l).trim_start()))
         .filter_map(|c| func_name(&c["func"]))
-        .find(|f| !SKIP_FRAMES.is_match(f))
+        .find(|f| !SKIP_FRAMES.is_match(f) && !more.is_some_and(|m| m.is_match(f)))
 }
 
 /// The text of a console line after its `[   12.345678] ` timestamp (and the
@@ -499,16 +504,7 @@ pub fn injected_faults(log: &str) -> Vec<InjectedFault> {
                 .iter()
                 .find_map(|l| COMM.captures(l))
                 .map_or_else(|| "unknown".into(), |c| c["comm"].to_string());
-            let site = region
-                .iter()
-                .position(|l| body(l).starts_with("Call Trace:"))
-                .and_then(|from| {
-                    region[from + 1..]
-                        .iter()
-                        .filter_map(|l| FRAME.captures(body(l).trim_start()))
-                        .filter_map(|c| func_name(&c["func"]))
-                        .find(|f| !SKIP_FRAMES.is_match(f) && !FAULT_FRAMES.is_match(f))
-                });
+            let site = stack_func_past(region, Some(&FAULT_FRAMES));
             InjectedFault {
                 injector,
                 task,
