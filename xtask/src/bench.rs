@@ -7,6 +7,7 @@ use crate::image::{self, Image};
 use crate::kernel::{self, Kernel, KernelSpec};
 use crate::vm::{Disk, Vm, VmConfig};
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub struct Bench {
     pub project: PathBuf,
     pub cache: Cache,
     pub kernel: Kernel,
+    /// The kernel's options, read once from its config (when known): what a case's
+    /// `requires` is checked against.
+    pub kernel_options: Option<BTreeMap<String, crate::kconfig::Value>>,
     pub image: Image,
     pub accel: Accel,
     pub qemu_version: String,
@@ -49,10 +53,19 @@ pub fn project_root() -> PathBuf {
 impl Bench {
     pub fn prepare(opts: &Options) -> Result<Self> {
         let project = project_root();
-        host::ensure_tools(opts.install)?;
+        host::ensure_tools("host tools", host::TOOLS, opts.install)?;
         let cache = Cache::from_env()?;
         let kernel =
             kernel::acquire(&cache, &opts.kernel, opts.install).context("acquire the kernel")?;
+        let kernel_options = kernel
+            .config
+            .as_ref()
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .map(|text| crate::kconfig::parse_config(&text))
+                    .with_context(|| format!("read the kernel's config {}", path.display()))
+            })
+            .transpose()?;
         let agent = image::build_agent(&project)?;
         let image =
             image::build(&cache, &project, &kernel, &agent).context("build the guest image")?;
@@ -64,6 +77,7 @@ impl Bench {
             project,
             cache,
             kernel,
+            kernel_options,
             image,
             accel,
             qemu_version: host::qemu_version()?,

@@ -113,14 +113,22 @@ impl MatrixPoint {
             && pattern.chunk.is_none_or(|v| self.chunk == Some(v))
     }
 
-    fn apply(&self, case: &mut CaseFile) {
+    /// Sets this combination's values on `case`; a member count the case's own list
+    /// cannot supply is refused (the members are its first `n`).
+    fn apply(&self, case: &mut CaseFile) -> Result<(), String> {
         let Some(a) = case.array.as_mut() else {
-            return;
+            return Ok(());
         };
         if let Some(l) = self.level {
             a.level = l;
         }
         if let Some(n) = self.members {
+            if n > a.members.len() {
+                return Err(format!(
+                    "matrix.members {n}: array.members lists only {}",
+                    a.members.len()
+                ));
+            }
             a.members.truncate(n);
         }
         if let Some(b) = self.bitmap {
@@ -132,6 +140,7 @@ impl MatrixPoint {
         if let Some(c) = self.chunk {
             a.bitmap.chunk = c;
         }
+        Ok(())
     }
 }
 
@@ -489,9 +498,21 @@ impl FaultSpec {
             out.push("CONFIG_FAIL_PAGE_ALLOC".into());
         }
         if self.fail_make_request.is_some() {
-            out.push("CONFIG_FAIL_MAKE_REQUEST".into());
+            out.extend(FailRequest::requires());
         }
+        out.sort();
+        out.dedup();
         out
+    }
+}
+
+impl FailRequest {
+    /// The kernel options fail_make_request needs.
+    pub fn requires() -> Vec<String> {
+        vec![
+            "CONFIG_FAULT_INJECTION_DEBUG_FS".into(),
+            "CONFIG_FAIL_MAKE_REQUEST".into(),
+        ]
     }
 }
 
@@ -899,14 +920,16 @@ pub fn expand(file: &Path, mut case: CaseFile, seed: Option<u64>) -> Result<Vec<
         .iter()
         .map(|p| {
             let mut variant = case.clone();
-            p.apply(&mut variant);
             let label = p.label();
-            plan_named(file, format!("{stem}@{label}"), variant, seed).map_err(|e| {
-                anyhow::anyhow!(
-                    "{:#} (matrix combination {label}; leave it out with matrix.exclude)",
-                    e
-                )
-            })
+            p.apply(&mut variant)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+                .and_then(|_| plan_named(file, format!("{stem}@{label}"), variant, seed))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{:#} (matrix combination {label}; leave it out with matrix.exclude)",
+                        e
+                    )
+                })
         })
         .collect()
 }
@@ -1127,15 +1150,17 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         .as_ref()
         .is_some_and(|r| r.via == EioSource::FailMakeRequest)
     {
-        requires.extend([
-            "CONFIG_FAULT_INJECTION_DEBUG_FS".into(),
-            "CONFIG_FAIL_MAKE_REQUEST".into(),
-        ]);
+        requires.extend(FailRequest::requires());
     }
     if let Some(f) = case.crash.as_ref().and_then(|c| c.faults.as_ref()) {
         requires.extend(f.requires());
         if let Some(r) = &f.fail_make_request {
             disk("crash.faults.fail_make_request.disk", &r.disk)?;
+            if r.probability > 100 {
+                return Err(at(
+                    "crash.faults.fail_make_request: probability 0..=100".into()
+                ));
+            }
         }
         if f.during == FaultPhase::Resync
             && [&f.failslab, &f.fail_page_alloc]
@@ -1342,6 +1367,8 @@ mod tests {
         );
         assert!(faults("{fail_page_alloc: {probability: 101}}").contains("probability 0..=100"));
         assert!(faults("{fail_make_request: {disk: zz, probability: 1}}").contains("zz"));
+        assert!(faults("{fail_make_request: {disk: a, probability: 101}}")
+            .contains("fail_make_request: probability 0..=100"));
     }
 
     const MATRIX: &str = "description: d\ndisks: [{name: a, size: 64M}, {name: b, size: 64M}, {name: c, size: 64M}, {name: d, size: 64M}, {name: fs, size: 64M}]\narray: {level: 1, members: [a, b, c, d], bitmap: {disk: fs, chunk: 64K}}\ncrash: {after_time: 3s}\n";
@@ -1407,6 +1434,14 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("every combination is excluded"), "{e}");
+        let e = expand_text(&format!("{MATRIX}matrix: {{members: [6]}}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("matrix.members 6: array.members lists only 4")
+                && e.contains("matrix combination n6"),
+            "{e}"
+        );
         // Without a matrix the same shapes are refused by the plain load.
         let e = expand_text(
             &MATRIX

@@ -9,6 +9,7 @@ use std::process::Command;
 /// A host tool the bench needs and the Debian package that ships it.
 #[derive(Debug, Clone, Copy)]
 pub struct Tool {
+    /// A command on `PATH`, or an absolute path the package installs (a `-dev` header).
     pub command: &'static str,
     pub package: &'static str,
 }
@@ -70,12 +71,16 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-pub fn missing_tools() -> Vec<Tool> {
-    TOOLS
-        .iter()
-        .copied()
-        .filter(|t| find_command(t.command).is_none())
-        .collect()
+fn present(t: &Tool) -> bool {
+    if t.command.starts_with('/') {
+        Path::new(t.command).exists()
+    } else {
+        find_command(t.command).is_some()
+    }
+}
+
+pub fn missing_tools(tools: &[Tool]) -> Vec<Tool> {
+    tools.iter().copied().filter(|t| !present(t)).collect()
 }
 
 /// The one line that installs every package in `packages`.
@@ -109,17 +114,18 @@ pub fn ensure_packages(what: &str, missing: &[&str], install: bool) -> Result<()
     Ok(())
 }
 
-/// Installs what is missing when root, otherwise fails with the line to run.
-pub fn ensure_tools(install: bool) -> Result<()> {
-    let missing = missing_tools();
+/// Installs what of `tools` is missing when root, otherwise fails with the line to run;
+/// `what` names them for the user ("host tools", "kernel build tools").
+pub fn ensure_tools(what: &str, tools: &[Tool], install: bool) -> Result<()> {
+    let missing = missing_tools(tools);
     let names: Vec<&str> = missing.iter().map(|t| t.command).collect();
     let packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
     ensure_packages(
-        &format!("host tools ({})", names.join(", ")),
+        &format!("{what} ({})", names.join(", ")),
         &packages,
         install,
     )?;
-    let still: Vec<&str> = missing_tools().iter().map(|t| t.command).collect();
+    let still: Vec<&str> = missing_tools(tools).iter().map(|t| t.command).collect();
     if !still.is_empty() {
         bail!("still missing after apt-get: {}", still.join(", "));
     }
@@ -127,12 +133,21 @@ pub fn ensure_tools(install: bool) -> Result<()> {
 }
 
 pub fn qemu_version() -> Result<String> {
-    let out = Command::new("qemu-system-x86_64")
-        .arg("--version")
+    first_line("qemu-system-x86_64", &["--version"]).context("is qemu-system-x86 installed?")
+}
+
+/// The first line a command prints (`gcc --version`).
+pub fn first_line(cmd: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(cmd)
+        .args(args)
         .output()
-        .context("run qemu-system-x86_64 --version (is qemu-system-x86 installed?)")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.lines().next().unwrap_or("").trim().to_string())
+        .with_context(|| format!("run {cmd} {}", args.join(" ")))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string())
 }
 
 #[derive(

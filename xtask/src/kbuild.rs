@@ -6,13 +6,15 @@
 //! `scripts/kconfig/merge_config.sh`, then `make olddefconfig`; every option a fragment
 //! asked for must then be in the final `.config` (see `kconfig`), or the build stops naming
 //! the ones that are not. The build runs out of tree (`O=`) in an object directory kept per
-//! source and configuration, so the next commit of the same tree builds incrementally. The
+//! source directory and configuration: the next state of a `--tree` checkout builds
+//! incrementally, while each `tree@rev` export and each Debian source version is a directory
+//! of its own and builds from scratch. The
 //! result (bzImage, modules, `.config`, the whole build log) is a cache entry keyed by the
 //! source (commit, content hash, or package tarball checksum), the fragments and the
 //! toolchain, so an unchanged request never builds twice and a failed build leaves no entry.
 
 use crate::cache::{sha256_file, Cache};
-use crate::host;
+use crate::host::{self, Tool};
 use crate::kconfig;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -82,7 +84,6 @@ pub struct BuildInfo {
 /// A finished build in the cache.
 #[derive(Debug, Clone)]
 pub struct Built {
-    pub dir: PathBuf,
     pub bzimage: PathBuf,
     /// `lib/modules/<release>` when the configuration has modules.
     pub modules: Option<PathBuf>,
@@ -94,77 +95,50 @@ pub struct Built {
     pub package: Option<(String, String, String)>,
 }
 
-/// A build tool: a command on PATH, or a header a `-dev` package installs.
-struct Need {
-    what: &'static str,
-    package: &'static str,
-}
-
-const BUILD_NEEDS: &[Need] = &[
-    Need {
-        what: "make",
+/// What a kernel build needs on the host.
+const BUILD_NEEDS: &[Tool] = &[
+    Tool {
+        command: "make",
         package: "make",
     },
-    Need {
-        what: "gcc",
+    Tool {
+        command: "gcc",
         package: "gcc",
     },
-    Need {
-        what: "flex",
+    Tool {
+        command: "flex",
         package: "flex",
     },
-    Need {
-        what: "bison",
+    Tool {
+        command: "bison",
         package: "bison",
     },
-    Need {
-        what: "bc",
+    Tool {
+        command: "bc",
         package: "bc",
     },
-    Need {
-        what: "/usr/include/libelf.h",
+    Tool {
+        command: "/usr/include/libelf.h",
         package: "libelf-dev",
     },
-    Need {
-        what: "/usr/include/openssl/ssl.h",
+    Tool {
+        command: "/usr/include/openssl/ssl.h",
         package: "libssl-dev",
     },
 ];
 
-const XZ: Need = Need {
-    what: "xz",
+/// Unpacks Debian's source tarball.
+const XZ: Tool = Tool {
+    command: "xz",
     package: "xz-utils",
 };
 
-fn present(n: &Need) -> bool {
-    if n.what.starts_with('/') {
-        Path::new(n.what).exists()
-    } else {
-        host::find_command(n.what).is_some()
-    }
-}
-
 fn ensure_build_tools(install: bool, xz: bool) -> Result<()> {
-    let mut missing: Vec<&Need> = BUILD_NEEDS.iter().filter(|n| !present(n)).collect();
-    if xz && !present(&XZ) {
-        missing.push(&XZ);
+    let mut needs = BUILD_NEEDS.to_vec();
+    if xz {
+        needs.push(XZ);
     }
-    let names: Vec<&str> = missing.iter().map(|n| n.what).collect();
-    let packages: Vec<&str> = missing.iter().map(|n| n.package).collect();
-    host::ensure_packages(
-        &format!("kernel build tools ({})", names.join(", ")),
-        &packages,
-        install,
-    )?;
-    let still: Vec<&str> = BUILD_NEEDS
-        .iter()
-        .filter(|n| !present(n))
-        .map(|n| n.what)
-        .collect();
-    if !still.is_empty() {
-        bail!("still missing after apt-get: {}", still.join(", "));
-    }
-    Ok(())
+    host::ensure_tools("kernel build tools", &needs, install)
 }
 
 /// Checks that `dir` is a kernel source tree, naming what is missing.
@@ -213,13 +187,8 @@ fn hex16(h: Sha256) -> String {
 /// diff and the untracked files when dirty; a hash of every file's path, size and mtime
 /// when it is not a git checkout (cheap on a 70k-file tree; a copy only costs a rebuild).
 pub fn tree_key(tree: &Path) -> Result<String> {
-    let is_git = Command::new("git")
-        .arg("-C")
-        .arg(tree)
-        .args(["rev-parse", "--is-inside-work-tree"])
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"true"));
+    let is_git = git(tree, &["rev-parse", "--is-inside-work-tree"])
+        .is_ok_and(|out| out.starts_with(b"true"));
     if is_git {
         let head = String::from_utf8(git(tree, &["rev-parse", "HEAD"])?)?
             .trim()
@@ -314,19 +283,6 @@ pub fn fragment_list(project: &Path, spec: &BuildSpec) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn first_line(cmd: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .with_context(|| format!("run {cmd}"))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string())
-}
-
 /// A source ready to build: the tree, its key, and the package it came from if any.
 #[derive(Debug)]
 struct Prepared {
@@ -413,35 +369,29 @@ fn debian_source(cache: &Cache, series: &str, install: bool) -> Result<Prepared>
     let version = version().with_context(|| format!("{package} is not installed"))?;
     let sha = sha256_file(&tarball)?;
     let key = format!("debian-{version}-{}", &sha[..16]);
-    let entry = cache.entry("sources", &format!("{package}-{version}"), |dir| {
-        let mut progress = Progress::start("extract");
-        let log = dir.join(".extract.log");
-        run_logged(
-            Command::new("tar")
-                .args(["-x", "-I", "xz -T0", "-f"])
-                .arg(&tarball)
-                .arg("-C")
-                .arg(dir),
-            &log,
-            &mut progress,
-            "tar",
-        )
-        .with_context(|| format!("extract {}", tarball.display()))?;
-        fs::remove_file(log)?;
-        fs::write(dir.join("tarball.sha256"), &sha)?;
-        progress.finish();
-        Ok(())
-    })?;
-    // An entry unpacked from an older tarball of the same version would not match.
-    let unpacked_sha = fs::read_to_string(entry.join("tarball.sha256")).unwrap_or_default();
-    if unpacked_sha.trim() != sha {
-        bail!(
-            "{} was unpacked from a tarball with sha256 {} but {} is {sha}; delete the entry",
-            entry.display(),
-            unpacked_sha.trim(),
-            tarball.display()
-        );
-    }
+    // The tarball's hash in the key: a rebuilt package of the same version unpacks anew.
+    let entry = cache.entry(
+        "sources",
+        &format!("{package}-{version}-{}", &sha[..16]),
+        |dir| {
+            let mut progress = Progress::start("extract");
+            let log = dir.join(".extract.log");
+            run_logged(
+                Command::new("tar")
+                    .args(["-x", "-I", "xz -T0", "-f"])
+                    .arg(&tarball)
+                    .arg("-C")
+                    .arg(dir),
+                &log,
+                &mut progress,
+                "tar",
+            )
+            .with_context(|| format!("extract {}", tarball.display()))?;
+            fs::remove_file(log)?;
+            progress.finish();
+            Ok(())
+        },
+    )?;
     Ok(Prepared {
         tree: entry.join(&package),
         key,
@@ -454,9 +404,15 @@ fn debian_source(cache: &Cache, series: &str, install: bool) -> Result<Prepared>
 pub fn build(cache: &Cache, project: &Path, spec: &BuildSpec, install: bool) -> Result<Built> {
     // Fragments first: a typo in a path is the cheapest thing to report.
     let fragments = fragment_list(project, spec)?;
+    // Read once: parsed here, hashed into the key below.
+    let texts = fragments
+        .iter()
+        .map(|f| fs::read_to_string(f).with_context(|| format!("config fragment {}", f.display())))
+        .collect::<Result<Vec<_>>>()?;
     let requests = fragments
         .iter()
-        .map(|f| kconfig::read_fragment(f))
+        .zip(&texts)
+        .map(|(f, text)| kconfig::parse_fragment(&f.display().to_string(), text))
         .collect::<Result<Vec<_>>>()?;
     let requests = kconfig::merge_requests(&requests);
     ensure_build_tools(install, matches!(spec.source, Source::Debian { .. }))?;
@@ -465,10 +421,10 @@ pub fn build(cache: &Cache, project: &Path, spec: &BuildSpec, install: bool) -> 
     let ccache = host::find_command("ccache").is_some();
     let compiler = format!(
         "{}{}",
-        first_line("gcc", &["--version"])?,
+        host::first_line("gcc", &["--version"])?,
         if ccache { " (ccache)" } else { "" }
     );
-    let linker = first_line("ld", &["--version"])?;
+    let linker = host::first_line("ld", &["--version"])?;
     // Kconfig reads the toolchain (CC_VERSION_TEXT, LD_VERSION, ...), so it is part of the
     // key as much as the fragments are.
     let mut h = Sha256::new();
@@ -476,16 +432,17 @@ pub fn build(cache: &Cache, project: &Path, spec: &BuildSpec, install: bool) -> 
         h.update(part.as_bytes());
         h.update([0]);
     }
-    for f in &fragments {
+    for (f, text) in fragments.iter().zip(&texts) {
         h.update(f.file_name().unwrap_or_default().as_encoded_bytes());
         h.update([0]);
-        h.update(fs::read(f)?);
+        h.update(text.as_bytes());
         h.update([0]);
     }
     let key = format!("{}-{}-{}", src.label, spec.base.as_str(), hex16(h));
 
-    // The object directory outlives builds: one per tree and configuration, so the next
-    // commit of the same tree rebuilds only what changed.
+    // The object directory outlives builds: one per source directory and configuration, so
+    // a `--tree` checkout rebuilds only what changed (a `tree@rev` export is a directory
+    // per commit, and gains nothing).
     let mut oh = Sha256::new();
     oh.update(src.tree.as_os_str().as_encoded_bytes());
     oh.update(spec.base.as_str());
@@ -543,7 +500,6 @@ fn load(dir: &Path) -> Result<Built> {
     let e: Entry = serde_json::from_slice(&fs::read(dir.join("build.json"))?)
         .with_context(|| format!("read {}/build.json", dir.display()))?;
     Ok(Built {
-        dir: dir.to_path_buf(),
         bzimage: dir.join("bzImage"),
         modules: e
             .modular
@@ -852,18 +808,26 @@ mod tests {
         assert!(kept.contains("line 1\n") && kept.contains("boom"));
     }
 
+    /// The Command keeps copies of the pipe's write ends: unless `run_logged` drops
+    /// them, the reader never sees end of file. A watchdog turns that hang into a failure.
     #[test]
-    fn a_command_whose_children_outlive_it_does_not_hang_the_reader() {
+    fn the_reader_sees_end_of_file_when_the_command_exits() {
         let dir = tempfile::tempdir().unwrap();
-        let started = Instant::now();
-        run_logged(
-            Command::new("sh").args(["-c", "echo hi"]),
-            &dir.path().join("log"),
-            &mut progress(),
-            "sh",
-        )
-        .unwrap();
-        assert!(started.elapsed() < Duration::from_secs(5));
+        let log = dir.path().join("log");
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = run_logged(
+                Command::new("sh").args(["-c", "echo hi"]),
+                &log,
+                &mut progress(),
+                "sh",
+            );
+            let _ = done.send(r.map_err(|e| e.to_string()));
+        });
+        match finished.recv_timeout(Duration::from_secs(30)) {
+            Ok(r) => r.unwrap(),
+            Err(_) => panic!("run_logged still reading 30 s after `echo hi` exited"),
+        }
     }
 
     #[test]

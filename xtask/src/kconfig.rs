@@ -112,8 +112,6 @@ fn is_symbol(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// A final `.config`: every symbol Kconfig wrote, with its value (`n` for "is not set").
-/// A symbol that is absent was not visible in this configuration at all.
 /// The options (`CONFIG_X` names) that `config` has neither built in nor as a module.
 pub fn unset<'a>(options: &'a [String], config: &BTreeMap<String, Value>) -> Vec<&'a str> {
     options
@@ -126,6 +124,8 @@ pub fn unset<'a>(options: &'a [String], config: &BTreeMap<String, Value>) -> Vec
         .collect()
 }
 
+/// A final `.config`: every symbol Kconfig wrote, with its value (`n` for "is not set").
+/// A symbol that is absent was not visible in this configuration at all.
 pub fn parse_config(text: &str) -> BTreeMap<String, Value> {
     text.lines()
         .filter_map(|l| match parse_line(l) {
@@ -196,35 +196,6 @@ pub fn unapplied(requested: &[Request], config: &BTreeMap<String, Value>) -> Vec
             })
         })
         .collect()
-}
-
-/// The options `merge_config.sh` (run without `-m`) reports in its
-/// "Value requested for CONFIG_X not in final .config" blocks, with the requested and the
-/// actual line as it printed them (the actual line is empty when the symbol is absent).
-/// It compares the base `.config` too, so on a tinyconfig base it also names base symbols
-/// that `olddefconfig` legitimately changed; [`unapplied`] looks at the fragments alone.
-pub fn parse_merge_report(output: &str) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    let mut lines = output.lines();
-    while let Some(line) = lines.next() {
-        let Some(name) = line
-            .strip_prefix("Value requested for CONFIG_")
-            .and_then(|r| r.strip_suffix(" not in final .config"))
-        else {
-            continue;
-        };
-        let mut field = |prefix: &str| {
-            lines
-                .next()
-                .and_then(|l| l.strip_prefix(prefix))
-                .map(|v| v.trim().to_string())
-                .unwrap_or_default()
-        };
-        let requested = field("Requested value:");
-        let actual = field("Actual value:");
-        out.push((name.to_string(), requested, actual));
-    }
-    out
 }
 
 /// Every symbol a tree's Kconfig files declare (`config X`, `menuconfig X`): what tells a
@@ -404,6 +375,36 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains('\n'));
+    }
+
+    /// The options `merge_config.sh` (run without `-m`; the bench runs it with `-m` and
+    /// checks the fragments itself, so only this test reads the report) reports in its
+    /// "Value requested for CONFIG_X not in final .config" blocks, with the requested and the
+    /// actual line as it printed them (the actual line is empty when the symbol is absent).
+    /// It compares the base `.config` too, so on a tinyconfig base it also names base symbols
+    /// that `olddefconfig` legitimately changed; [`unapplied`] looks at the fragments alone.
+    fn parse_merge_report(output: &str) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        let mut lines = output.lines();
+        while let Some(line) = lines.next() {
+            let Some(name) = line
+                .strip_prefix("Value requested for CONFIG_")
+                .and_then(|r| r.strip_suffix(" not in final .config"))
+            else {
+                continue;
+            };
+            let mut field = |prefix: &str| {
+                lines
+                    .next()
+                    .and_then(|l| l.strip_prefix(prefix))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            let requested = field("Requested value:");
+            let actual = field("Actual value:");
+            out.push((name.to_string(), requested, actual));
+        }
+        out
     }
 
     /// merge_config.sh's own report on the same merge (run without `-m`, which compares the

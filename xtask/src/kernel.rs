@@ -26,10 +26,13 @@ pub enum KernelSpec {
 }
 
 impl KernelSpec {
-    /// A KERNEL argument as `compare` and friends take it: a bzImage file, a kernel tree
-    /// (built as it is on disk), or `TREE@REV` (that commit of a git tree). `base` and
-    /// `fragments` apply to the trees.
+    /// A KERNEL argument as `compare` and friends take it: `debian` (the default kernel),
+    /// a bzImage file, a kernel tree (built as it is on disk), or `TREE@REV` (that commit
+    /// of a git tree). `base` and `fragments` apply to the trees.
     pub fn from_arg(arg: &str, base: Base, fragments: &[PathBuf]) -> Result<Self> {
+        if arg == "debian" {
+            return Ok(KernelSpec::Debian);
+        }
         let build = |source| {
             KernelSpec::Build(BuildSpec {
                 source,
@@ -55,7 +58,7 @@ impl KernelSpec {
                 }));
             }
         }
-        bail!("kernel {arg}: neither a bzImage, a kernel tree, nor TREE@REV")
+        bail!("kernel {arg}: neither debian, a bzImage, a kernel tree, nor TREE@REV")
     }
 }
 
@@ -64,21 +67,12 @@ pub struct Kernel {
     pub vmlinuz: PathBuf,
     /// `lib/modules/<release>`; `None` when everything the bench needs is built in.
     pub modules: Option<PathBuf>,
+    /// The kernel's `.config`, where it is known: kept from the Debian package or the
+    /// build, or found beside a given bzImage (or in its build tree).
+    pub config: Option<PathBuf>,
+    /// The whole build log of a kernel the bench built.
+    pub build_log: Option<PathBuf>,
     pub info: KernelInfo,
-}
-
-impl Kernel {
-    /// The kernel's `.config`: `config` or `.config` beside the image (a build from the
-    /// cache, a Debian package, a bzImage in its build tree's `arch/x86/boot` is not).
-    pub fn config(&self) -> Option<PathBuf> {
-        let dir = self.vmlinuz.parent()?;
-        let mut candidates = vec![dir.join("config"), dir.join(".config")];
-        // arch/x86/boot/bzImage of a build tree: the tree's .config.
-        if let Some(tree) = dir.parent().and_then(Path::parent).and_then(Path::parent) {
-            candidates.push(tree.join(".config"));
-        }
-        candidates.into_iter().find(|p| p.is_file())
-    }
 }
 
 /// What a result records of the kernel it ran on.
@@ -114,6 +108,8 @@ fn built(cache: &Cache, spec: &BuildSpec, install: bool) -> Result<Kernel> {
         None => (None, None, None),
     };
     Ok(Kernel {
+        config: Some(b.config),
+        build_log: Some(b.log),
         info: KernelInfo {
             source: match spec.source {
                 Source::Debian { .. } => "debian-source".into(),
@@ -138,8 +134,11 @@ fn given(path: &Path, modules: Option<&Path>) -> Result<Kernel> {
     let release = bzimage_release(&head)
         .with_context(|| format!("--kernel {}: not a bzImage", path.display()))?;
     let modules = modules.map(modules_tree).transpose()?;
+    let vmlinuz = path.canonicalize()?;
     Ok(Kernel {
-        vmlinuz: path.canonicalize()?,
+        config: config_beside(&vmlinuz),
+        build_log: None,
+        vmlinuz,
         modules,
         info: KernelInfo {
             source: "bzimage".into(),
@@ -151,6 +150,17 @@ fn given(path: &Path, modules: Option<&Path>) -> Result<Kernel> {
             build: None,
         },
     })
+}
+
+/// A given bzImage's config: `config` or `.config` beside it, or, for the
+/// `arch/x86/boot/bzImage` of a build tree, the tree's `.config`.
+fn config_beside(vmlinuz: &Path) -> Option<PathBuf> {
+    let dir = vmlinuz.parent()?;
+    let mut candidates = vec![dir.join("config"), dir.join(".config")];
+    if dir.ends_with("arch/x86/boot") {
+        candidates.push(dir.parent()?.parent()?.parent()?.join(".config"));
+    }
+    candidates.into_iter().find(|p| p.is_file())
 }
 
 fn read_head(path: &Path, len: usize) -> Result<Vec<u8>> {
@@ -244,9 +254,13 @@ fn debian(cache: &Cache) -> Result<Kernel> {
 fn load_entry(dir: &Path) -> Result<Kernel> {
     let info: KernelInfo = serde_json::from_slice(&fs::read(dir.join("kernel.json"))?)
         .with_context(|| format!("read {}/kernel.json", dir.display()))?;
+    let config = dir.join("config");
     Ok(Kernel {
         vmlinuz: dir.join("vmlinuz"),
         modules: Some(dir.join("modules").join(&info.release)),
+        // Entries from before the config was kept have none.
+        config: config.is_file().then_some(config),
+        build_log: None,
         info,
     })
 }
@@ -438,8 +452,9 @@ mod tests {
         let err = arg("/no/such").unwrap_err().to_string();
         assert_eq!(
             err,
-            "kernel /no/such: neither a bzImage, a kernel tree, nor TREE@REV"
+            "kernel /no/such: neither debian, a bzImage, a kernel tree, nor TREE@REV"
         );
+        assert!(matches!(arg("debian"), Ok(KernelSpec::Debian)));
     }
 
     #[test]

@@ -218,20 +218,23 @@ fn kernel_build(k: &flags::KernelBuild) -> anyhow::Result<u8> {
     Ok(xtask::exit::OK)
 }
 
-/// A KERNEL argument of `compare` as bench options.
+/// A KERNEL argument of `compare` as bench options; `side` names it in errors.
 fn compare_side(
     c: &flags::Compare,
+    side: &str,
     arg: &str,
     modules: &Option<std::path::PathBuf>,
 ) -> anyhow::Result<xtask::bench::Options> {
     use xtask::kernel::KernelSpec;
-    let kernel = match KernelSpec::from_arg(arg, c.config_base, &c.configs) {
-        _ if arg == "debian" => KernelSpec::Debian,
-        Ok(KernelSpec::BzImage { path, .. }) => KernelSpec::BzImage {
+    let kernel = match KernelSpec::from_arg(arg, c.config_base, &c.configs)? {
+        KernelSpec::BzImage { path, .. } => KernelSpec::BzImage {
             path,
             modules: modules.clone(),
         },
-        other => other?,
+        _ if modules.is_some() => anyhow::bail!(
+            "--{side}-modules goes with a bzImage; {arg} brings its own modules, if any"
+        ),
+        other => other,
     };
     Ok(xtask::bench::Options {
         kernel,
@@ -241,8 +244,8 @@ fn compare_side(
 }
 
 fn compare(c: flags::Compare) -> anyhow::Result<u8> {
-    let base = compare_side(&c, &c.base, &c.base_modules)?;
-    let patched = compare_side(&c, &c.patched, &c.patched_modules)?;
+    let base = compare_side(&c, "base", &c.base, &c.base_modules)?;
+    let patched = compare_side(&c, "patched", &c.patched, &c.patched_modules)?;
     xtask::compare::cli(xtask::compare::CompareArgs {
         base,
         patched,

@@ -73,14 +73,13 @@ pub fn cli(args: RunArgs) -> Result<u8> {
 /// The kernel's config and, for a kernel the bench built, its whole build log, beside the
 /// results they explain (`kernel.config`, `kernel-build.log`).
 pub fn keep_kernel_files(bench: &Bench, run_dir: &Path) -> Result<()> {
-    if let Some(config) = bench.kernel.config() {
-        std::fs::copy(&config, run_dir.join("kernel.config"))
-            .with_context(|| format!("copy {}", config.display()))?;
-    }
-    if bench.kernel.info.build.is_some() {
-        if let Some(log) = bench.kernel.vmlinuz.parent().map(|d| d.join("build.log")) {
-            std::fs::copy(&log, run_dir.join("kernel-build.log"))
-                .with_context(|| format!("copy {}", log.display()))?;
+    for (from, to) in [
+        (&bench.kernel.config, "kernel.config"),
+        (&bench.kernel.build_log, "kernel-build.log"),
+    ] {
+        if let Some(from) = from {
+            std::fs::copy(from, run_dir.join(to))
+                .with_context(|| format!("copy {}", from.display()))?;
         }
     }
     Ok(())
@@ -280,6 +279,20 @@ fn blank_result(bench: &Bench, plan: &Plan) -> CaseResult {
 pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
     let started = Instant::now();
     let mut result = blank_result(bench, plan);
+    if let Some(why) = missing_requirements(bench, plan) {
+        // Decided before anything is made: no disks, no boot.
+        result.verdict = Verdict::Skip;
+        result.reason = Some(why);
+        if let Err(e) = std::fs::create_dir_all(case_dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|_| report::write_json(&case_dir.join("plan.json"), plan))
+            .and_then(|_| report::write_json(&case_dir.join("result.json"), &result))
+        {
+            result.verdict = Verdict::Error;
+            result.reason = Some(format!("{e:#}"));
+        }
+        return result;
+    }
     let outcome = std::fs::create_dir_all(case_dir)
         .map_err(anyhow::Error::from)
         .and_then(|_| report::write_json(&case_dir.join("plan.json"), plan))
@@ -312,7 +325,6 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
         Err(e) => (Verdict::Error, Some(format!("{e:#}")), None),
         Ok((Err(Failure::Bench(e)), d)) => (Verdict::Error, Some(format!("{e:#}")), Some(d)),
         Ok((Err(Failure::Case(why)), d)) => (Verdict::Fail, Some(why), Some(d)),
-        Ok((Err(Failure::Skip(why)), d)) => (Verdict::Skip, Some(why), Some(d)),
         Ok((Ok(()), d)) => (Verdict::Pass, None, Some(d)),
     };
     result.verdict = verdict;
@@ -338,7 +350,7 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
         }
     }
     if let Some(d) = disks {
-        if !matches!(result.verdict, Verdict::Pass | Verdict::Skip) || plan.keep_disks {
+        if result.verdict != Verdict::Pass || plan.keep_disks {
             result.kept_disks = Some(d.keep());
         }
     }
@@ -396,8 +408,6 @@ pub fn replay_command(bench: &Bench, plan: &Plan) -> String {
 pub enum Failure {
     Case(String),
     Bench(anyhow::Error),
-    /// The kernel lacks what the case needs.
-    Skip(String),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -413,9 +423,6 @@ fn execute(
     disk_dir: &Path,
     result: &mut CaseResult,
 ) -> Result<(), Failure> {
-    if let Some(why) = missing_requirements(bench, plan) {
-        return Err(Failure::Skip(why));
-    }
     let disks = create_disks(plan, disk_dir)?;
     if plan.array.is_some() {
         let mut s = crate::scenario::Scenario::new(bench, plan, case_dir, &disks, result);
@@ -441,15 +448,14 @@ fn missing_requirements(bench: &Bench, plan: &Plan) -> Option<String> {
     if plan.requires.is_empty() {
         return None;
     }
-    let Some(path) = bench.kernel.config() else {
+    let (Some(path), Some(options)) = (&bench.kernel.config, &bench.kernel_options) else {
         return Some(format!(
             "needs {}, and the kernel's config is unknown (no config beside {})",
             plan.requires.join(", "),
             bench.kernel.vmlinuz.display()
         ));
     };
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let missing = crate::kconfig::unset(&plan.requires, &crate::kconfig::parse_config(&text));
+    let missing = crate::kconfig::unset(&plan.requires, options);
     (!missing.is_empty()).then(|| {
         format!(
             "needs {} (unset in {}): build a debug kernel with --config debug",

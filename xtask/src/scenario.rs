@@ -8,7 +8,12 @@ use crate::case::{
 };
 use crate::check::{self, Check};
 use crate::guest::calls;
-use crate::ondisk::{bitmap::Bitmap, ext4, redundancy::Geometry, superblock, xfs};
+use crate::ondisk::{
+    bitmap::Bitmap,
+    ext4,
+    redundancy::{self, Geometry},
+    superblock, xfs,
+};
 use crate::report::{self, CaseResult, Phase};
 use crate::run::{guest_run, poll_guest, Failure};
 use crate::vm::{Disk, Vm};
@@ -687,35 +692,16 @@ impl<'a> Scenario<'a> {
         std::fs::write(self.case_dir.join(format!("bitmap-{label}.bin")), &bytes)?;
         let bitmap = Bitmap::decode(&bytes)
             .with_context(|| format!("decode the bitmap read from {}", source.display()))?;
-        let mut files = Vec::new();
-        let mut data_offsets = Vec::new();
-        let mut geometry = None;
-        for m in &self.array.members {
-            let p = path_of(m);
-            let mut f = std::fs::File::open(&p)?;
-            if self.array.build {
-                data_offsets.push(0);
-            } else {
-                let size = f.metadata()?.len();
-                let (_, sb) = superblock::read_from(&mut f, size)
-                    .with_context(|| format!("md superblock of {}", p.display()))?;
-                data_offsets.push(sb.data_offset);
-                geometry.get_or_insert(
-                    Geometry::from_super(&sb)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
-                );
-            }
-            files.push(f);
-        }
-        let geometry = geometry.unwrap_or(Geometry::mirror(files.len()));
-        let offsets: Vec<u64> = data_offsets.iter().map(|o| o * 512).collect();
-        let d = geometry.inconsistent(
-            &mut files,
-            &offsets,
+        let paths: Vec<PathBuf> = self.array.members.iter().map(|m| path_of(m)).collect();
+        let judged = redundancy::judge_images(
+            &paths,
+            !self.array.build,
             bitmap.sb.sync_size * 512,
             bitmap.chunk_bytes(),
         )?;
-        let (divergent, bytes_compared) = (d.chunks, d.bytes_compared);
+        let (divergent, bytes_compared) =
+            (judged.divergence.chunks, judged.divergence.bytes_compared);
+        let (data_offsets, geometry) = (judged.data_offsets, judged.geometry);
         Ok(Readings {
             bitmap,
             divergent,

@@ -75,3 +75,25 @@ fn a_kernel_argument_of_no_known_form_is_refused_with_its_name() {
     );
     assert!(!results.exists(), "nothing ran");
 }
+
+#[test]
+fn a_modules_tree_for_a_kernel_that_is_not_a_bzimage_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("r");
+    let (code, _, err) = xtask(&[
+        "compare",
+        "--base",
+        "debian",
+        "--base-modules",
+        dir.path().to_str().unwrap(),
+        "--patched",
+        "debian",
+        "smoke",
+        "--no-install",
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("--base-modules goes with a bzImage"), "{err}");
+    assert!(!results.exists(), "nothing ran");
+}

@@ -15,7 +15,7 @@ fn a_fault_case_is_skipped_on_a_kernel_without_the_injectors() {
         plan.requires,
         ["CONFIG_FAILSLAB", "CONFIG_FAULT_INJECTION_DEBUG_FS"]
     );
-    let (r, _dir) = run(&plan);
+    let (r, dir) = run(&plan);
     assert_eq!(r.verdict, Verdict::Skip, "{:?}", r.reason);
     let why = r.reason.clone().unwrap();
     assert!(
@@ -27,6 +27,14 @@ fn a_fault_case_is_skipped_on_a_kernel_without_the_injectors() {
         "the stock kernel's config is read: {why}"
     );
     assert!(r.times.boot_ms.is_empty(), "nothing booted");
+    let made: Vec<String> = std::fs::read_dir(dir.path().join(&plan.name))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        made.iter().all(|n| n == "plan.json" || n == "result.json"),
+        "a skipped case makes no disks: {made:?}"
+    );
     assert_eq!(xtask::run::exit_code(&[r]), xtask::exit::CANNOT_TEST);
 }
 

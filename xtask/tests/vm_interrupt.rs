@@ -3,24 +3,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-/// Polls `what` until it yields, at most `limit`.
-fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    let mut pause = Duration::from_millis(50);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {limit:?} (deadline passed)"
-        );
-        std::thread::sleep(pause); // poll with backoff until the deadline
-        pause = (pause * 2).min(Duration::from_millis(500));
-    }
-}
+use common::poll;
+use std::time::Duration;
 
 fn qemu_children(parent: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -76,21 +62,27 @@ fn ctrl_c_removes_the_running_cases_disks_and_keeps_its_results() {
             .is_some_and(|n| n.to_string_lossy().starts_with("disks-"))
     };
     // Running: the disk directory exists and the guest is up (its first boot recorded).
-    let qemu = poll("a booted guest", Duration::from_secs(600), || {
-        let disks = find(&results, 2, &is_disks);
-        let booted = find(&results, 2, &|p| p.ends_with("result.json"))
-            .iter()
-            .any(|r| {
-                std::fs::read_to_string(r)
-                    .is_ok_and(|t| t.contains("\"boot_ms\"") && !t.contains("\"boot_ms\": []"))
-            });
-        let q = qemu_children(child.id());
-        (!disks.is_empty() && booted && !q.is_empty()).then_some(q)
-    });
+    let qemu = poll(
+        Duration::from_secs(600),
+        || "no booted guest".into(),
+        || {
+            let disks = find(&results, 2, &is_disks);
+            let booted = find(&results, 2, &|p| p.ends_with("result.json"))
+                .iter()
+                .any(|r| {
+                    std::fs::read_to_string(r)
+                        .is_ok_and(|t| t.contains("\"boot_ms\"") && !t.contains("\"boot_ms\": []"))
+                });
+            let q = qemu_children(child.id());
+            (!disks.is_empty() && booted && !q.is_empty()).then_some(q)
+        },
+    );
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = poll("the bench's exit", Duration::from_secs(30), || {
-        child.try_wait().unwrap()
-    });
+    let status = poll(
+        Duration::from_secs(30),
+        || "the bench did not exit".into(),
+        || child.try_wait().unwrap(),
+    );
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
@@ -103,14 +95,18 @@ fn ctrl_c_removes_the_running_cases_disks_and_keeps_its_results() {
         "disk images left behind"
     );
     assert_eq!(find(&results, 2, &|p| p.ends_with("plan.json")).len(), 1);
-    poll("QEMU gone", Duration::from_secs(30), || {
-        // Gone, or a zombie waiting for a reaper that is not ours.
-        qemu.iter()
-            .all(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| {
-                    s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z'))
+    poll(
+        Duration::from_secs(30),
+        || "QEMU outlived the bench".into(),
+        || {
+            // Gone, or a zombie waiting for a reaper that is not ours.
+            qemu.iter()
+                .all(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| {
+                        s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z'))
+                    })
                 })
-            })
-            .then_some(())
-    });
+                .then_some(())
+        },
+    );
 }

@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
-use xtask::ondisk::{bitmap::Bitmap, redundancy::Geometry, superblock};
+use xtask::ondisk::{bitmap::Bitmap, redundancy, superblock};
 use xtask::report::Verdict;
 
 /// Judges the kept member images as the bench does, after flipping one byte of member
@@ -26,37 +26,30 @@ fn judge_after_flip(dir: &std::path::Path, members: &[&str], victim: usize, at: 
                 .starts_with("disks-")
         })
         .expect("the disks were kept");
-    let mut files = Vec::new();
-    let mut offsets = Vec::new();
-    let mut geometry = None;
-    for (i, m) in members.iter().enumerate() {
-        let path = disks.join(format!("{m}.img"));
-        let mut f = File::open(&path).unwrap();
-        let size = f.metadata().unwrap().len();
-        let (_, sb) = superblock::read_from(&mut f, size).unwrap();
-        offsets.push(sb.data_offset * 512);
-        geometry.get_or_insert(Geometry::from_super(&sb).unwrap());
-        if i == victim {
-            let mut w = OpenOptions::new()
-                .write(true)
-                .read(true)
-                .open(&path)
-                .unwrap();
-            w.seek(SeekFrom::Start(sb.data_offset * 512 + at)).unwrap();
-            w.write_all(&[0x5a]).unwrap();
-        }
-        files.push(f);
-    }
-    geometry
-        .unwrap()
-        .inconsistent(
-            &mut files,
-            &offsets,
-            bitmap.sb.sync_size * 512,
-            bitmap.chunk_bytes(),
-        )
-        .unwrap()
-        .chunks
+    let paths: Vec<std::path::PathBuf> = members
+        .iter()
+        .map(|m| disks.join(format!("{m}.img")))
+        .collect();
+    let victim_path = &paths[victim];
+    let mut w = OpenOptions::new()
+        .write(true)
+        .read(true)
+        .open(victim_path)
+        .unwrap();
+    let size = w.metadata().unwrap().len();
+    let (_, sb) = superblock::read_from(&mut w, size).unwrap();
+    w.seek(SeekFrom::Start(sb.data_offset * 512 + at)).unwrap();
+    w.write_all(&[0x5a]).unwrap();
+    drop(w);
+    redundancy::judge_images(
+        &paths,
+        true,
+        bitmap.sb.sync_size * 512,
+        bitmap.chunk_bytes(),
+    )
+    .unwrap()
+    .divergence
+    .chunks
 }
 
 fn passes_with_divergence(variant: &str, seed: u64) -> (tempfile::TempDir, std::path::PathBuf) {

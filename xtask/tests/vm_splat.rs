@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::poll;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use xtask::vm::{Disk, Vm};
@@ -26,22 +27,19 @@ fn wait_console(
     limit: Duration,
     ready: impl Fn(&str) -> bool,
 ) -> String {
-    let deadline = Instant::now() + limit;
-    let mut pause = Duration::from_millis(20);
-    loop {
-        let text = std::fs::read_to_string(console).unwrap_or_default();
-        if ready(&text) {
-            return text;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "no {what} on the console within {limit:?} (deadline passed); tail:\n{}",
-            xtask::vm::read_tail(console, 30)
-        );
-        std::thread::sleep(pause.min(left)); // poll the console with backoff until the deadline
-        pause = (pause * 2).min(Duration::from_millis(250));
-    }
+    poll(
+        limit,
+        || {
+            format!(
+                "no {what} on the console; tail:\n{}",
+                xtask::vm::read_tail(console, 30)
+            )
+        },
+        || {
+            let text = std::fs::read_to_string(console).unwrap_or_default();
+            ready(&text).then_some(text)
+        },
+    )
 }
 
 /// `wait_console` for a line holding `marker`.

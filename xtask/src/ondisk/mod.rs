@@ -1,7 +1,6 @@
 //! Decoders (and one writer) for what md leaves on disk, read from raw images on the host.
 
 pub mod bitmap;
-pub mod compare;
 pub mod redundancy;
 pub mod superblock;
 pub mod xfs;

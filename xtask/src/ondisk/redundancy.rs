@@ -7,9 +7,10 @@
 //! sector), for RAID10 the array itself (raid10 marks array sectors, and its
 //! `resync_max_sectors` is the array size). The bitmap's `sync_size` is that space's length.
 
-use super::compare::Divergence;
-use super::superblock::MdSuper;
+use super::superblock::{self, MdSuper};
+use anyhow::Context;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
 
 /// md's `ALGORITHM_LEFT_SYMMETRIC`, mdadm's default RAID5/6 layout.
 pub const LEFT_SYMMETRIC: u32 = 2;
@@ -199,6 +200,59 @@ impl Geometry {
             bytes_compared: space,
         })
     }
+}
+
+/// Member images judged as md lays them out.
+pub struct MemberImages {
+    /// Each member's data offset, in sectors (0 without superblocks).
+    pub data_offsets: Vec<u64>,
+    pub geometry: Geometry,
+    pub divergence: Divergence,
+}
+
+/// Reads each member image's superblock (when the array has them) for its data offset and
+/// the array's geometry, then the chunks of `space` bytes of bitmap space that disagree.
+/// Without superblocks (`mdadm --build`) the members are a mirror from sector 0.
+pub fn judge_images(
+    paths: &[PathBuf],
+    superblocks: bool,
+    space: u64,
+    chunk_bytes: u64,
+) -> anyhow::Result<MemberImages> {
+    let mut files = Vec::new();
+    let mut data_offsets = Vec::new();
+    let mut geometry = None;
+    for p in paths {
+        let mut f = std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?;
+        if superblocks {
+            let size = f.metadata()?.len();
+            let (_, sb) = superblock::read_from(&mut f, size)
+                .with_context(|| format!("md superblock of {}", p.display()))?;
+            data_offsets.push(sb.data_offset);
+            geometry.get_or_insert(
+                Geometry::from_super(&sb).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+            );
+        } else {
+            data_offsets.push(0);
+        }
+        files.push(f);
+    }
+    let geometry = geometry.unwrap_or(Geometry::mirror(files.len()));
+    let offsets: Vec<u64> = data_offsets.iter().map(|o| o * 512).collect();
+    let divergence = geometry.inconsistent(&mut files, &offsets, space, chunk_bytes)?;
+    Ok(MemberImages {
+        data_offsets,
+        geometry,
+        divergence,
+    })
+}
+
+/// What [`Geometry::inconsistent`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Divergence {
+    /// Bitmap chunks whose copies or parity disagree, ascending.
+    pub chunks: Vec<u64>,
+    pub bytes_compared: u64,
 }
 
 /// Bitmap chunks seen to disagree.
@@ -447,5 +501,163 @@ mod tests {
         // Q of one slot is the data itself; of two, D0 ^ 2*D1.
         assert_eq!(syndrome(&[&[0x53]], 1), vec![0x53]);
         assert_eq!(syndrome(&[&[0x01], &[0x80]], 1), vec![0x01 ^ 0x1d]);
+    }
+
+    /// The mirror's walk, as RAID1 members: chunk `k` is bytes `k * chunk..` of each
+    /// member's data area.
+    const MIRROR_UNIT: usize = 1 << 20;
+
+    fn mirror2(
+        a: Cursor<Vec<u8>>,
+        b: Cursor<Vec<u8>>,
+        offset_a: u64,
+        offset_b: u64,
+        len: u64,
+        chunk: u64,
+    ) -> io::Result<Divergence> {
+        Geometry::mirror(2).inconsistent(&mut [a, b], &[offset_a, offset_b], len, chunk)
+    }
+
+    fn member(offset: usize, data: &[u8]) -> Cursor<Vec<u8>> {
+        let mut v = vec![0xeeu8; offset];
+        v.extend_from_slice(data);
+        Cursor::new(v)
+    }
+
+    fn pattern_bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn identical_members_have_no_divergence() {
+        let data = pattern_bytes(3 * MIRROR_UNIT + 100);
+        let a = member(4096, &data);
+        let b = member(1 << 20, &data);
+        let d = mirror2(a, b, 4096, 1 << 20, data.len() as u64, 65536).unwrap();
+        assert_eq!(
+            d,
+            Divergence {
+                chunks: vec![],
+                bytes_compared: data.len() as u64
+            }
+        );
+    }
+
+    #[test]
+    fn reports_each_differing_chunk_once_in_order() {
+        let data = pattern_bytes(3 * MIRROR_UNIT);
+        let mut other = data.clone();
+        // chunk 0 first byte; chunk 5 last byte; chunk 16 (first chunk of block 1);
+        // two bytes in chunk 40.
+        for i in [
+            0usize,
+            6 * 65536 - 1,
+            16 * 65536,
+            40 * 65536 + 3,
+            40 * 65536 + 9000,
+        ] {
+            other[i] ^= 0xff;
+        }
+        let d = mirror2(
+            Cursor::new(data.clone()),
+            Cursor::new(other.clone()),
+            0,
+            0,
+            data.len() as u64,
+            65536,
+        )
+        .unwrap();
+        assert_eq!(d.chunks, vec![0, 5, 16, 40]);
+        assert_eq!(d.bytes_compared, data.len() as u64);
+    }
+
+    #[test]
+    fn chunks_larger_than_a_block_are_reported_once() {
+        let chunk = 4 * MIRROR_UNIT as u64;
+        let data = pattern_bytes(10 * MIRROR_UNIT);
+        let mut other = data.clone();
+        for i in [
+            1usize,
+            MIRROR_UNIT + 5,
+            2 * MIRROR_UNIT + 7,
+            9 * MIRROR_UNIT,
+        ] {
+            other[i] ^= 1;
+        }
+        let d = mirror2(
+            Cursor::new(data.clone()),
+            Cursor::new(other.clone()),
+            0,
+            0,
+            data.len() as u64,
+            chunk,
+        )
+        .unwrap();
+        assert_eq!(d.chunks, vec![0, 2]);
+    }
+
+    #[test]
+    fn chunk_straddling_blocks_with_differences_in_both() {
+        // chunk size not dividing the block: chunk 1 spans blocks 0 and 1.
+        let chunk = 3 * MIRROR_UNIT as u64 / 4 * 2; // 1.5 blocks
+        let data = pattern_bytes(3 * MIRROR_UNIT);
+        let mut other = data.clone();
+        other[MIRROR_UNIT - 1] ^= 1; // chunk 0 (0..1.5 blocks)
+        other[MIRROR_UNIT + MIRROR_UNIT / 2 + 1] ^= 1; // chunk 1 (1.5..3 blocks), block 1
+        other[2 * MIRROR_UNIT + 1] ^= 1; // chunk 1, block 2
+        let d = mirror2(
+            Cursor::new(data.clone()),
+            Cursor::new(other.clone()),
+            0,
+            0,
+            data.len() as u64,
+            chunk,
+        )
+        .unwrap();
+        assert_eq!(d.chunks, vec![0, 1]);
+    }
+
+    #[test]
+    fn offsets_and_partial_last_chunk() {
+        let data = pattern_bytes(10_000);
+        let mut other = data.clone();
+        other[9_999] ^= 1;
+        let a = member(512, &data);
+        let b = member(8192, &other);
+        let d = mirror2(a, b, 512, 8192, 10_000, 4096).unwrap();
+        assert_eq!(d.chunks, vec![2]);
+        assert_eq!(d.bytes_compared, 10_000);
+        // Only the data area is compared: bytes past data_len differ freely.
+        let a = member(0, &[data.clone(), vec![1; 10]].concat());
+        let b = member(0, &[data.clone(), vec![2; 10]].concat());
+        let d = mirror2(a, b, 0, 0, 10_000, 4096).unwrap();
+        assert!(d.chunks.is_empty());
+    }
+
+    #[test]
+    fn short_member_is_an_error() {
+        let data = pattern_bytes(5000);
+        let err = mirror2(
+            Cursor::new(data.clone()),
+            Cursor::new(data[..4000].to_vec()),
+            0,
+            0,
+            5000,
+            4096,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn zero_chunk_size_is_invalid() {
+        let err = mirror2(Cursor::new(vec![]), Cursor::new(vec![]), 0, 0, 0, 0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn empty_data_area() {
+        let d = mirror2(Cursor::new(vec![]), Cursor::new(vec![]), 0, 0, 0, 4096).unwrap();
+        assert_eq!(d, Divergence::default());
     }
 }

@@ -12,14 +12,7 @@ use xtask::report::CaseResult;
 
 pub fn bench() -> &'static Bench {
     static BENCH: OnceLock<Bench> = OnceLock::new();
-    BENCH.get_or_init(|| {
-        // CI installs the packages first; a test never runs apt-get.
-        let opts = Options {
-            install: false,
-            ..Options::default()
-        };
-        Bench::prepare(&opts).unwrap_or_else(|e| panic!("prepare the bench: {e:#}"))
-    })
+    BENCH.get_or_init(|| bench_with(xtask::kernel::KernelSpec::Debian))
 }
 
 /// Plans a case given as YAML text, as if it were `cases/<name>.yaml`.
@@ -74,7 +67,7 @@ pub fn scratch_disk(dir: &Path, name: &str, size: u64) -> xtask::vm::Disk {
     }
 }
 
-/// A bench for another kernel (built, given...), prepared like [`bench`]: no apt-get.
+/// A bench for `kernel`. CI installs the packages first; a test never runs apt-get.
 pub fn bench_with(kernel: xtask::kernel::KernelSpec) -> Bench {
     let opts = Options {
         kernel,
@@ -82,4 +75,26 @@ pub fn bench_with(kernel: xtask::kernel::KernelSpec) -> Bench {
         install: false,
     };
     Bench::prepare(&opts).unwrap_or_else(|e| panic!("prepare the bench: {e:#}"))
+}
+
+/// Polls `f` with backoff until it yields, at most `limit`; past the deadline the test
+/// fails with `failure()`.
+pub fn poll<T>(
+    limit: std::time::Duration,
+    failure: impl FnOnce() -> String,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    let mut pause = std::time::Duration::from_millis(20);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            panic!("{} (deadline of {limit:?} passed)", failure());
+        }
+        std::thread::sleep(pause.min(left)); // poll with backoff until the deadline
+        pause = (pause * 2).min(std::time::Duration::from_millis(250));
+    }
 }
