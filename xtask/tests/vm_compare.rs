@@ -53,47 +53,43 @@ fn the_same_kernel_on_both_sides_runs_the_same_seed_and_does_not_regress() {
     }
 }
 
-#[test]
-fn a_kernel_argument_of_no_known_form_is_refused_with_its_name() {
+/// Runs `compare` with `args` (and a results directory) and checks it is refused before
+/// anything runs; returns its stderr.
+fn refused(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("r");
-    let (code, _, err) = xtask(&[
-        "compare",
-        "--base",
-        "/no/such/kernel",
-        "--patched",
-        "debian",
+    let mut all = vec!["compare"];
+    all.extend(args);
+    all.extend([
         "smoke",
         "--no-install",
         "--results",
         results.to_str().unwrap(),
     ]);
+    let (code, _, err) = xtask(&all);
     assert_eq!(code, 125, "{err}");
+    assert!(!results.exists(), "nothing ran");
+    err
+}
+
+#[test]
+fn a_kernel_argument_of_no_known_form_is_refused_with_its_name() {
+    let err = refused(&["--base", "/no/such/kernel", "--patched", "debian"]);
     assert!(
         err.contains("/no/such/kernel") && err.contains("bzImage"),
         "{err}"
     );
-    assert!(!results.exists(), "nothing ran");
 }
 
 #[test]
 fn a_modules_tree_for_a_kernel_that_is_not_a_bzimage_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let results = dir.path().join("r");
-    let (code, _, err) = xtask(&[
-        "compare",
+    let err = refused(&[
         "--base",
         "debian",
         "--base-modules",
-        dir.path().to_str().unwrap(),
+        "/tmp",
         "--patched",
         "debian",
-        "smoke",
-        "--no-install",
-        "--results",
-        results.to_str().unwrap(),
     ]);
-    assert_eq!(code, 125, "{err}");
     assert!(err.contains("--base-modules goes with a bzImage"), "{err}");
-    assert!(!results.exists(), "nothing ran");
 }

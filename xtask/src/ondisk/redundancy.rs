@@ -507,6 +507,13 @@ mod tests {
     /// member's data area.
     const MIRROR_UNIT: usize = 1 << 20;
 
+    /// Two members with their data at offset 0, compared over all of `a`.
+    fn differing(a: &[u8], b: &[u8], chunk: u64) -> Divergence {
+        let (a, b) = (Cursor::new(a.to_vec()), Cursor::new(b.to_vec()));
+        let len = a.get_ref().len() as u64;
+        mirror2(a, b, 0, 0, len, chunk).unwrap()
+    }
+
     fn mirror2(
         a: Cursor<Vec<u8>>,
         b: Cursor<Vec<u8>>,
@@ -558,15 +565,7 @@ mod tests {
         ] {
             other[i] ^= 0xff;
         }
-        let d = mirror2(
-            Cursor::new(data.clone()),
-            Cursor::new(other.clone()),
-            0,
-            0,
-            data.len() as u64,
-            65536,
-        )
-        .unwrap();
+        let d = differing(&data, &other, 65536);
         assert_eq!(d.chunks, vec![0, 5, 16, 40]);
         assert_eq!(d.bytes_compared, data.len() as u64);
     }
@@ -584,16 +583,7 @@ mod tests {
         ] {
             other[i] ^= 1;
         }
-        let d = mirror2(
-            Cursor::new(data.clone()),
-            Cursor::new(other.clone()),
-            0,
-            0,
-            data.len() as u64,
-            chunk,
-        )
-        .unwrap();
-        assert_eq!(d.chunks, vec![0, 2]);
+        assert_eq!(differing(&data, &other, chunk).chunks, vec![0, 2]);
     }
 
     #[test]
@@ -605,16 +595,7 @@ mod tests {
         other[MIRROR_UNIT - 1] ^= 1; // chunk 0 (0..1.5 blocks)
         other[MIRROR_UNIT + MIRROR_UNIT / 2 + 1] ^= 1; // chunk 1 (1.5..3 blocks), block 1
         other[2 * MIRROR_UNIT + 1] ^= 1; // chunk 1, block 2
-        let d = mirror2(
-            Cursor::new(data.clone()),
-            Cursor::new(other.clone()),
-            0,
-            0,
-            data.len() as u64,
-            chunk,
-        )
-        .unwrap();
-        assert_eq!(d.chunks, vec![0, 1]);
+        assert_eq!(differing(&data, &other, chunk).chunks, vec![0, 1]);
     }
 
     #[test]
