@@ -1,14 +1,14 @@
 //! What every VM of a run shares, prepared once: host tools, the kernel, the guest image,
 //! the accelerator.
 
-use crate::cache::Cache;
+use crate::host::cache::Cache;
 use crate::host::{self, Accel};
 use crate::image::{self, Image};
 use crate::kernel::{self, Kernel, KernelSpec};
 use crate::vm::{Disk, Vm, VmConfig};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -36,23 +36,15 @@ pub struct Bench {
     pub kernel: Kernel,
     /// The kernel's options, read once from its config (when known): what a case's
     /// `requires` is checked against.
-    pub kernel_options: Option<BTreeMap<String, crate::kconfig::Value>>,
+    pub kernel_options: Option<BTreeMap<String, crate::kernel::config::Value>>,
     pub image: Image,
     pub accel: Accel,
     pub qemu_version: String,
 }
 
-/// The checkout this crate was built from.
-pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
 impl Bench {
     pub fn prepare(opts: &Options) -> Result<Self> {
-        let project = project_root();
+        let project = host::project_root();
         host::ensure_tools("host tools", host::TOOLS, opts.install)?;
         let cache = Cache::from_env()?;
         let kernel =
@@ -62,7 +54,7 @@ impl Bench {
             .as_ref()
             .map(|path| {
                 std::fs::read_to_string(path)
-                    .map(|text| crate::kconfig::parse_config(&text))
+                    .map(|text| crate::kernel::config::parse_config(&text))
                     .with_context(|| format!("read the kernel's config {}", path.display()))
             })
             .transpose()?;

@@ -52,8 +52,8 @@ mod flags {
         #[arg(long = "config", value_name = "FRAGMENT", requires = "build_source")]
         pub configs: Vec<PathBuf>,
         /// defconfig (+ kvm_guest.config) or tinyconfig (+ kernel-configs/tiny.config).
-        #[arg(long, value_enum, default_value_t = xtask::kbuild::Base::Defconfig, requires = "build_source")]
-        pub base: xtask::kbuild::Base,
+        #[arg(long, value_enum, default_value_t = xtask::kernel::build::Base::Defconfig, requires = "build_source")]
+        pub base: xtask::kernel::build::Base,
     }
 
     #[derive(Subcommand)]
@@ -93,8 +93,8 @@ mod flags {
         #[arg(long = "config", value_name = "FRAGMENT")]
         pub configs: Vec<PathBuf>,
         /// The config base for kernels built from trees.
-        #[arg(long, value_enum, default_value_t = xtask::kbuild::Base::Defconfig)]
-        pub config_base: xtask::kbuild::Base,
+        #[arg(long, value_enum, default_value_t = xtask::kernel::build::Base::Defconfig)]
+        pub config_base: xtask::kernel::build::Base,
         /// Case files or names; all of cases/ when none.
         pub cases: Vec<String>,
         /// Only cases whose name contains this (repeatable).
@@ -171,8 +171,8 @@ mod flags {
     }
 }
 
-fn build_spec(b: &flags::BuildFlags) -> Option<xtask::kbuild::BuildSpec> {
-    use xtask::kbuild::Source;
+fn build_spec(b: &flags::BuildFlags) -> Option<xtask::kernel::build::BuildSpec> {
+    use xtask::kernel::build::Source;
     let source = match (&b.tree, &b.debian_source) {
         (Some(tree), _) => Source::Tree(tree.clone()),
         (None, Some(series)) => Source::Debian {
@@ -180,7 +180,7 @@ fn build_spec(b: &flags::BuildFlags) -> Option<xtask::kbuild::BuildSpec> {
         },
         (None, None) => return None,
     };
-    Some(xtask::kbuild::BuildSpec {
+    Some(xtask::kernel::build::BuildSpec {
         source,
         base: b.base,
         fragments: b.configs.clone(),
@@ -205,17 +205,7 @@ fn kernel_options(k: &flags::KernelFlags) -> xtask::bench::Options {
 
 fn kernel_build(k: &flags::KernelBuild) -> anyhow::Result<u8> {
     let spec = build_spec(&k.build).expect("clap requires --tree or --debian-source");
-    let cache = xtask::cache::Cache::from_env()?;
-    let b = xtask::kbuild::build(&cache, &xtask::bench::project_root(), &spec, !k.no_install)?;
-    println!("bzImage  {}", b.bzimage.display());
-    match &b.modules {
-        Some(m) => println!("modules  {}", m.display()),
-        None => println!("modules  none (everything is built in)"),
-    }
-    println!("release  {}", b.release);
-    println!("config   {}", b.config.display());
-    println!("log      {}", b.log.display());
-    Ok(xtask::exit::OK)
+    xtask::cli::kernel_build::run(&spec, !k.no_install)
 }
 
 /// A KERNEL argument of `compare` as bench options; `side` names it in errors.
@@ -246,7 +236,7 @@ fn compare_side(
 fn compare(c: flags::Compare) -> anyhow::Result<u8> {
     let base = compare_side(&c, "base", &c.base, &c.base_modules)?;
     let patched = compare_side(&c, "patched", &c.patched, &c.patched_modules)?;
-    xtask::compare::cli(xtask::compare::CompareArgs {
+    xtask::cli::compare::run(xtask::cli::compare::CompareArgs {
         base,
         patched,
         cases: c.cases,
@@ -262,7 +252,7 @@ fn main() -> ExitCode {
     let cli = flags::Cli::parse();
     let result = match cli.command {
         flags::Cmd::Compare(c) => compare(c),
-        flags::Cmd::Run(r) => xtask::run::cli(xtask::run::RunArgs {
+        flags::Cmd::Run(r) => xtask::cli::run::run(xtask::cli::run::RunArgs {
             cases: r.cases,
             filters: r.filters,
             bench: kernel_options(&r.kernel),
@@ -271,34 +261,16 @@ fn main() -> ExitCode {
             results: r.results,
             repeat: r.repeat,
         }),
-        flags::Cmd::Setup(k) => xtask::bench::Bench::prepare(&kernel_options(&k)).map(|b| {
-            println!(
-                "kernel  {} ({})",
-                b.kernel.vmlinuz.display(),
-                b.kernel.info.release
-            );
-            println!("image   {}", b.image.initramfs.display());
-            println!("accel   {}", b.accel.as_str());
-            xtask::exit::OK
-        }),
-        flags::Cmd::Exec(e) => xtask::run::exec(&kernel_options(&e.kernel), &e.command),
-        flags::Cmd::Examine(x) => x
-            .paths
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, path)| {
-                let text = xtask::examine::examine(path)?;
-                print!("{}{text}", if i > 0 { "\n" } else { "" });
-                Ok(())
-            })
-            .map(|()| xtask::exit::OK),
+        flags::Cmd::Setup(k) => xtask::cli::setup::run(&kernel_options(&k)),
+        flags::Cmd::Exec(e) => xtask::cli::exec::run(&kernel_options(&e.kernel), &e.command),
+        flags::Cmd::Examine(x) => xtask::cli::examine::run(&x.paths),
         flags::Cmd::Kernel(flags::KernelCmd::Build(k)) => kernel_build(&k),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(xtask::exit::CANNOT_TEST)
+            ExitCode::from(xtask::result::exit::CANNOT_TEST)
         }
     }
 }

@@ -79,7 +79,7 @@ fn a_modules_dir_without_md_is_named() {
     let modules = dir.path().join("lib/modules/6.12.0");
     std::fs::create_dir_all(modules.join("kernel")).unwrap();
     std::fs::write(modules.join("modules.order"), "").unwrap();
-    let cache = xtask::cache::Cache::from_env().unwrap();
+    let cache = xtask::host::cache::Cache::from_env().unwrap();
     // Any real bzImage will do for the header check: the one the bench already cached.
     let Some(vmlinuz) = cache
         .entries("kernels")

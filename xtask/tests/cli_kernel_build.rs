@@ -129,7 +129,7 @@ fn a_fragment_with_a_typo_names_the_option() {
         "CONFIG_MD=y\nCONFIG_BLK_DEV_MD=y\nCONFIG_MD_RAID5=y\nCONFIG_PVH=y\n",
     )
     .unwrap();
-    let cache = xtask::cache::Cache::from_env().unwrap();
+    let cache = xtask::host::cache::Cache::from_env().unwrap();
     let builds_before = cache.entries("builds");
     let kbuild_before = std::fs::read_dir(cache.root().join("kbuild"))
         .map(|d| d.count())

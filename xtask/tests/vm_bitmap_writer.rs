@@ -9,11 +9,11 @@ use common::*;
 use std::time::Duration;
 use xtask::ondisk::bitmap::{self, Bitmap, BitmapSuper};
 use xtask::ondisk::superblock;
-use xtask::run::{guest_run, poll_guest};
+use xtask::vm::guest;
 use xtask::vm::Vm;
 
 fn sh(vm: &mut Vm, cmd: &str) -> String {
-    let out = guest_run(vm, cmd, &[], Duration::from_secs(120)).unwrap();
+    let out = guest::run(vm, cmd, &[], Duration::from_secs(120)).unwrap();
     assert!(out.success(), "`{cmd}`: {out:?}");
     out.stdout
 }
@@ -63,7 +63,7 @@ fn a_bitmap_file_written_by_the_bench_is_taken_like_mdadms() {
     );
     sh(&mut vm, "mdadm --create /dev/md0 --run --level=1 --raid-devices=2 --metadata=1.2 --bitmap=none /dev/vda /dev/vdb");
     let in_sync = "grep -qx idle /sys/block/md0/md/sync_action && grep -qx none /sys/block/md0/md/resync_start";
-    poll_guest(&mut vm, in_sync, &[], Duration::from_secs(300)).unwrap();
+    guest::poll_until(&mut vm, in_sync, &[], Duration::from_secs(300)).unwrap();
 
     // mdadm's way.
     sh(

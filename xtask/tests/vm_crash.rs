@@ -8,7 +8,7 @@ use common::*;
 use std::collections::BTreeSet;
 use xtask::check;
 use xtask::ondisk::bitmap::Bitmap;
-use xtask::report::{CaseResult, Verdict};
+use xtask::result::{CaseResult, Verdict};
 
 fn figures<'a>(r: &'a CaseResult, name: &str) -> &'a serde_json::Value {
     &r.checks

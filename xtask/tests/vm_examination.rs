@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use xtask::report::Verdict;
+use xtask::result::Verdict;
 
 #[test]
 fn examination_passes_and_its_samples_saw_dirty_bits() {

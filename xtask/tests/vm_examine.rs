@@ -8,15 +8,15 @@ mod common;
 use agent::{Request, Response};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use xtask::examine::examine;
-use xtask::run::{guest_run, poll_guest};
+use xtask::cli::examine::examine;
+use xtask::vm::guest;
 use xtask::vm::{Disk, Vm};
 
 const MIB: u64 = 1 << 20;
 
 /// Runs `cmd`, which must succeed; its stdout.
 fn sh(vm: &mut Vm, cmd: &str, limit_s: u64) -> String {
-    let out = guest_run(vm, cmd, &[], Duration::from_secs(limit_s))
+    let out = guest::run(vm, cmd, &[], Duration::from_secs(limit_s))
         .unwrap_or_else(|e| panic!("`{cmd}`: {e:#}\n{}", vm.console_tail(20)));
     assert!(
         out.success(),
@@ -45,7 +45,7 @@ fn wait_in_sync(vm: &mut Vm, md: &str) {
     let cmd = format!(
         "grep -qx idle /sys/block/{md}/md/sync_action && grep -qx none /sys/block/{md}/md/resync_start"
     );
-    poll_guest(vm, &cmd, &[], Duration::from_secs(120))
+    guest::poll_until(vm, &cmd, &[], Duration::from_secs(120))
         .unwrap_or_else(|e| panic!("{md} resync: {e:#}\n{}", vm.console_tail(20)));
 }
 

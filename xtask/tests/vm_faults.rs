@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use xtask::report::Verdict;
+use xtask::result::Verdict;
 
 #[test]
 fn a_fault_case_is_skipped_on_a_kernel_without_the_injectors() {
@@ -35,7 +35,10 @@ fn a_fault_case_is_skipped_on_a_kernel_without_the_injectors() {
         made.iter().all(|n| n == "plan.json" || n == "result.json"),
         "a skipped case makes no disks: {made:?}"
     );
-    assert_eq!(xtask::run::exit_code(&[r]), xtask::exit::CANNOT_TEST);
+    assert_eq!(
+        xtask::result::exit::exit_code(&[r]),
+        xtask::result::exit::CANNOT_TEST
+    );
 }
 
 #[test]

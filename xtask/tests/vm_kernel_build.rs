@@ -6,9 +6,9 @@ mod common;
 
 use common::*;
 use std::time::Instant;
-use xtask::kbuild::{Base, BuildSpec, Source};
+use xtask::kernel::build::{Base, BuildSpec, Source};
 use xtask::kernel::KernelSpec;
-use xtask::report::Verdict;
+use xtask::result::Verdict;
 
 fn tiny_spec() -> KernelSpec {
     KernelSpec::Build(BuildSpec {
@@ -67,7 +67,7 @@ fn a_tiny_kernel_built_from_debian_source_runs_the_smoke_case() {
 
     // The second acquisition finds the entry: no configure, no make.
     let again = Instant::now();
-    let cache = xtask::cache::Cache::from_env().unwrap();
+    let cache = xtask::host::cache::Cache::from_env().unwrap();
     let k = xtask::kernel::acquire(&cache, &tiny_spec(), false).unwrap();
     assert_eq!(k.vmlinuz, b.kernel.vmlinuz);
     assert!(
@@ -79,7 +79,7 @@ fn a_tiny_kernel_built_from_debian_source_runs_the_smoke_case() {
     let plan = plan_file("smoke", 21);
     let dir = tempfile::tempdir().unwrap();
     let case_started = Instant::now();
-    let r = xtask::run::run_case(&b, &plan, &dir.path().join("smoke"));
+    let r = run_on(&b, &plan, &dir.path().join("smoke"));
     let console = std::fs::read_to_string(dir.path().join("smoke/console.log")).unwrap_or_default();
     assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{console}", r.reason);
     eprintln!(

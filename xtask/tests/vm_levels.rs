@@ -9,7 +9,7 @@ use common::*;
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
 use xtask::ondisk::{bitmap::Bitmap, redundancy, superblock};
-use xtask::report::Verdict;
+use xtask::result::Verdict;
 
 /// Judges the kept member images as the bench does, after flipping one byte of member
 /// `victim` at data-area byte `at` (with `flip` as `Some((victim, at))`); returns the

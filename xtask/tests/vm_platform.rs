@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use xtask::report::Verdict;
+use xtask::result::Verdict;
 
 #[test]
 fn smoke_case_passes_and_records_what_the_guest_did() {
@@ -123,7 +123,7 @@ fn agent_reads_files_directly_and_maps_their_extents() {
     let disks = vec![scratch_disk(dir.path(), "fs", 64 << 20)];
     let cfg = b.vm_config(512, 2, disks, dir.path().join("console.log"));
     let mut vm = b.boot(&cfg).unwrap();
-    let out = xtask::run::guest_run(
+    let out = xtask::vm::guest::run(
         &mut vm,
         "mkfs.ext4 -q -F /dev/vda && mount /dev/vda /mnt && dd if=/dev/urandom of=/mnt/f bs=4k count=3 status=none && sync",
         &[],
@@ -196,7 +196,7 @@ fn a_given_bzimage_and_modules_tree_run_the_smoke_case() {
     );
     let plan = plan_file("smoke", 6);
     let dir = tempfile::tempdir().unwrap();
-    let r = xtask::run::run_case(&given, &plan, &dir.path().join("smoke"));
+    let r = run_on(&given, &plan, &dir.path().join("smoke"));
     assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reason);
     assert_eq!(r.kernel.source, "bzimage");
     assert!(

@@ -15,7 +15,7 @@ fn fs_disk(dir: &Path) -> Disk {
 }
 
 fn run(vm: &mut Vm, cmd: &str) -> String {
-    let out = xtask::run::guest_run(vm, cmd, &[], Duration::from_secs(60)).unwrap();
+    let out = xtask::vm::guest::run(vm, cmd, &[], Duration::from_secs(60)).unwrap();
     assert!(out.success(), "`{cmd}`: {out:?}");
     out.stdout
 }
@@ -57,7 +57,7 @@ fn block_a_writer(vm: &mut Vm) {
         "mkfs.ext4 -q -F /dev/vda && mount /dev/vda /mnt && fsfreeze --freeze /mnt \
          && { sh -c 'echo x > /mnt/f' </dev/null >/dev/null 2>&1 & }",
     );
-    xtask::run::poll_guest(
+    xtask::vm::guest::poll_until(
         vm,
         "for s in /proc/[0-9]*/stat; do grep -q '^[0-9]* (sh) D ' $s 2>/dev/null && exit 0; done; exit 1",
         &[],
@@ -81,21 +81,25 @@ fn a_writer_blocked_on_a_frozen_filesystem_is_a_hung_task_and_sysrq_w_is_no_spla
 
     // The bench's own dump of the blocked tasks (what a stalled case fails with) shows
     // the writer's stack, and is not a splat.
-    let report = xtask::stall::blocked_tasks(&mut vm);
+    let report = xtask::scenario::stall::blocked_tasks(&mut vm);
     assert!(report.contains("state:D"), "{report}");
     assert!(
-        xtask::stall::task_names(&report).contains(&"sh".to_string()),
+        xtask::logs::blocked::task_names(&report).contains(&"sh".to_string()),
         "{report}"
     );
     let text = std::fs::read_to_string(&console).unwrap();
-    assert_eq!(xtask::splat::scan(&text), vec![], "sysrq w is diagnostics");
+    assert_eq!(
+        xtask::logs::splat::scan(&text),
+        vec![],
+        "sysrq w is diagnostics"
+    );
 
     // Two seconds in D state is now a hung task; khungtaskd checks every two seconds.
     let asked = Instant::now();
     run(&mut vm, "echo 2 > /proc/sys/kernel/hung_task_timeout_secs");
     let text = wait_marker(&console, "blocked for more than", Duration::from_secs(30));
     let reported = asked.elapsed();
-    let splats = xtask::splat::scan(&text);
+    let splats = xtask::logs::splat::scan(&text);
     let hung = splats
         .iter()
         .find(|s| s.title == "hung task: sh")
@@ -118,7 +122,8 @@ fn a_writer_blocked_on_a_frozen_filesystem_is_a_hung_task_and_sysrq_w_is_no_spla
         &mut vm,
         "echo 0 > /proc/sys/kernel/hung_task_timeout_secs && fsfreeze --unfreeze /mnt",
     );
-    xtask::run::poll_guest(&mut vm, "grep -qx x /mnt/f", &[], Duration::from_secs(20)).unwrap();
+    xtask::vm::guest::poll_until(&mut vm, "grep -qx x /mnt/f", &[], Duration::from_secs(20))
+        .unwrap();
     let vm_boot = vm.boot;
     vm.quit(Duration::from_secs(10)).unwrap();
     eprintln!(
@@ -157,7 +162,7 @@ fn capture_console_logs() {
         "blocked for more than 4 seconds",
         Duration::from_secs(30),
     );
-    let _ = xtask::run::guest_run(
+    let _ = xtask::vm::guest::run(
         &mut vm,
         "echo c > /proc/sysrq-trigger",
         &[],
@@ -169,7 +174,7 @@ fn capture_console_logs() {
     let console = out.join("sysrq-c.console");
     let cfg = b.vm_config(512, 2, vec![], console.clone());
     let mut vm = b.boot(&cfg).unwrap();
-    let _ = xtask::run::guest_run(
+    let _ = xtask::vm::guest::run(
         &mut vm,
         "echo c > /proc/sysrq-trigger",
         &[],

@@ -6,7 +6,7 @@ pub mod cpio;
 pub mod elf;
 pub mod modules;
 
-use crate::cache::Cache;
+use crate::host::cache::Cache;
 use crate::kernel::Kernel;
 use anyhow::{Context, Result};
 use serde::Deserialize;

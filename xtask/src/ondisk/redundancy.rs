@@ -210,11 +210,30 @@ pub struct MemberImages {
     pub divergence: Divergence,
 }
 
-/// Reads each member image's superblock (when the array has them) for its data offset and
-/// the array's geometry, then the chunks of `space` bytes of bitmap space that disagree.
-/// Without superblocks (`mdadm --build`) the members are a mirror from sector 0.
+/// Opens each member image and judges it with [`judge_members`].
 pub fn judge_images(
     paths: &[PathBuf],
+    superblocks: bool,
+    space: u64,
+    chunk_bytes: u64,
+) -> anyhow::Result<MemberImages> {
+    let members = paths
+        .iter()
+        .map(|p| {
+            std::fs::File::open(p)
+                .with_context(|| format!("open {}", p.display()))
+                .map(|f| (p.display().to_string(), f))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    judge_members(members, superblocks, space, chunk_bytes)
+}
+
+/// Reads each member's superblock (when the array has them) for its data offset and the
+/// array's geometry, then the chunks of `space` bytes of bitmap space that disagree.
+/// Without superblocks (`mdadm --build`) the members are a mirror from sector 0. Each
+/// member comes with the name its errors give.
+pub fn judge_members<R: Read + Seek>(
+    members: Vec<(String, R)>,
     superblocks: bool,
     space: u64,
     chunk_bytes: u64,
@@ -222,15 +241,14 @@ pub fn judge_images(
     let mut files = Vec::new();
     let mut data_offsets = Vec::new();
     let mut geometry = None;
-    for p in paths {
-        let mut f = std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?;
+    for (name, mut f) in members {
         if superblocks {
-            let size = f.metadata()?.len();
+            let size = f.seek(io::SeekFrom::End(0))?;
             let (_, sb) = superblock::read_from(&mut f, size)
-                .with_context(|| format!("md superblock of {}", p.display()))?;
+                .with_context(|| format!("md superblock of {name}"))?;
             data_offsets.push(sb.data_offset);
             geometry.get_or_insert(
-                Geometry::from_super(&sb).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+                Geometry::from_super(&sb).map_err(|e| anyhow::anyhow!("{name}: {e}"))?,
             );
         } else {
             data_offsets.push(0);

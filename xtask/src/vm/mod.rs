@@ -2,10 +2,13 @@
 //! kills it on every path out (also when the bench itself dies: `PR_SET_PDEATHSIG`), with
 //! every wait bounded and watching for QEMU's own death.
 
+pub mod channel;
+pub mod guest;
 pub mod qemu;
 pub mod qmp;
 
-use crate::guest::{Channel, ChannelError};
+use crate::poll::{self, Pace, Probe};
+use crate::vm::channel::{Channel, ChannelError};
 use agent::{Request, Response};
 use anyhow::{bail, Context, Result};
 use std::io::Read;
@@ -141,18 +144,19 @@ impl Vm {
     }
 
     fn wait_exit_status(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(pause); // poll with backoff until the deadline
-            pause = (pause * 2).min(Duration::from_millis(100));
-        }
+        let child = &mut self.child;
+        poll::until(
+            limit,
+            Pace::ms(5, 100),
+            || {
+                Ok::<_, ()>(match child.try_wait() {
+                    Ok(Some(status)) => Probe::Done(status),
+                    _ => Probe::Pending(()),
+                })
+            },
+            |()| (),
+        )
+        .ok()
     }
 
     pub fn qmp(&mut self) -> &mut qmp::Qmp {
@@ -217,30 +221,30 @@ impl Partial {
         what: &str,
     ) -> Result<UnixStream> {
         listener.set_nonblocking(true)?;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    stream.set_nonblocking(false)?;
-                    return Ok(stream);
+        let limit = deadline.saturating_duration_since(Instant::now());
+        let stream = poll::until(
+            limit,
+            Pace::ms(1, 20),
+            || {
+                match listener.accept() {
+                    Ok((stream, _)) => return Ok(Probe::Done(stream)),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(anyhow::Error::from(e).context(format!("accept {what}"))),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e).context(format!("accept {what}")),
-            }
-            let child = self.child.as_mut().expect("child present");
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "QEMU exited ({status}) before connecting {what}:\n{}{}",
-                    read_tail(&self.stderr_log, 20),
-                    read_tail(&self.console_log, 20)
-                );
-            }
-            if Instant::now() > deadline {
-                bail!("QEMU did not connect {what} before the boot deadline");
-            }
-            std::thread::sleep(pause); // poll with backoff until the deadline
-            pause = (pause * 2).min(Duration::from_millis(20));
-        }
+                let child = self.child.as_mut().expect("child present");
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "QEMU exited ({status}) before connecting {what}:\n{}{}",
+                        read_tail(&self.stderr_log, 20),
+                        read_tail(&self.console_log, 20)
+                    );
+                }
+                Ok(Probe::Pending(()))
+            },
+            |()| anyhow::anyhow!("QEMU did not connect {what} before the boot deadline"),
+        )?;
+        stream.set_nonblocking(false)?;
+        Ok(stream)
     }
 }
 

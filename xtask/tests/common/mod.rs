@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use xtask::bench::{Bench, Options};
 use xtask::case::{self, Plan};
-use xtask::report::CaseResult;
+use xtask::result::CaseResult;
 
 pub fn bench() -> &'static Bench {
     static BENCH: OnceLock<Bench> = OnceLock::new();
@@ -46,8 +46,16 @@ pub fn run(plan: &Plan) -> (CaseResult, tempfile::TempDir) {
         .prefix("mdbb-test-")
         .tempdir()
         .unwrap();
-    let result = xtask::run::run_case(bench(), plan, &dir.path().join(&plan.name));
+    let result = run_on(bench(), plan, &dir.path().join(&plan.name));
     (result, dir)
+}
+
+/// Runs `plan` on `bench` into `case_dir`, with its result files written as a run writes
+/// them.
+pub fn run_on(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
+    let events =
+        xtask::result::events::Events::new(vec![Box::new(xtask::report::files::ResultFiles)]);
+    xtask::run::run_case(bench, plan, case_dir, &events)
 }
 
 pub fn console(dir: &tempfile::TempDir, plan: &Plan) -> String {

@@ -1,0 +1,50 @@
+//! The verdicts, each a pure function of readings taken from the disk images, the guest
+//! and the traces, returning its figures with it. Pure so that a test can break each
+//! condition on purpose and see the check fail.
+
+mod crash;
+mod examination;
+mod kernel_log;
+mod load;
+
+pub use crash::*;
+pub use examination::*;
+pub use kernel_log::*;
+pub use load::*;
+
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub summary: String,
+    pub figures: Value,
+}
+
+/// Chunk numbers as compact ranges (`3-7, 12`), for messages.
+pub fn ranges(chunks: impl IntoIterator<Item = u64>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut it = chunks.into_iter().peekable();
+    while let Some(start) = it.next() {
+        let mut end = start;
+        while it.peek() == Some(&(end + 1)) {
+            end = it.next().unwrap();
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+    }
+    out.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ranges_are_compact() {
+        assert_eq!(super::ranges([1, 2, 3, 7, 9, 10]), "1-3, 7, 9-10");
+    }
+}

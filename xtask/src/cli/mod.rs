@@ -1,0 +1,32 @@
+//! One file per subcommand of `cargo xtask`: each takes its arguments (parsed in
+//! `main.rs`), ties the stages together and prints what the subcommand prints. The
+//! returned number is the exit status (`result::exit`).
+
+pub mod compare;
+pub mod examine;
+pub mod exec;
+pub mod kernel_build;
+pub mod run;
+pub mod setup;
+
+use crate::report::files::ResultFiles;
+use crate::report::terminal::Terminal;
+use crate::result::events::Events;
+use std::path::Path;
+
+/// The reporters of a run on the terminal: result files first, so a line or a summary
+/// printed is already on disk.
+fn reporters(terminal: Terminal) -> Events {
+    Events::new(vec![Box::new(ResultFiles), Box::new(terminal)])
+}
+
+/// Ctrl-C removes the running cases' disks and says where the results so far are.
+fn on_interrupt(run_dir: &Path) -> anyhow::Result<()> {
+    let results = run_dir.to_path_buf();
+    crate::run::interrupt::install(move |removed| {
+        eprintln!(
+            "\ninterrupted: removed the disk images of {removed} running case(s); results so far in {}",
+            results.display()
+        );
+    })
+}

@@ -1,0 +1,37 @@
+//! `cargo xtask run`: load every case first (a bad case file stops the run before any VM
+//! boots), prepare the bench, run, report.
+
+use crate::bench::{Bench, Options};
+use crate::report::files::new_run_dir;
+use crate::report::terminal::Terminal;
+use crate::result::exit;
+use anyhow::Result;
+use std::path::PathBuf;
+
+pub struct RunArgs {
+    pub cases: Vec<String>,
+    pub filters: Vec<String>,
+    pub bench: Options,
+    pub seed: Option<u64>,
+    pub jobs: Option<usize>,
+    pub results: Option<PathBuf>,
+    /// Run each case this many times, each with a fresh seed (or `seed` every time).
+    pub repeat: u32,
+}
+
+pub fn run(args: RunArgs) -> Result<u8> {
+    let project = crate::host::project_root();
+    let plans =
+        crate::case::select::plans(&project, &args.cases, &args.filters, args.seed, args.repeat)?;
+    let bench = Bench::prepare(&args.bench)?;
+    let results_root = args.results.unwrap_or_else(|| project.join("results"));
+    let run_dir = new_run_dir(&results_root)?;
+    super::on_interrupt(&run_dir)?;
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| crate::run::default_jobs(&plans, bench.accel))
+        .max(1);
+    let events = super::reporters(Terminal::run());
+    let results = crate::run::run_plans(&bench, &plans, &run_dir, jobs, &events)?;
+    Ok(exit::exit_code(&results))
+}

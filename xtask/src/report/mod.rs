@@ -1,0 +1,8 @@
+//! The consumers of the runner's events: what a person reads on the terminal, the result
+//! files, and the comparison of two kernels.
+
+pub mod compare;
+pub mod files;
+pub mod json;
+pub mod terminal;
+pub mod text;

@@ -1,0 +1,134 @@
+//! The text a person reads: a line per case, the summary, the table of figures, the
+//! flaky cases of a repeated run.
+
+use crate::bench::Bench;
+use crate::result::{CaseResult, Verdict};
+
+/// The kernel, QEMU and accelerator a run uses.
+pub fn kernel_line(bench: &Bench) -> String {
+    format!(
+        "kernel {} ({}), QEMU {}, {}",
+        bench.kernel.info.release,
+        bench
+            .kernel
+            .info
+            .package_version
+            .as_deref()
+            .unwrap_or(&bench.kernel.info.source),
+        bench
+            .qemu_version
+            .trim_start_matches("QEMU emulator version "),
+        bench.accel.as_str()
+    )
+}
+
+/// The line printed when a case ends.
+pub fn case_line(r: &CaseResult) -> String {
+    let boot = r
+        .times
+        .boot_ms
+        .iter()
+        .map(|b| format!("{:.1}s", *b as f64 / 1000.0))
+        .collect::<Vec<_>>()
+        .join("+");
+    let mut line = format!(
+        "{:<5} {:<36} {:>7.1}s  boot {}",
+        r.verdict.label(),
+        r.case,
+        r.times.total_ms as f64 / 1000.0,
+        if boot.is_empty() { "-".into() } else { boot }
+    );
+    if let Some(reason) = &r.reason {
+        line.push_str(&format!("\n      {}", reason.replace('\n', "\n      ")));
+    }
+    if r.verdict != Verdict::Pass {
+        line.push_str(&format!("\n      replay: {}", r.replay));
+    }
+    line
+}
+
+pub fn summary(results: &[CaseResult]) -> String {
+    let count = |v| results.iter().filter(|r| r.verdict == v).count();
+    let total: u64 = results.iter().map(|r| r.times.total_ms).sum();
+    format!(
+        "{} cases: {} passed, {} failed, {} errors, {} skipped ({:.1}s of VM time)",
+        results.len(),
+        count(Verdict::Pass),
+        count(Verdict::Fail),
+        count(Verdict::Error),
+        count(Verdict::Skip),
+        total as f64 / 1000.0
+    )
+}
+
+/// One row per case: verdict, checks passed, the figures a reader looks at first, times.
+pub fn table(results: &[CaseResult]) -> String {
+    let fig = |r: &CaseResult, check: &str, key: &str| {
+        r.check_figure(check, key)
+            .map_or_else(|| "-".into(), |v| v.to_string())
+    };
+    let mut out = format!(
+        "{:<40} {:<5} {:>6} {:>9} {:>6} {:>8} {:>8}\n",
+        "case", "", "checks", "divergent", "dirty", "resynced", "time"
+    );
+    for r in results {
+        let ok = r.checks.iter().filter(|c| c.ok).count();
+        out.push_str(&format!(
+            "{:<40} {:<5} {:>6} {:>9} {:>6} {:>8} {:>7.1}s\n",
+            format!("{} (seed {})", r.case, r.seed),
+            r.verdict.label(),
+            format!("{ok}/{}", r.checks.len()),
+            fig(r, "safety", "divergent_chunks"),
+            fig(r, "safety", "dirty_chunks"),
+            fig(r, "resync_bounds", "resynced_chunks"),
+            r.times.total_ms as f64 / 1000.0
+        ));
+    }
+    out.trim_end().to_string()
+}
+
+/// Cases that both passed and did not pass across repeats, with their seeds.
+pub fn flaky(results: &[CaseResult]) -> Vec<String> {
+    let mut names: Vec<&str> = results.iter().map(|r| r.case.as_str()).collect();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let runs: Vec<&CaseResult> = results.iter().filter(|r| r.case == name).collect();
+            let passed = runs.iter().filter(|r| r.verdict == Verdict::Pass).count();
+            (passed > 0 && passed < runs.len()).then(|| {
+                let bad: Vec<String> = runs
+                    .iter()
+                    .filter(|r| r.verdict != Verdict::Pass)
+                    .map(|r| r.seed.to_string())
+                    .collect();
+                format!(
+                    "{name}: {passed} of {} passed; failing seeds {}",
+                    runs.len(),
+                    bad.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::tests::result;
+
+    #[test]
+    fn flaky_names_cases_that_passed_and_failed_with_the_failing_seeds() {
+        let rs = [
+            result("a", Verdict::Pass, 1),
+            result("a", Verdict::Fail, 2),
+            result("b", Verdict::Pass, 3),
+            result("b", Verdict::Pass, 4),
+            result("c", Verdict::Fail, 5),
+        ];
+        assert_eq!(flaky(&rs), ["a: 1 of 2 passed; failing seeds 2"]);
+        let t = table(&rs);
+        assert!(t.lines().nth(1).unwrap().starts_with("a (seed 1)"), "{t}");
+        assert_eq!(t.lines().count(), 6);
+    }
+}

@@ -1,0 +1,152 @@
+//! What one case leaves: its verdict, checks, figures, phases and times ([`CaseResult`]),
+//! and why it did not pass ([`Failure`]). Every stage that judges or records a case writes
+//! into these types; the reporters read them.
+
+pub mod events;
+pub mod exit;
+mod failure;
+pub mod record;
+
+pub use failure::Failure;
+
+use crate::kernel::KernelInfo;
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every step and check held.
+    Pass,
+    /// A step or check failed: the kernel (or the bitmap) did not do what the case demands.
+    Fail,
+    /// The bench could not judge: it broke before the case could say anything.
+    Error,
+    /// Not run: the kernel lacks what the case needs (the reason says what).
+    Skip,
+    /// Still running; only ever seen in a result.json written mid-case.
+    Running,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Error => "ERROR",
+            Verdict::Skip => "SKIP",
+            Verdict::Running => "RUN",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub case: String,
+    pub file: PathBuf,
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub seed: u64,
+    pub kernel: KernelInfo,
+    pub qemu: String,
+    pub accel: String,
+    pub image: String,
+    pub times: Times,
+    pub steps: Vec<StepRecord>,
+    pub splats: Vec<crate::logs::splat::Splat>,
+    /// The verdicts a scenario judged from the disk images, with their figures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::check::Check>,
+    /// Measurements a scenario records without judging them.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub figures: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Named phases of a scenario and how long each took, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<Phase>,
+    /// The command that runs this case again with the same seed.
+    pub replay: String,
+    /// The disk images, kept when the case failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_disks: Option<PathBuf>,
+}
+
+impl CaseResult {
+    /// A number a check recorded (`safety`'s `divergent_chunks`).
+    pub fn check_figure(&self, check: &str, key: &str) -> Option<u64> {
+        self.checks
+            .iter()
+            .find(|c| c.name == check)
+            .and_then(|c| c.figures.get(key))
+            .and_then(|v| v.as_u64())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Times {
+    /// Per VM: from starting QEMU to the agent's first answer.
+    pub boot_ms: Vec<u64>,
+    /// Per VM: the guest's uptime when its agent first answered.
+    pub guest_ready_uptime_ms: Vec<u64>,
+    pub total_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    pub index: usize,
+    pub kind: &'static str,
+    pub cmd: String,
+    pub ok: bool,
+    pub elapsed_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stdout: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stderr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A result with nothing in it but its name, verdict and seed (other modules' tests
+    /// fill in what they judge).
+    pub(crate) fn result(case: &str, verdict: Verdict, seed: u64) -> CaseResult {
+        CaseResult {
+            case: case.into(),
+            file: PathBuf::from("cases/x.yaml"),
+            verdict,
+            reason: None,
+            seed,
+            kernel: KernelInfo {
+                source: "debian".into(),
+                release: "6.12".into(),
+                vmlinuz_sha256: String::new(),
+                package: None,
+                package_version: None,
+                package_sha256: None,
+                build: None,
+            },
+            qemu: String::new(),
+            accel: "tcg".into(),
+            image: String::new(),
+            times: Times::default(),
+            steps: vec![],
+            splats: vec![],
+            checks: vec![],
+            figures: Default::default(),
+            phases: vec![],
+            replay: String::new(),
+            kept_disks: None,
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The scheduler: plans in, events out. Cases run on as many threads as the cores hold;
+//! each announces what it does as events, and the run ends with every result. Nothing here
+//! prints or writes a result file: the reporters do, from the events.
+
+mod case;
+mod disks;
+pub mod interrupt;
+
+pub use case::{console_logs, replay_command, run_case};
+
+use crate::bench::Bench;
+use crate::case::Plan;
+use crate::host::Accel;
+use crate::result::events::{Event, Events};
+use crate::result::CaseResult;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Runs `plans`, `jobs` at a time, into `run_dir` (a directory per plan): announces the
+/// run, each case, and the end of the run with every result in the order of the plans.
+pub fn run_plans(
+    bench: &Bench,
+    plans: &[Plan],
+    run_dir: &Path,
+    jobs: usize,
+    events: &Events,
+) -> anyhow::Result<Vec<CaseResult>> {
+    events.emit(&Event::RunStarted {
+        bench,
+        run_dir,
+        plans,
+        jobs,
+    })?;
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let results = std::thread::scope(|s| {
+        for _ in 0..jobs.min(plans.len()) {
+            let tx = tx.clone();
+            let next = &next;
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(plan) = plans.get(i) else { break };
+                let dir = run_dir.join(&plan.run_name);
+                // A bug of the bench in one case must not take the others down with it.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_case(bench, plan, &dir, events)
+                }))
+                .unwrap_or_else(|panic| {
+                    let r = case::panicked(bench, plan, &panic);
+                    let _ = events.emit(&Event::CaseEnded {
+                        plan,
+                        dir: &dir,
+                        result: &r,
+                    });
+                    r
+                });
+                if tx.send((i, r)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut results: Vec<(usize, CaseResult)> = rx.into_iter().collect();
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect::<Vec<_>>()
+    });
+    events.emit(&Event::RunEnded {
+        run_dir,
+        results: &results,
+    })?;
+    Ok(results)
+}
+
+/// As many VMs as the cores hold without slowing one down: under TCG a guest with
+/// several vCPUs runs them on one host thread (see `vm::qemu::accel_args`), under KVM
+/// each vCPU takes a core.
+pub fn default_jobs(plans: &[Plan], accel: Accel) -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let widest = plans
+        .iter()
+        .map(|p| match accel {
+            Accel::Tcg => 1,
+            Accel::Kvm => p.vm.cpus as usize,
+        })
+        .max()
+        .unwrap_or(1);
+    (cores / widest).max(1)
+}

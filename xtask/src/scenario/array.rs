@@ -1,0 +1,258 @@
+//! The array a scenario builds, assembles and takes down, and the states it waits for:
+//! in sync, bitmap clean, converged.
+
+use super::{Scenario, MNT};
+use crate::case::Filesystem;
+use crate::check;
+use crate::ondisk::bitmap::Bitmap;
+use crate::poll::{self, Pace, Probe};
+use crate::result::Failure;
+use crate::scenario::images::Readings;
+use crate::vm::{guest, Vm};
+use anyhow::{Context, Result};
+use std::time::{Duration, Instant};
+
+impl Scenario<'_, '_> {
+    /// mkfs + mount the bitmap's filesystem, create the array with its file bitmap, let
+    /// the initial resync end and the daemon clear every bit: a scenario that started
+    /// from a bitmap dirty everywhere would prove nothing.
+    pub fn create_settled_array(&mut self, vm: &mut Vm) -> Result<Duration, Failure> {
+        if self.is_file() {
+            let fs = self.dev(&self.array.bitmap.disk);
+            self.sh(
+                vm,
+                &match self.array.bitmap.fs {
+                    Filesystem::Ext4 => format!("mkfs.ext4 -q -F -b 4096 {fs}"),
+                    Filesystem::Xfs => format!("mkfs.xfs -q -f {fs}"),
+                },
+                120,
+            )?;
+            self.mount_bitmap_fs(vm)?;
+        }
+        let create = if self.array.build {
+            // No superblocks: md knows the array only from this command, and the bitmap
+            // file is all it keeps of its state.
+            format!(
+                "mdadm --build /dev/md0 --level={} --raid-devices={} --bitmap={} --bitmap-chunk={}K {}",
+                self.array.level,
+                self.array.members.len(),
+                self.bitmap_path(),
+                self.array.bitmap.chunk.0 >> 10,
+                self.members()
+            )
+        } else {
+            let bitmap = if self.array.bitmap.grow {
+                "none".to_string()
+            } else {
+                format!(
+                    "{} --bitmap-chunk={}K",
+                    self.bitmap_arg(),
+                    self.array.bitmap.chunk.0 >> 10
+                )
+            };
+            format!(
+                "mdadm --create /dev/md0 --run --level={} --raid-devices={} --metadata=1.2 --bitmap={bitmap} {}",
+                self.array.level,
+                self.array.members.len(),
+                self.members()
+            )
+        };
+        self.sh(vm, &create, 60)?;
+        if self.is_file() && self.array.bitmap.fs == Filesystem::Xfs {
+            // The host reads XFS metadata in place, not from the log: a freeze writes the
+            // new file's inode and extents home.
+            self.sh(
+                vm,
+                &format!("fsfreeze --freeze {MNT} && fsfreeze --unfreeze {MNT}"),
+                60,
+            )?;
+        }
+        self.phase("create");
+        self.wait_in_sync(vm, Duration::from_secs(600))?;
+        if self.array.bitmap.grow {
+            // mdadm's old 05r1-grow-external: the bitmap joins an array already running.
+            self.sh(
+                vm,
+                &format!(
+                    "mdadm --grow /dev/md0 --bitmap={} --bitmap-chunk={}K",
+                    self.bitmap_arg(),
+                    self.array.bitmap.chunk.0 >> 10
+                ),
+                60,
+            )?;
+            self.phase("grow a bitmap");
+        }
+        let settle = self.wait_bitmap_clean(vm, Duration::from_secs(90))?;
+        self.phase("initial resync and clean bitmap");
+        Ok(settle)
+    }
+
+    /// mdadm's `--bitmap=` value for create.
+    pub fn bitmap_arg(&self) -> String {
+        if self.is_file() {
+            self.bitmap_path()
+        } else {
+            "internal".into()
+        }
+    }
+
+    /// What `mdadm --assemble` needs to find the bitmap: a file is named, an internal
+    /// one is found through the superblock.
+    pub fn assemble_bitmap_arg(&self) -> String {
+        if self.is_file() {
+            format!("--bitmap={}", self.bitmap_path())
+        } else {
+            String::new()
+        }
+    }
+
+    /// Polls until no resync/recovery/check runs and the array is in sync.
+    pub fn wait_in_sync(&self, vm: &mut Vm, limit: Duration) -> Result<(), Failure> {
+        guest::poll_until(
+            vm,
+            // Prints md's state, so that a passed deadline says where md stood.
+            "a=$(cat /sys/block/md0/md/sync_action) r=$(cat /sys/block/md0/md/resync_start) c=$(cat /sys/block/md0/md/sync_completed); echo \"sync_action $a, resync_start $r, sync_completed $c\"; [ \"$a\" = idle ] && [ \"$r\" = none ]",
+            &[],
+            limit,
+        )
+        .map(|_| ())
+        .map_err(|e| Failure::Case(format!("waiting for md0 to be in sync: {e:#}")))
+    }
+
+    /// The bitmap file as md wrote it, read in the guest with O_DIRECT (the page cache
+    /// of the file may be stale while the array runs).
+    pub fn guest_bitmap(&self, vm: &mut Vm) -> Result<Bitmap> {
+        let (path, offset) = if self.is_file() {
+            (self.bitmap_path(), 0)
+        } else {
+            // An internal bitmap: where the first member's (v1.2) superblock says it is.
+            let dev = self.dev(&self.array.members[0]);
+            let sb = crate::ondisk::superblock::decode(&guest::read(vm, &dev, 4096, 4096, true)?)?;
+            let sector = sb
+                .bitmap_sector()
+                .context("the member's superblock names no internal bitmap")?;
+            (dev, sector * 512)
+        };
+        Ok(Bitmap::decode(&guest::read(
+            vm,
+            &path,
+            offset,
+            1 << 20,
+            true,
+        )?)?)
+    }
+
+    /// Polls the on-disk bitmap until no chunk is dirty, at most `limit`.
+    pub fn wait_bitmap_clean(&self, vm: &mut Vm, limit: Duration) -> Result<Duration, Failure> {
+        let started = Instant::now();
+        poll::until(
+            limit,
+            Pace::ms(200, 1000),
+            || {
+                let b = self.guest_bitmap(vm).map_err(Failure::Bench)?;
+                Ok(match b.dirty_count(0) {
+                    0 => Probe::Done(started.elapsed()),
+                    dirty => Probe::Pending((dirty, b.chunks())),
+                })
+            },
+            |(dirty, chunks)| {
+                Failure::Case(format!(
+                    "the on-disk bitmap still had {dirty} of {chunks} chunks dirty {limit:?} after the array went idle (deadline passed)"
+                ))
+            },
+        )
+    }
+
+    /// Bits clear over two daemon periods after the last write; allow a few more.
+    pub fn clean_limit(&self, b: &Bitmap) -> Duration {
+        Duration::from_secs(u64::from(b.sb.daemon_sleep) * 4 + 20)
+    }
+
+    /// Mounts the bitmap's filesystem (a file bitmap) and assembles md0 from `devices`
+    /// (mdadm options may lead).
+    pub fn assemble(&self, vm: &mut Vm, devices: &str) -> Result<(), Failure> {
+        self.mount_bitmap_fs(vm)?;
+        self.assemble_array(vm, devices)
+    }
+
+    /// Mounts the filesystem that holds the bitmap file (nothing for an internal bitmap).
+    pub fn mount_bitmap_fs(&self, vm: &mut Vm) -> Result<(), Failure> {
+        if self.is_file() {
+            self.sh(
+                vm,
+                &format!(
+                    "{}mount {} {MNT}",
+                    if self.array.bitmap.fs == Filesystem::Xfs {
+                        "modprobe xfs; "
+                    } else {
+                        ""
+                    },
+                    self.dev(&self.array.bitmap.disk)
+                ),
+                60,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Assembles (or builds) md0 from `devices`, the bitmap's filesystem mounted.
+    pub fn assemble_array(&self, vm: &mut Vm, devices: &str) -> Result<(), Failure> {
+        let cmd = if self.array.build {
+            format!(
+                "mdadm --build /dev/md0 --level={} --raid-devices={} {} {devices}",
+                self.array.level,
+                self.array.members.len(),
+                self.assemble_bitmap_arg()
+            )
+        } else {
+            format!(
+                "mdadm --assemble /dev/md0 --run {} {devices}",
+                self.assemble_bitmap_arg()
+            )
+        };
+        self.sh(vm, &cmd, 60)?;
+        Ok(())
+    }
+
+    /// Stops md0 and unmounts the bitmap's filesystem, so the images are whole.
+    pub fn stop_array(&self, vm: &mut Vm) -> Result<(), Failure> {
+        let umount = if self.is_file() {
+            format!(" && umount {MNT}")
+        } else {
+            String::new()
+        };
+        self.sh(vm, &format!("mdadm --stop /dev/md0{umount} && sync"), 60)
+            .map(|_| ())
+    }
+
+    /// The end every scenario shares: `check` must find no mismatch, the on-disk bitmap
+    /// must clear, and after a clean stop the images must hold identical members.
+    pub fn converge(&mut self, mut vm: Vm, before: &Readings, label: &str) -> Result<(), Failure> {
+        self.sh(&mut vm, "echo check > /sys/block/md0/md/sync_action", 10)?;
+        self.wait_in_sync(&mut vm, Duration::from_secs(600))?;
+        let mismatch: u64 = self
+            .sh(&mut vm, "cat /sys/block/md0/md/mismatch_cnt", 10)?
+            .trim()
+            .parse()
+            .unwrap_or(u64::MAX);
+        let dirty_after = match self.wait_bitmap_clean(&mut vm, self.clean_limit(&before.bitmap)) {
+            Ok(_) => 0,
+            Err(_) => self
+                .guest_bitmap(&mut vm)
+                .map(|b| b.dirty_count(0))
+                .unwrap_or(u64::MAX),
+        };
+        self.phase("check and bitmap clears");
+        self.stop_array(&mut vm)?;
+        vm.quit(Duration::from_secs(30)).map_err(Failure::Bench)?;
+        let after = self.read_images(label).map_err(Failure::Bench)?;
+        self.add(check::converged(
+            &after.divergent,
+            mismatch,
+            dirty_after,
+            after.bytes_compared,
+        ));
+        self.phase(&format!("judge images {label}"));
+        self.verdict()
+    }
+}

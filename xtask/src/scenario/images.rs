@@ -1,0 +1,156 @@
+//! The readings of a case's disk images once its VM is gone: the bitmap as md left it on
+//! disk, and the chunks where the members disagree. The readings are functions of the
+//! images' bytes ([`bitmap_of_member`], [`judge`]); [`Scenario::read_images`] only finds
+//! the images and keeps the bitmap beside the result.
+
+use super::Scenario;
+use crate::case::Filesystem;
+use crate::ondisk::bitmap::{Bitmap, BitmapSuper};
+use crate::ondisk::redundancy::{self, Geometry};
+use crate::ondisk::{ext4, superblock, xfs};
+use anyhow::{Context, Result};
+use std::io::{Read, Seek, SeekFrom};
+
+/// What the host reads from the images after a VM is gone.
+pub struct Readings {
+    pub bitmap: Bitmap,
+    pub divergent: Vec<u64>,
+    /// Bytes of bitmap space judged.
+    pub bytes_compared: u64,
+    /// Sectors.
+    pub data_offsets: Vec<u64>,
+    pub geometry: Geometry,
+}
+
+/// The internal bitmap's bytes in a member image, where its (v1.x) superblock says.
+pub fn bitmap_of_member<R: Read + Seek>(member: &mut R) -> Result<Vec<u8>> {
+    let size = member.seek(SeekFrom::End(0))?;
+    let (_, sb) = superblock::read_from(member, size)?;
+    let sector = sb
+        .bitmap_sector()
+        .context("no internal bitmap in the superblock")?;
+    let mut head = vec![0u8; 256];
+    member.seek(SeekFrom::Start(sector * 512))?;
+    member.read_exact(&mut head)?;
+    let len = BitmapSuper::decode(&head)?.required_len()?;
+    let mut bytes = vec![0u8; len as usize];
+    member.seek(SeekFrom::Start(sector * 512))?;
+    member.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Decodes the bitmap and judges the members (each with the name its errors give) over the
+/// bitmap space it covers, in its chunks.
+pub fn judge<R: Read + Seek>(
+    bitmap: &[u8],
+    members: Vec<(String, R)>,
+    superblocks: bool,
+) -> Result<Readings> {
+    let bitmap = Bitmap::decode(bitmap)?;
+    let judged = redundancy::judge_members(
+        members,
+        superblocks,
+        bitmap.sb.sync_size * 512,
+        bitmap.chunk_bytes(),
+    )?;
+    Ok(Readings {
+        bitmap,
+        divergent: judged.divergence.chunks,
+        bytes_compared: judged.divergence.bytes_compared,
+        data_offsets: judged.data_offsets,
+        geometry: judged.geometry,
+    })
+}
+
+impl Scenario<'_, '_> {
+    /// Reads the members' superblocks and data, and the bitmap (out of the filesystem
+    /// image for a file, out of the first member for an internal one). The bitmap's bytes
+    /// are kept as `bitmap-<label>.bin` beside the result.
+    pub fn read_images(&self, label: &str) -> Result<Readings> {
+        let (bytes, source) = if self.is_file() {
+            let fs_image = self.image(&self.array.bitmap.disk);
+            let map = match self.array.bitmap.fs {
+                Filesystem::Ext4 => ext4::locate(&fs_image, &self.array.bitmap.path)?,
+                Filesystem::Xfs => xfs::locate(&fs_image, &self.array.bitmap.path)?,
+            };
+            (ext4::read(&fs_image, &map)?, fs_image)
+        } else {
+            // The control: the bitmap md keeps inside the first member.
+            let image = self.image(&self.array.members[0]);
+            let mut f =
+                std::fs::File::open(&image).with_context(|| format!("open {}", image.display()))?;
+            (bitmap_of_member(&mut f)?, image)
+        };
+        std::fs::write(self.case_dir.join(format!("bitmap-{label}.bin")), &bytes)?;
+        let members = self
+            .array
+            .members
+            .iter()
+            .map(|m| {
+                let path = self.image(m);
+                std::fs::File::open(&path)
+                    .with_context(|| format!("open {}", path.display()))
+                    .map(|f| (path.display().to_string(), f))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        judge(&bytes, members, !self.array.build)
+            .with_context(|| format!("judge the images (bitmap read from {})", source.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ondisk::bitmap::encode;
+    use std::io::Cursor;
+
+    /// A valid version-4 bitmap superblock for `chunks` chunks of 4 KiB, from the decoder
+    /// of a blob built here.
+    fn bitmap(chunks: u64, dirty: &[u64]) -> Vec<u8> {
+        let mut head = vec![0u8; 256];
+        head[0..4].copy_from_slice(&0x6d74_6962u32.to_le_bytes()); // magic
+        head[4..8].copy_from_slice(&4u32.to_le_bytes()); // version
+        head[40..48].copy_from_slice(&(chunks * 8).to_le_bytes()); // sync_size, sectors
+        head[52..56].copy_from_slice(&4096u32.to_le_bytes()); // chunksize
+        head[56..60].copy_from_slice(&5u32.to_le_bytes()); // daemon_sleep
+        let sb = BitmapSuper::decode(&head).expect("a valid superblock");
+        encode(&sb, &[dirty.to_vec()]).expect("encodes")
+    }
+
+    fn mirror(len: usize, flip_at: Option<usize>) -> Vec<(String, Cursor<Vec<u8>>)> {
+        let a = vec![7u8; len];
+        let mut b = a.clone();
+        if let Some(at) = flip_at {
+            b[at] ^= 1;
+        }
+        vec![("m0".into(), Cursor::new(a)), ("m1".into(), Cursor::new(b))]
+    }
+
+    #[test]
+    fn a_superblockless_mirror_is_judged_over_the_bitmaps_space() {
+        let r = judge(
+            &bitmap(16, &[2]),
+            mirror(16 * 4096, Some(2 * 4096 + 5)),
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.divergent, [2]);
+        assert_eq!(r.bytes_compared, 16 * 4096);
+        assert_eq!(r.bitmap.dirty_chunks(0), [2]);
+        assert_eq!(r.data_offsets, [0, 0]);
+        let same = judge(&bitmap(16, &[]), mirror(16 * 4096, None), false).unwrap();
+        assert!(same.divergent.is_empty());
+    }
+
+    #[test]
+    fn a_damaged_bitmap_or_a_member_without_superblock_is_an_error() {
+        let mut bad = bitmap(16, &[]);
+        bad[0] ^= 0xff;
+        assert!(judge(&bad, mirror(16 * 4096, None), false).is_err());
+        let Err(e) = judge(&bitmap(16, &[]), mirror(16 * 4096, None), true) else {
+            panic!("a member without a superblock was judged");
+        };
+        assert!(format!("{e:#}").contains("md superblock of m0"), "{e:#}");
+        assert!(bitmap_of_member(&mut Cursor::new(vec![0u8; 1 << 20])).is_err());
+    }
+}

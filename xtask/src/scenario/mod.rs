@@ -1,0 +1,223 @@
+//! What a case does in its VMs. The shared steps first: the VMs of one case and its guest
+//! commands (this file), the array it builds and takes down (`array`), the load and the
+//! kill point (`workload`), the disks' faults (`disks`), the block trace (`trace`), the
+//! readings of the disk images (`images`). Then one file per scenario, each reading as its
+//! steps: `steps` (a case's own commands), `crash`, `readd`, `bitmap_eio`, `examination`,
+//! with `faults` (the kernel's fault injectors) and `stall` (blocked tasks) beside them.
+//!
+//! A scenario drives the guest, hands what it read to `images` and `logs`, and the
+//! verdicts to `check`; what it records goes into the case's [`Record`].
+
+pub mod array;
+pub mod bitmap_eio;
+pub mod crash;
+pub mod disks;
+pub mod examination;
+pub mod faults;
+pub mod images;
+pub mod readd;
+pub mod stall;
+pub mod steps;
+pub mod trace;
+pub mod workload;
+
+use crate::bench::Bench;
+use crate::case::{ArraySpec, BitmapKind, Plan};
+use crate::check::Check;
+use crate::result::record::Record;
+use crate::result::Failure;
+use crate::vm::{guest, Disk, Vm};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the bitmap's filesystem is mounted in the guest.
+pub const MNT: &str = "/mnt";
+
+/// Runs the case's scenario on its disks: one of the array scenarios when the case names
+/// one, else the case's own steps.
+pub fn run(
+    bench: &Bench,
+    plan: &Plan,
+    case_dir: &Path,
+    disks: Vec<Disk>,
+    rec: &mut Record,
+) -> Result<(), Failure> {
+    if let Some(array) = &plan.array {
+        let mut s = Scenario {
+            bench,
+            plan,
+            array,
+            case_dir,
+            disks: &disks,
+            rec,
+        };
+        if let Some(c) = &plan.crash {
+            return crash::run(&mut s, c);
+        }
+        if let Some(e) = &plan.examination {
+            return examination::run(&mut s, e);
+        }
+        if let Some(r) = &plan.readd {
+            return readd::run(&mut s, r);
+        }
+        if let Some(b) = &plan.bitmap_eio {
+            return bitmap_eio::run(&mut s, b);
+        }
+        return steps::run(bench, plan, case_dir, disks.clone(), s.rec);
+    }
+    steps::run(bench, plan, case_dir, disks, rec)
+}
+
+/// One case's scenario as it runs: what it was given, and the record it writes.
+pub struct Scenario<'a, 'r> {
+    pub bench: &'a Bench,
+    pub plan: &'a Plan,
+    pub array: &'a ArraySpec,
+    pub case_dir: &'a Path,
+    pub disks: &'a [Disk],
+    pub rec: &'a mut Record<'r>,
+}
+
+impl Scenario<'_, '_> {
+    /// Where boot `n`'s console is captured.
+    pub fn console_path(&self, n: u32) -> PathBuf {
+        self.case_dir.join(format!("console-boot{n}.log"))
+    }
+
+    /// Boot `n`'s console as captured so far (whole once its QEMU is gone).
+    pub fn console(&self, n: u32) -> String {
+        std::fs::read_to_string(self.console_path(n)).unwrap_or_default()
+    }
+
+    pub fn boot(&mut self, n: u32) -> Result<Vm, Failure> {
+        self.boot_with(n, self.disks.to_vec())
+    }
+
+    /// A boot with its own view of the disks (one behind blkdebug, say).
+    pub fn boot_with(&mut self, n: u32, disks: Vec<Disk>) -> Result<Vm, Failure> {
+        let console = self.console_path(n);
+        let cfg = self.bench.vm_config(
+            self.plan.vm.memory.0 >> 20,
+            self.plan.vm.cpus,
+            disks,
+            console,
+        );
+        let vm = self
+            .bench
+            .boot(&cfg)
+            .map_err(|e| Failure::Case(format!("boot {n}: {e:#}")))?;
+        self.rec.booted(vm.boot, vm.guest_uptime_ms);
+        Ok(vm)
+    }
+
+    /// Runs a setup command that must succeed; its failure fails the case with its output.
+    pub fn sh(&self, vm: &mut Vm, cmd: &str, limit_s: u64) -> Result<String, Failure> {
+        let out = guest::run(vm, cmd, &self.plan.env(), Duration::from_secs(limit_s))
+            .map_err(|e| Failure::Case(format!("`{cmd}`: {e:#}\n{}", vm.console_tail(10))))?;
+        if out.timed_out {
+            return Err(self.stalled(vm, format!("`{cmd}` did not end within {limit_s} s")));
+        }
+        if !out.success() {
+            return Err(Failure::Case(format!(
+                "`{cmd}` failed (status {:?}): {}{}\n{}",
+                out.status,
+                out.stdout.trim(),
+                out.stderr.trim(),
+                vm.console_tail(10)
+            )));
+        }
+        Ok(out.stdout)
+    }
+
+    /// The failure of a guest that stopped making progress, with the stacks of its
+    /// blocked tasks (sysrq `w`), also kept as `blocked-tasks.txt`.
+    pub fn stalled(&self, vm: &mut Vm, why: String) -> Failure {
+        let report = stall::blocked_tasks(vm);
+        let _ = std::fs::write(self.case_dir.join("blocked-tasks.txt"), &report);
+        if report.is_empty() {
+            return Failure::Case(format!(
+                "{why}; sysrq w printed no blocked tasks\n{}",
+                vm.console_tail(10)
+            ));
+        }
+        let tasks = crate::logs::blocked::task_names(&report);
+        Failure::Case(format!(
+            "{why}; blocked tasks: {} (stacks in blocked-tasks.txt)\n{}",
+            tasks.join(", "),
+            report.lines().take(40).collect::<Vec<_>>().join("\n")
+        ))
+    }
+
+    pub fn phase(&mut self, name: &str) {
+        self.rec.phase(name);
+    }
+
+    pub fn add(&mut self, c: Check) {
+        self.rec.add(c);
+    }
+
+    /// A measurement the case records but does not judge (checks are only what can fail).
+    pub fn note_figure(&mut self, name: &str, value: impl serde::Serialize) {
+        self.rec.note_figure(name, value);
+    }
+
+    /// The verdict of the checks so far.
+    pub fn verdict(&self) -> Result<(), Failure> {
+        self.rec.verdict()
+    }
+
+    /// The guest's device of disk `disk` (`/dev/vdb`).
+    pub fn dev(&self, disk: &str) -> String {
+        self.plan
+            .disks
+            .iter()
+            .find(|d| d.name == disk)
+            .map(|d| d.device.clone())
+            .expect("validated disk name")
+    }
+
+    /// The host's image of disk `disk`.
+    pub fn image(&self, disk: &str) -> PathBuf {
+        self.disks
+            .iter()
+            .find(|d| d.name == disk)
+            .map(|d| d.path.clone())
+            .expect("validated disk name")
+    }
+
+    pub fn members(&self) -> String {
+        self.array
+            .members
+            .iter()
+            .map(|m| self.dev(m))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub fn bitmap_path(&self) -> String {
+        format!("{MNT}{}", self.array.bitmap.path)
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.array.bitmap.kind == BitmapKind::File
+    }
+
+    /// The guest's device number of disk `disk`, as the block trace names it.
+    pub fn dev_number(&self, vm: &mut Vm, disk: &str) -> Result<(u32, u32), Failure> {
+        let name = self.dev(disk).trim_start_matches("/dev/").to_string();
+        let text = self.sh(vm, &format!("cat /sys/block/{name}/dev"), 10)?;
+        let (a, b) = text
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| Failure::Bench(anyhow::anyhow!("dev {text:?}")))?;
+        Ok((a.parse().unwrap_or(0), b.parse().unwrap_or(0)))
+    }
+
+    /// md0's size in bytes.
+    pub fn md_size(&self, vm: &mut Vm) -> Result<u64, Failure> {
+        let size = self.sh(vm, "blockdev --getsize64 /dev/md0", 10)?;
+        size.trim()
+            .parse()
+            .map_err(|_| Failure::Bench(anyhow::anyhow!("md0 size {size:?}")))
+    }
+}

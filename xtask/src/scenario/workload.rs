@@ -1,0 +1,190 @@
+//! The load a scenario puts on the array: the seeded writers, the memory pressure they run
+//! under, and the kill point they are crashed at.
+
+use super::{Scenario, MNT};
+use crate::case::{CrashPoint, CrashSpec, PressureSpec, WorkloadSpec};
+use crate::check;
+use crate::poll::{self, Pace, Probe};
+use crate::result::Failure;
+use crate::vm::{guest, Vm};
+use std::time::{Duration, Instant};
+
+pub const WORKLOAD_PID: &str = "/tmp/workload.pid";
+/// The memory cgroup the writers (and a case's dirtier) run in.
+pub const WRITERS_CGROUP: &str = "/sys/fs/cgroup/writers";
+
+/// How a wait for the kill point ended, when it did not reach it.
+enum Missed {
+    Failed(Failure),
+    Deadline(String),
+}
+
+impl Scenario<'_, '_> {
+    /// Starts the seeded writer on md0 in the background after `preamble` (shell
+    /// commands, each ending in `&& `); its pid lands in
+    /// [`WORKLOAD_PID`], and the agent's spawn id is returned for reaping it.
+    pub fn spawn_workload(
+        &mut self,
+        vm: &mut Vm,
+        w: &WorkloadSpec,
+        preamble: &str,
+    ) -> Result<u32, Failure> {
+        let span = self.md_size(vm)?;
+        let span = w.span.map_or(span, |limit| span.min(limit.0));
+        let workload = agent::workload::Workload {
+            dev: "/dev/md0".into(),
+            seed: self.plan.seed,
+            writers: w.writers,
+            min_io: w.min_io.0,
+            max_io: w.max_io.0,
+            span,
+            direct: w.direct,
+        };
+        // The shell runs the preamble first (join a cgroup, mark itself for fault
+        // injection), so the writers it execs inherit what it set.
+        let cmd = format!(
+            "{preamble}echo $$ > {WORKLOAD_PID}; exec /usr/bin/agent workload {}",
+            agent::workload::args(&workload)
+        );
+        guest::spawn(vm, &cmd).map_err(Failure::Bench)
+    }
+
+    /// SIGTERM to the writers, then reaps them through the agent.
+    pub fn stop_workload(&self, vm: &mut Vm, id: u32) -> Result<(), Failure> {
+        self.sh(vm, &format!("kill -TERM $(cat {WORKLOAD_PID})"), 10)?;
+        match guest::wait(vm, id, Duration::from_secs(60)).map_err(Failure::Bench)? {
+            Some(_) => Ok(()),
+            None => Err(self.stalled(vm, "the workload did not end within 60 s of SIGTERM".into())),
+        }
+    }
+
+    /// Bytes md0 has written since assembly (`/sys/block/md0/stat`, field 7, in sectors).
+    pub fn md_written(&self, vm: &mut Vm) -> Result<u64, Failure> {
+        let stat = self.sh(vm, "cat /sys/block/md0/stat", 10)?;
+        Ok(stat
+            .split_whitespace()
+            .nth(6)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 512)
+    }
+
+    /// Waits for the kill point: bytes written to md0, or time since the load started.
+    pub fn wait_kill_point(&self, vm: &mut Vm, crash: &CrashSpec) -> Result<u64, Failure> {
+        let started = Instant::now();
+        let limit = Duration::from_secs(300);
+        // While writing, the kill waits until the lagging member has writes queued in
+        // QEMU too: only those are lost, so only then can the members differ (a slow
+        // guest may never outrun the throttle, and would crash with nothing to judge).
+        let lagging = crash
+            .throttle
+            .as_ref()
+            .filter(|_| crash.at == CrashPoint::Writing)
+            .map(|t| self.dev(&t.disk).trim_start_matches("/dev/").to_string());
+        let cmd = match &lagging {
+            Some(name) => format!("cat /sys/block/md0/stat /sys/block/{name}/inflight"),
+            None => "cat /sys/block/md0/stat".to_string(),
+        };
+        let waited = poll::until(
+            limit,
+            Pace::ms(50, 250),
+            || {
+                let stat = self.sh(vm, &cmd, 10).map_err(Missed::Failed)?;
+                let fields: Vec<u64> = stat
+                    .split_whitespace()
+                    .map(|v| v.parse::<u64>().unwrap_or(0))
+                    .collect();
+                let written = fields.get(6).copied().unwrap_or(0) * 512;
+                // `inflight` (reads, writes) follows md0's stat fields.
+                let lagging_writes = fields.last().copied().unwrap_or(0);
+                let due = match (crash.after_written, crash.after_time) {
+                    (Some(bytes), _) => written >= bytes.0,
+                    (None, Some(t)) => started.elapsed() >= t,
+                    (None, None) => true,
+                };
+                // The first condition of the kill point not met yet, as a deadline says it.
+                let waiting_for = if !due {
+                    Some(format!("the workload wrote only {written} bytes"))
+                } else if lagging.is_some() && lagging_writes == 0 {
+                    Some(format!(
+                        "the throttled member {} never had a write in flight (the load does not outrun its throttle)",
+                        lagging.as_deref().unwrap_or_default()
+                    ))
+                } else if !self.pressure_ok(vm, crash).map_err(Missed::Failed)? {
+                    Some("the writers' cgroup never reached memory pressure (no memory.high/max event, no memory stall)".to_string())
+                } else {
+                    None
+                };
+                let Some(why) = waiting_for else {
+                    return Ok(Probe::Done(written));
+                };
+                if let Some(status) = vm.exited() {
+                    return Err(Missed::Failed(Failure::Case(format!(
+                        "QEMU exited ({status}) during the workload"
+                    ))));
+                }
+                Ok(Probe::Pending(why))
+            },
+            Missed::Deadline,
+        );
+        match waited {
+            Ok(written) => Ok(written),
+            Err(Missed::Failed(f)) => Err(f),
+            Err(Missed::Deadline(why)) => {
+                Err(self.stalled(vm, format!("{why} in {limit:?} (deadline passed)")))
+            }
+        }
+    }
+
+    /// The writers' cgroup's `memory.events` and `memory.pressure`.
+    pub fn pressure_readings(&self, vm: &mut Vm) -> Result<(String, String), Failure> {
+        let cg = WRITERS_CGROUP;
+        let events = self.sh(vm, &format!("cat {cg}/memory.events"), 10)?;
+        let psi = self.sh(vm, &format!("cat {cg}/memory.pressure"), 10)?;
+        Ok((events, psi))
+    }
+
+    /// Under a case's memory pressure, whether the writers' cgroup has met it yet: a
+    /// crash before that (a slow guest, a slow dirtier) would prove nothing about it.
+    fn pressure_ok(&self, vm: &mut Vm, crash: &CrashSpec) -> Result<bool, Failure> {
+        if crash.pressure.is_none() {
+            return Ok(true);
+        }
+        let (events, psi) = self.pressure_readings(vm)?;
+        Ok(check::pressure_reached(&events, &psi).ok)
+    }
+
+    /// Makes the writers' cgroup with the case's limits, raises the dirty ratios and starts
+    /// the dirtier on the bitmap's filesystem inside it.
+    pub fn start_pressure(&mut self, vm: &mut Vm, p: &PressureSpec) -> Result<(), Failure> {
+        let cg = WRITERS_CGROUP;
+        let mut setup = format!(
+            "echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir -p {cg} && echo {} > /proc/sys/vm/dirty_ratio && echo {} > /proc/sys/vm/dirty_background_ratio",
+            p.dirty_ratio, p.dirty_background_ratio
+        );
+        if let Some(m) = p.memory_max {
+            setup.push_str(&format!(" && echo {} > {cg}/memory.max", m.0));
+        }
+        if let Some(m) = p.memory_high {
+            setup.push_str(&format!(" && echo {} > {cg}/memory.high", m.0));
+        }
+        self.sh(vm, &setup, 10)?;
+        if let Some(r) = p.reclaim {
+            let cmd = format!(
+                "while :; do echo {} > {cg}/memory.reclaim 2>/dev/null; usleep 100000; done", // paces the loop, not a wait: no deadline, it dies with the crash
+                r.0
+            );
+            guest::spawn(vm, &cmd).map_err(Failure::Bench)?;
+        }
+        if let Some(h) = p.hog {
+            // busybox tail keeps the last N bytes of an endless stream: N bytes held and
+            // touched over and over, outside the writers' cgroup.
+            guest::spawn(vm, &format!("exec tail -c {} /dev/zero", h.0)).map_err(Failure::Bench)?;
+        }
+        if let Some(size) = p.dirtier {
+            let cmd = format!("echo $$ > {cg}/cgroup.procs && exec dd if=/dev/zero of={MNT}/dirt bs=1M count={} 2>/dev/null", size.0 >> 20);
+            guest::spawn(vm, &cmd).map_err(Failure::Bench)?;
+        }
+        Ok(())
+    }
+}
