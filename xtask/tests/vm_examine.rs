@@ -54,19 +54,26 @@ fn wait_in_sync(vm: &mut Vm, md: &str) {
 /// chunk: the initial resync leaves every bit set, and the daemon clears them a few
 /// daemon_sleep periods later. How long it took.
 fn wait_bitmap_clean(vm: &mut Vm, dir: &Path, path: &str, len: u64) -> Duration {
+    use xtask::poll::{until, Pace, Probe};
     let started = Instant::now();
-    loop {
+    let probe = || {
         let bytes = read_direct(vm, path, 0, len);
         let report = examine_bytes(dir, "poll", &bytes);
-        if listed_chunks(&report).is_empty() {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{path}: the bitmap is still dirty 60 s after the resync:\n{report}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        Ok::<_, String>(if listed_chunks(&report).is_empty() {
+            Probe::Done(started.elapsed())
+        } else {
+            Probe::Pending(report)
+        })
+    };
+    until(
+        Duration::from_secs(60),
+        Pace::ms(500, 500),
+        probe,
+        |report| report,
+    )
+    .unwrap_or_else(|report| {
+        panic!("{path}: the bitmap is still dirty 60 s after the resync:\n{report}")
+    })
 }
 
 /// The lines of an `mdadm -X` text but its Filename line.

@@ -92,17 +92,8 @@ pub fn poll<T>(
     failure: impl FnOnce() -> String,
     mut f: impl FnMut() -> Option<T>,
 ) -> T {
-    let deadline = std::time::Instant::now() + limit;
-    let mut pause = std::time::Duration::from_millis(20);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            panic!("{} (deadline of {limit:?} passed)", failure());
-        }
-        std::thread::sleep(pause.min(left)); // poll with backoff until the deadline
-        pause = (pause * 2).min(std::time::Duration::from_millis(250));
-    }
+    use xtask::poll::{until, Pace, Probe};
+    let probe = || Ok::<_, ()>(f().map_or(Probe::Pending(()), Probe::Done));
+    until(limit, Pace::ms(20, 250), probe, |()| ())
+        .unwrap_or_else(|()| panic!("{} (deadline of {limit:?} passed)", failure()))
 }
