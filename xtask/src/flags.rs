@@ -1,0 +1,167 @@
+//! The command line, declared once.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use xtask::host::Accel;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "md-bitmap-bench: does md's write-intent bitmap tell the truth?"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct KernelFlags {
+    /// A bzImage to boot instead of Debian's 6.12 cloud kernel.
+    #[arg(long, value_name = "BZIMAGE", conflicts_with_all = ["tree", "debian_source"])]
+    pub kernel: Option<PathBuf>,
+    /// Its modules tree (lib/modules/RELEASE, or a directory holding one); omit when
+    /// md, raid1/10/456 and virtio_blk are built in.
+    #[arg(long, value_name = "DIR", requires = "kernel")]
+    pub modules: Option<PathBuf>,
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// kvm or tcg; by default KVM when a probe boot shows it works, else TCG.
+    #[arg(long, value_enum)]
+    pub accel: Option<Accel>,
+    /// Never run apt-get; fail with the line to run instead.
+    #[arg(long)]
+    pub no_install: bool,
+}
+
+/// A kernel built from source (and cached): see `cargo xtask kernel build`.
+#[derive(clap::Args, Clone)]
+#[command(group(clap::ArgGroup::new("build_source").args(["tree", "debian_source"])))]
+pub struct BuildFlags {
+    /// Build this kernel tree (out of tree, as it is on disk) and boot it.
+    #[arg(long, value_name = "PATH", conflicts_with = "debian_source")]
+    pub tree: Option<PathBuf>,
+    /// Build Debian's linux-source-SERIES package (e.g. 6.12) and boot it.
+    #[arg(long, value_name = "SERIES")]
+    pub debian_source: Option<String>,
+    /// Config fragment merged onto the base (repeatable; a file, or a name in
+    /// kernel-configs/ such as `debug`); default: kernel-configs/md.config.
+    #[arg(long = "config", value_name = "FRAGMENT", requires = "build_source")]
+    pub configs: Vec<PathBuf>,
+    /// defconfig (+ kvm_guest.config) or tinyconfig (+ kernel-configs/tiny.config).
+    #[arg(long, value_enum, default_value_t = xtask::kernel::build::Base::Defconfig, requires = "build_source")]
+    pub base: xtask::kernel::build::Base,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run cases (all of cases/ by default) and print a line per case and a summary.
+    Run(Run),
+    /// Install the host tools, fetch the kernel and build the guest image, then stop.
+    Setup(KernelFlags),
+    /// Boot a guest and run one shell command in it (for poking at a kernel by hand).
+    Exec(Exec),
+    /// Print what a bitmap file (as `mdadm -X` does, plus its dirty ranges) or an md
+    /// member image or device (superblock summary and internal bitmap) holds.
+    Examine(Examine),
+    /// Kernels built from source.
+    #[command(subcommand)]
+    Kernel(KernelCmd),
+    /// Run the same cases with the same seeds on two kernels and show what changed;
+    /// exit 1 when the patched kernel regressed.
+    Compare(Compare),
+}
+
+#[derive(clap::Args)]
+pub struct Compare {
+    /// The kernel before the patch: `debian`, a bzImage, a kernel tree, or TREE@REV.
+    #[arg(long, value_name = "KERNEL")]
+    pub base: String,
+    /// The kernel with the patch, in the same forms.
+    #[arg(long, value_name = "KERNEL")]
+    pub patched: String,
+    /// The modules tree of a modular base bzImage.
+    #[arg(long, value_name = "DIR")]
+    pub base_modules: Option<PathBuf>,
+    /// The modules tree of a modular patched bzImage.
+    #[arg(long, value_name = "DIR")]
+    pub patched_modules: Option<PathBuf>,
+    /// Config fragments for kernels built from trees (repeatable).
+    #[arg(long = "config", value_name = "FRAGMENT")]
+    pub configs: Vec<PathBuf>,
+    /// The config base for kernels built from trees.
+    #[arg(long, value_enum, default_value_t = xtask::kernel::build::Base::Defconfig)]
+    pub config_base: xtask::kernel::build::Base,
+    /// Case files or names; all of cases/ when none.
+    pub cases: Vec<String>,
+    /// Only cases whose name contains this (repeatable).
+    #[arg(long = "case", value_name = "FILTER")]
+    pub filters: Vec<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run each case N times (fresh seeds, the same on both kernels).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: u32,
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    pub accel: Option<Accel>,
+    #[arg(long)]
+    pub no_install: bool,
+}
+
+#[derive(Subcommand)]
+pub enum KernelCmd {
+    /// Build a kernel (or find it in the cache) and print where its bzImage and
+    /// modules are.
+    Build(KernelBuild),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["tree", "debian_source"])))]
+pub struct KernelBuild {
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// Never run apt-get; fail with the line to run instead.
+    #[arg(long)]
+    pub no_install: bool,
+}
+
+#[derive(clap::Args)]
+pub struct Run {
+    /// Case files or names (`smoke` for cases/smoke.yaml); all of cases/ when none.
+    pub cases: Vec<String>,
+    /// Only cases whose name contains this (repeatable).
+    #[arg(long = "case", value_name = "FILTER")]
+    pub filters: Vec<String>,
+    #[command(flatten)]
+    pub kernel: KernelFlags,
+    /// Seed for every random choice; recorded in each result.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Cases run at once; default: as many as the cores hold without slowing a VM.
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Where results go (default: results/ of the checkout).
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
+    /// Run each case N times with fresh seeds and report the flaky ones.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: u32,
+}
+
+#[derive(clap::Args)]
+pub struct Exec {
+    #[command(flatten)]
+    pub kernel: KernelFlags,
+    /// The shell command to run in the guest.
+    pub command: String,
+}
+
+#[derive(clap::Args)]
+pub struct Examine {
+    /// Bitmap files, member disk images or block devices.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
