@@ -1,8 +1,7 @@
 //! md-bitmap-bench: the host-side orchestrator. `main.rs` is only the CLI; every step of
 //! case file -> plan -> VM runs -> disk images -> verdicts -> results lives here, callable
 //! from tests without the CLI (`main.rs` and `flags.rs` are the binary). The modules in the
-//! order of the flow; each uses only the
-//! ones above it:
+//! order of the flow; each uses only the ones above it:
 //!
 //! - `host`, `poll`: the machine (tools, cache, accelerator) and the one way to wait.
 //! - `case`: case files, their validation and matrix, the plans.
