@@ -22,6 +22,9 @@ impl MatrixPoint {
         if let Some(c) = self.chunk {
             parts.push(size_label(c.0));
         }
+        if let Some(l) = self.lie {
+            parts.push(l.label().into());
+        }
         parts.join("-")
     }
 
@@ -31,11 +34,18 @@ impl MatrixPoint {
             && pattern.members.is_none_or(|v| self.members == Some(v))
             && pattern.bitmap.is_none_or(|v| self.bitmap == Some(v))
             && pattern.chunk.is_none_or(|v| self.chunk == Some(v))
+            && pattern.lie.is_none_or(|v| self.lie == Some(v))
     }
 
     /// Sets this combination's values on `case`; a member count the case's own list
     /// cannot supply is refused (the members are its first `n`).
     pub(super) fn apply(&self, case: &mut CaseFile) -> Result<(), String> {
+        if let Some(l) = self.lie {
+            case.bitmap_lie
+                .as_mut()
+                .ok_or("matrix.lie: the case has no bitmap_lie to set it on")?
+                .lie = Some(l);
+        }
         let Some(a) = case.array.as_mut() else {
             return Ok(());
         };
@@ -87,14 +97,17 @@ impl MatrixSpec {
             for members in axis(&self.members) {
                 for bitmap in axis(&self.bitmap) {
                     for chunk in axis(&self.chunk) {
-                        let p = MatrixPoint {
-                            level,
-                            members,
-                            bitmap,
-                            chunk,
-                        };
-                        if !self.exclude.iter().any(|x| p.matches(x)) {
-                            out.push(p);
+                        for lie in axis(&self.lie) {
+                            let p = MatrixPoint {
+                                level,
+                                members,
+                                bitmap,
+                                chunk,
+                                lie,
+                            };
+                            if !self.exclude.iter().any(|x| p.matches(x)) {
+                                out.push(p);
+                            }
                         }
                     }
                 }

@@ -23,6 +23,7 @@ pub struct Plan {
     pub examination: Option<ExaminationSpec>,
     pub readd: Option<ReaddSpec>,
     pub bitmap_eio: Option<BitmapEioSpec>,
+    pub bitmap_lie: Option<BitmapLieSpec>,
     pub expect_splats: Vec<String>,
     /// Kernel options the case needs (its own `requires` and what its faults need).
     pub requires: Vec<String>,
@@ -303,6 +304,39 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
             ));
         }
     }
+    if let Some(b) = &case.bitmap_lie {
+        let a = case
+            .array
+            .as_ref()
+            .ok_or_else(|| at("bitmap_lie: needs an array".into()))?;
+        if a.bitmap.kind != BitmapKind::File || a.build {
+            return Err(at(
+                "bitmap_lie: lies with a bitmap file of an array with superblocks; array.bitmap.kind must be file and array.build false"
+                    .into(),
+            ));
+        }
+        let Some(lie) = b.lie else {
+            return Err(at(
+                "bitmap_lie.lie: name the lie, here or with a matrix lie axis".into(),
+            ));
+        };
+        if !b.expect.contains_key(&lie) {
+            return Err(at(format!(
+                "bitmap_lie.expect: says nothing of {:?}; give refused, full_recovery or trusted",
+                lie.label()
+            )));
+        }
+        if b.crash.after_written.is_none() == b.crash.after_time.is_none() {
+            return Err(at(
+                "bitmap_lie.crash: give exactly one of after_written and after_time".into(),
+            ));
+        }
+        if b.crash.throttle.is_none() || b.crash.mode != CrashMode::Sigkill {
+            return Err(at(
+                "bitmap_lie.crash: needs a throttled member and mode sigkill, or the crash leaves nothing to recover".into(),
+            ));
+        }
+    }
     let mut requires = case.requires.clone();
     if case
         .readd
@@ -361,10 +395,11 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         case.examination.is_some(),
         case.readd.is_some(),
         case.bitmap_eio.is_some(),
+        case.bitmap_lie.is_some(),
     ];
     if scenarios.iter().filter(|s| **s).count() > 1 {
         return Err(at(
-            "crash, examination, readd, bitmap_eio: one scenario per case".into(),
+            "crash, examination, readd, bitmap_eio, bitmap_lie: one scenario per case".into(),
         ));
     }
     if case.steps.is_empty() && !scenarios.contains(&true) {
@@ -384,6 +419,7 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         examination: case.examination,
         readd: case.readd,
         bitmap_eio: case.bitmap_eio,
+        bitmap_lie: case.bitmap_lie,
         expect_splats: case.expect_splats,
         requires,
         keep_disks: false,

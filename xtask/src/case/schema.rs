@@ -32,6 +32,10 @@ pub struct CaseFile {
     /// Fail the bitmap file's disk under load, crash, and reassemble.
     #[serde(default)]
     pub bitmap_eio: Option<BitmapEioSpec>,
+    /// Crash under load, then assemble with a bitmap file that lies (stale, foreign,
+    /// short, corrupt).
+    #[serde(default)]
+    pub bitmap_lie: Option<BitmapLieSpec>,
     /// Kernel splats the case causes itself (regular expressions on the title): found,
     /// they are recorded and do not fail the case.
     #[serde(default)]
@@ -63,6 +67,9 @@ pub struct MatrixSpec {
     pub bitmap: Vec<BitmapKind>,
     #[serde(default)]
     pub chunk: Vec<Size>,
+    /// How the bitmap file lies (a `bitmap_lie` case).
+    #[serde(default)]
+    pub lie: Vec<Lie>,
     /// Combinations to leave out: each entry names some axes' values.
     #[serde(default)]
     pub exclude: Vec<MatrixPoint>,
@@ -80,6 +87,8 @@ pub struct MatrixPoint {
     pub bitmap: Option<BitmapKind>,
     #[serde(default)]
     pub chunk: Option<Size>,
+    #[serde(default)]
+    pub lie: Option<Lie>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -555,6 +564,80 @@ fn default_true() -> bool {
 pub struct BitmapEioSpec {
     /// The load, the lagging member and the kill point, as in a crash case.
     pub crash: CrashSpec,
+}
+
+/// A crash, then the next assembly given a bitmap file that does not tell the array's
+/// truth. md may refuse the file or recover in full; it must never trust its bits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitmapLieSpec {
+    /// How the file lies (or the matrix's `lie` axis says).
+    #[serde(default)]
+    pub lie: Option<Lie>,
+    /// What md is expected to do with the file, per lie.
+    pub expect: std::collections::BTreeMap<Lie, LieOutcome>,
+    /// The load, the lagging member and the kill point, as in a crash case.
+    pub crash: CrashSpec,
+}
+
+/// How the bitmap file lies at the assembly after the crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lie {
+    /// An older copy of itself, taken before the load: its events are behind the array's.
+    Stale,
+    /// The array was assembled and loaded without it: the file knows nothing of the load.
+    Lagging,
+    /// Another array's file: another UUID, otherwise valid.
+    Foreign,
+    /// Truncated inside its bit array.
+    ShortBits,
+    /// Truncated inside its superblock.
+    ShortSuper,
+    /// Its magic number damaged.
+    BadMagic,
+    /// A chunk size that is not a power of two.
+    BadChunksize,
+    /// A sync size that disagrees with the array's.
+    BadSyncSize,
+}
+
+impl Lie {
+    /// The lie in a case name (`short-bits`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Lie::Stale => "stale",
+            Lie::Lagging => "lagging",
+            Lie::Foreign => "foreign",
+            Lie::ShortBits => "short-bits",
+            Lie::ShortSuper => "short-super",
+            Lie::BadMagic => "bad-magic",
+            Lie::BadChunksize => "bad-chunksize",
+            Lie::BadSyncSize => "bad-sync-size",
+        }
+    }
+}
+
+/// What md did with a bitmap file at assembly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LieOutcome {
+    /// The assembly failed, or the array runs without the bitmap.
+    Refused,
+    /// md took the file but announced a full recovery (its bits count for nothing).
+    FullRecovery,
+    /// md used the file's bits: right only when the lie does not touch them.
+    Trusted,
+}
+
+impl LieOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LieOutcome::Refused => "refused",
+            LieOutcome::FullRecovery => "full_recovery",
+            LieOutcome::Trusted => "trusted",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -38,20 +38,7 @@ pub fn faults_injected(console: &str) -> Check {
 
 /// md's complaints about its bitmap in a console log.
 pub fn bitmap_errors(console: &str) -> Check {
-    const PATTERNS: [&str; 7] = [
-        "kicking failed bitmap file",
-        "md: bitmap read error",
-        "bitmap file too short",
-        "invalid bitmap file superblock",
-        "bitmap superblock UUID mismatch",
-        "md: cannot resize file-based bitmap",
-        "bitmap: write error",
-    ];
-    let found: Vec<String> = console
-        .lines()
-        .filter(|l| PATTERNS.iter().any(|p| l.contains(p)))
-        .map(|l| l.trim().to_string())
-        .collect();
+    let found = crate::logs::kmsg::bitmap_complaints(console);
     Check {
         name: "no_bitmap_errors",
         ok: found.is_empty(),

@@ -5,11 +5,13 @@
 mod crash;
 mod examination;
 mod kernel_log;
+mod lie;
 mod load;
 
 pub use crash::*;
 pub use examination::*;
 pub use kernel_log::*;
+pub use lie::*;
 pub use load::*;
 
 use serde::Serialize;

@@ -42,18 +42,100 @@ use crate::check::ranges;
 use crate::ondisk::bitmap::{Bitmap, BitmapSuper, BITMAP_MAGIC, BITMAP_SUPER_LEN};
 use crate::ondisk::superblock::{self, DevRole, MdSuper, SuperVersion};
 
-/// `cargo xtask examine PATH...`: each path's report, a blank line between them.
+/// `cargo xtask examine PATH...`: each path's report, a blank line between them. Given
+/// a bitmap file and members of its array together, also what md would make of the file
+/// at assembly; the status is 1 when md would refuse it.
 pub fn run(paths: &[std::path::PathBuf]) -> Result<u8> {
+    let mut bitmaps = Vec::new();
+    let mut members = Vec::new();
     for (i, path) in paths.iter().enumerate() {
-        let text = examine(path)?;
+        let (text, found) = read(path)?;
         print!("{}{text}", if i > 0 { "\n" } else { "" });
+        match found {
+            Found::BitmapFile(b) => bitmaps.push((path.display().to_string(), b)),
+            Found::Member(sb) => members.push(sb),
+        }
     }
-    Ok(crate::result::exit::OK)
+    let mut refused = false;
+    if let Some(member) = members.iter().max_by_key(|m| m.events) {
+        for (name, b) in &bitmaps {
+            println!();
+            for v in against_array(b, member) {
+                refused |= v.refused;
+                println!("{name}: {}", v.text);
+            }
+        }
+    }
+    Ok(if refused {
+        crate::result::exit::CASE_FAILED
+    } else {
+        crate::result::exit::OK
+    })
+}
+
+/// What md would make of a bitmap file, told against the array's superblock.
+pub struct Judgement {
+    pub refused: bool,
+    pub text: String,
+}
+
+/// md_bitmap_read_sb's checks of a file against its array (6.12): the UUID must match
+/// (else the file is refused), events behind the array's force a full recovery, and a
+/// sync size that disagrees is rewritten from the array.
+pub fn against_array(b: &Bitmap, array: &MdSuper) -> Vec<Judgement> {
+    let mut out = Vec::new();
+    if b.sb.uuid != array.set_uuid {
+        out.push(Judgement {
+            refused: true,
+            text: format!(
+                "md refuses it: bitmap superblock UUID mismatch (the file's {}, the array's {})",
+                mdadm_uuid(&b.sb.uuid),
+                mdadm_uuid(&array.set_uuid)
+            ),
+        });
+        return out;
+    }
+    if b.sb.events < array.events {
+        out.push(Judgement {
+            refused: false,
+            text: format!(
+                "md recovers in full: the file is out of date (events {} < the array's {})",
+                b.sb.events, array.events
+            ),
+        });
+    }
+    // resync_max_sectors is the member size for these levels (raid10's is the array's).
+    if matches!(array.level, 1 | 4 | 5 | 6) && b.sb.sync_size != array.size {
+        out.push(Judgement {
+            refused: false,
+            text: format!(
+                "sync_size {} sectors disagrees with the array's {} (md rewrites it and keeps the bits)",
+                b.sb.sync_size, array.size
+            ),
+        });
+    }
+    if out.is_empty() {
+        out.push(Judgement {
+            refused: false,
+            text: "md takes it and trusts its bits (UUID and events match the array)".into(),
+        });
+    }
+    out
+}
+
+/// What a path holds.
+enum Found {
+    BitmapFile(Bitmap),
+    Member(MdSuper),
 }
 
 /// The report for one path: a bitmap file or an md member (image file or block device).
 /// The error names the path and why it is neither.
 pub fn examine(path: &Path) -> Result<String> {
+    read(path).map(|(text, _)| text)
+}
+
+fn read(path: &Path) -> Result<(String, Found)> {
     let shown = path.display().to_string();
     let mut file = File::open(path).with_context(|| format!("{shown}: open"))?;
     // A block device's metadata says 0 bytes; seeking to the end gives its size.
@@ -65,7 +147,7 @@ pub fn examine(path: &Path) -> Result<String> {
     let mut bitmap_err = None;
     if head == BITMAP_MAGIC.to_le_bytes() {
         match read_bitmap(&mut file, 0, size) {
-            Ok(bm) => return Ok(bitmap_report(&bm, &shown)),
+            Ok(bm) => return Ok((bitmap_report(&bm, &shown), Found::BitmapFile(bm))),
             // A 1.0 member's data area starts at byte 0 and could begin with "bitm":
             // look for a superblock before giving up.
             Err(e) => bitmap_err = Some(e),
@@ -80,8 +162,13 @@ pub fn examine(path: &Path) -> Result<String> {
                      would read ({b:#}), and holds no md superblock either ({e})"
                 ),
                 None => anyhow!(
-                    "{shown}: neither a bitmap file (no \"bitm\" magic at byte 0) nor an md \
-                     member ({e})"
+                    "{shown}: neither a bitmap file (magic {:#010x} at byte 0, a bitmap's is \
+                     {BITMAP_MAGIC:#010x}) nor an md member ({e})",
+                    u32::from_le_bytes(
+                        [head.as_slice(), &[0; 4]].concat()[..4]
+                            .try_into()
+                            .expect("4 bytes")
+                    )
                 ),
             })
         }
@@ -100,7 +187,7 @@ pub fn examine(path: &Path) -> Result<String> {
             out.push_str(&bitmap_report(&bm, &shown));
         }
     }
-    Ok(out)
+    Ok((out, Found::Member(sb)))
 }
 
 /// `mdadm -X`'s text for `bm` with `filename`, then the dirty chunks and bytes.
@@ -405,6 +492,53 @@ mod tests {
         assert!(
             err.contains(&format!("{}: open", missing.display())),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_is_judged_against_its_array_as_md_would() {
+        let dev = member(None, &[]);
+        let (_, array) = superblock::read_from(&mut std::io::Cursor::new(&dev), DEV).unwrap();
+        let file = |sb: BitmapSuper| Bitmap::decode(&encode(&sb, &[vec![]]).unwrap()).unwrap();
+        let own = BitmapSuper {
+            sync_size: array.size,
+            ..bitmap_sb()
+        };
+        let said = |sb: BitmapSuper| {
+            against_array(&file(sb), &array)
+                .into_iter()
+                .map(|j| (j.refused, j.text))
+                .collect::<Vec<_>>()
+        };
+        let trusted = said(own.clone());
+        assert_eq!(trusted.len(), 1);
+        assert!(
+            !trusted[0].0 && trusted[0].1.contains("trusts its bits"),
+            "{trusted:?}"
+        );
+        let foreign = said(BitmapSuper {
+            uuid: [9; 16],
+            ..own.clone()
+        });
+        assert!(
+            foreign[0].0 && foreign[0].1.contains("UUID mismatch"),
+            "{foreign:?}"
+        );
+        let stale = said(BitmapSuper {
+            events: 30,
+            ..own.clone()
+        });
+        assert!(
+            !stale[0].0 && stale[0].1.contains("events 30 < the array's 40"),
+            "{stale:?}"
+        );
+        let sync = said(BitmapSuper {
+            sync_size: array.size / 2,
+            ..own
+        });
+        assert!(
+            !sync[0].0 && sync[0].1.contains("disagrees with the array's"),
+            "{sync:?}"
         );
     }
 }

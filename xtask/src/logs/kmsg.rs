@@ -9,6 +9,25 @@ pub fn full_recovery_messages(dmesg: &str) -> Vec<String> {
         .collect()
 }
 
+/// What md says when it cannot use or keep a bitmap (6.12's `md-bitmap.c`).
+pub const BITMAP_COMPLAINTS: [&str; 7] = [
+    "kicking failed bitmap file",
+    "md: bitmap read error",
+    "bitmap file too short",
+    "invalid bitmap file superblock",
+    "bitmap superblock UUID mismatch",
+    "md: cannot resize file-based bitmap",
+    "bitmap: write error",
+];
+
+/// The lines of a kernel log where md complains about a bitmap.
+pub fn bitmap_complaints(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| BITMAP_COMPLAINTS.iter().any(|p| l.contains(p)))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
 /// md's announcements that it dropped a bitmap file after a write error.
 pub fn bitmap_kicked_messages(dmesg: &str) -> Vec<String> {
     dmesg

@@ -315,7 +315,9 @@ impl BitmapSuper {
             + geo.bits_bytes)
     }
 
-    fn encode_into(&self, out: &mut [u8]) -> Result<(), BitmapError> {
+    /// Writes the superblock's fields over the first 256 bytes of `out`, as they are:
+    /// nothing is validated, so a test or a case can write a superblock md must refuse.
+    pub fn encode_into(&self, out: &mut [u8]) -> Result<(), BitmapError> {
         let name = self.cluster_name.as_bytes();
         if name.len() > CLUSTER_NAME_LEN {
             return Err(BitmapError::ClusterNameTooLong { len: name.len() });

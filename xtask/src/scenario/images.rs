@@ -46,7 +46,15 @@ pub fn judge<R: Read + Seek>(
     members: Vec<(String, R)>,
     superblocks: bool,
 ) -> Result<Readings> {
-    let bitmap = Bitmap::decode(bitmap)?;
+    judge_with(Bitmap::decode(bitmap)?, members, superblocks)
+}
+
+/// Judges the members over the space and in the chunks of a bitmap already decoded.
+pub fn judge_with<R: Read + Seek>(
+    bitmap: Bitmap,
+    members: Vec<(String, R)>,
+    superblocks: bool,
+) -> Result<Readings> {
     let judged = redundancy::judge_members(
         members,
         superblocks,
@@ -82,8 +90,18 @@ impl Scenario<'_, '_> {
             (bitmap_of_member(&mut f)?, image)
         };
         std::fs::write(self.case_dir.join(format!("bitmap-{label}.bin")), &bytes)?;
-        let members = self
-            .array
+        judge(&bytes, self.member_images()?, !self.array.build)
+            .with_context(|| format!("judge the images (bitmap read from {})", source.display()))
+    }
+
+    /// The members judged over the space and chunks of `bitmap`, whatever the bitmap on
+    /// disk is now (a file md refused, say).
+    pub fn read_members_with(&self, bitmap: &Bitmap) -> Result<Readings> {
+        judge_with(bitmap.clone(), self.member_images()?, !self.array.build)
+    }
+
+    fn member_images(&self) -> Result<Vec<(String, std::fs::File)>> {
+        self.array
             .members
             .iter()
             .map(|m| {
@@ -92,9 +110,7 @@ impl Scenario<'_, '_> {
                     .with_context(|| format!("open {}", path.display()))
                     .map(|f| (path.display().to_string(), f))
             })
-            .collect::<Result<Vec<_>>>()?;
-        judge(&bytes, members, !self.array.build)
-            .with_context(|| format!("judge the images (bitmap read from {})", source.display()))
+            .collect()
     }
 }
 
@@ -104,16 +120,9 @@ mod tests {
     use crate::ondisk::bitmap::encode;
     use std::io::Cursor;
 
-    /// A valid version-4 bitmap superblock for `chunks` chunks of 4 KiB, from the decoder
-    /// of a blob built here.
+    /// A valid version-4 bitmap of `chunks` chunks of 4 KiB.
     fn bitmap(chunks: u64, dirty: &[u64]) -> Vec<u8> {
-        let mut head = vec![0u8; 256];
-        head[0..4].copy_from_slice(&0x6d74_6962u32.to_le_bytes()); // magic
-        head[4..8].copy_from_slice(&4u32.to_le_bytes()); // version
-        head[40..48].copy_from_slice(&(chunks * 8).to_le_bytes()); // sync_size, sectors
-        head[52..56].copy_from_slice(&4096u32.to_le_bytes()); // chunksize
-        head[56..60].copy_from_slice(&5u32.to_le_bytes()); // daemon_sleep
-        let sb = BitmapSuper::decode(&head).expect("a valid superblock");
+        let sb = BitmapSuper::new_v4([7; 16], chunks * 8, 4096, 5);
         encode(&sb, &[dirty.to_vec()]).expect("encodes")
     }
 

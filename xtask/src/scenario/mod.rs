@@ -2,7 +2,8 @@
 //! commands (this file), the array it builds and takes down (`array`), the load and the
 //! kill point (`workload`), the disks' faults (`disks`), the block trace (`trace`), the
 //! readings of the disk images (`images`). Then one file per scenario, each reading as its
-//! steps: `steps` (a case's own commands), `crash`, `readd`, `bitmap_eio`, `examination`,
+//! steps: `steps` (a case's own commands), `crash`, `readd`, `bitmap_eio`, `bitmap_lie`,
+//! `examination`,
 //! with `faults` (the kernel's fault injectors) and `stall` (blocked tasks) beside them.
 //!
 //! A scenario drives the guest, hands what it read to `images` and `logs`, and the
@@ -10,6 +11,7 @@
 
 pub mod array;
 pub mod bitmap_eio;
+pub mod bitmap_lie;
 pub mod crash;
 pub mod disks;
 pub mod examination;
@@ -62,6 +64,9 @@ pub fn run(
         }
         if let Some(b) = &plan.bitmap_eio {
             return bitmap_eio::run(&mut s, b);
+        }
+        if let Some(l) = &plan.bitmap_lie {
+            return bitmap_lie::run(&mut s, l);
         }
         return steps::run(bench, plan, case_dir, disks.clone(), s.rec);
     }

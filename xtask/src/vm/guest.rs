@@ -77,6 +77,20 @@ pub fn try_open_write(vm: &mut Vm, path: &str) -> Result<Option<i32>> {
     }
 }
 
+/// Creates (or truncates) `path` with `data` and fsyncs it.
+pub fn write(vm: &mut Vm, path: &str, data: &[u8]) -> Result<()> {
+    match call(
+        vm,
+        Request::Write {
+            path: path.into(),
+            data: data.to_vec(),
+        },
+    )? {
+        Response::Done => Ok(()),
+        other => bail!("write {path}: answered {other:?}"),
+    }
+}
+
 /// Runs `cmd` in the guest; the agent kills it at `limit`, the host gives the agent a
 /// margin beyond that before calling the guest hung.
 pub fn run(
