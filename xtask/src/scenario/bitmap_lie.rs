@@ -113,12 +113,26 @@ fn tell_the_lie(
         guest::write(vm, &path, &lied).map_err(Failure::Bench)?;
     }
     std::fs::write(s.case_dir.join("bitmap-lie.bin"), &lied).map_err(anyhow::Error::from)?;
+    keep_member_head(s).map_err(Failure::Bench)?;
     s.note_figure(
         "lie",
         serde_json::json!({ "lie": lie, "bytes_before": now.len(), "bytes_after": lied.len(),
             "decodes": Bitmap::decode(&lied).map(|_| "yes".to_string()).unwrap_or_else(|e| e.to_string()) }),
     );
     Ok(lied)
+}
+
+/// The first MiB of the first member as it is when the file lies (its md superblock), as
+/// `member-head-at-lie.img`: `cargo xtask examine bitmap-lie.bin member-head-at-lie.img`
+/// then says what md makes of the file against the array it was handed to.
+fn keep_member_head(s: &Scenario) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(s.image(&s.array.members[0]))?
+        .take(1 << 20)
+        .read_to_end(&mut head)?;
+    std::fs::write(s.case_dir.join("member-head-at-lie.img"), head)?;
+    Ok(())
 }
 
 /// Assembles md0 with the file. A refusal is not the case's failure: md may refuse, and
@@ -165,13 +179,24 @@ fn assemble_with_the_lie(
     ))
 }
 
-/// The chunks md may resync: those the file marks when md trusted it (the lie left bits
-/// it could read), every chunk when it did not.
+/// The chunks md may resync: those the file marks when md trusted it, every chunk when it
+/// did not.
 fn bound(observed: LieOutcome, lied: &[u8], before: &Readings) -> BTreeSet<u64> {
-    match (observed, Bitmap::decode(lied)) {
-        (LieOutcome::Trusted, Ok(b)) => b.dirty_chunks(0).into_iter().collect(),
+    match (observed, bits_as_md_reads(lied, before.bitmap.sb.sync_size)) {
+        (LieOutcome::Trusted, Some(b)) => b.dirty_chunks(0).into_iter().collect(),
         _ => (0..before.bitmap.chunks()).collect(),
     }
+}
+
+/// The file's bits as md reads them: md sizes the bit array from the array
+/// (`resync_max_sectors`, which it also writes back as `sync_size`), not from the file's
+/// own `sync_size`.
+pub fn bits_as_md_reads(file: &[u8], array_sync_size: u64) -> Option<Bitmap> {
+    let mut sb = BitmapSuper::decode(file).ok()?;
+    sb.sync_size = array_sync_size;
+    let mut bytes = file.to_vec();
+    sb.encode_into(bytes.get_mut(..BITMAP_SUPER_LEN)?).ok()?;
+    Bitmap::decode(&bytes).ok()
 }
 
 /// The file's bytes after the lie, from the bytes it holds now and (for a stale lie) the
@@ -209,15 +234,15 @@ pub fn lie_bytes(lie: Lie, now: &[u8], older: Option<&[u8]>) -> anyhow::Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ondisk::bitmap::{encode, BitmapError};
+    use crate::ondisk::bitmap::BitmapError;
 
-    /// A bitmap file as mdadm makes it for 128 MiB members in 64 KiB chunks, two bits set.
+    /// A bitmap file md wrote (see testdata/bitmap/README.md).
     fn real() -> Vec<u8> {
-        let mut sb = BitmapSuper::new_v4([0x11; 16], 128 << 11, 64 << 10, 5);
-        sb.events = 20;
-        let mut bytes = encode(&sb, &[vec![3, 700]]).unwrap();
-        bytes.resize(4096, 0);
-        bytes
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata/bitmap/raid1-64k-after-crash.bin"),
+        )
+        .unwrap()
     }
 
     fn decoded(bytes: &[u8]) -> Result<Bitmap, BitmapError> {
@@ -239,8 +264,8 @@ mod tests {
         assert_eq!(
             err(Lie::ShortBits),
             BitmapError::Truncated {
-                need: 512,
-                have: 384
+                need: 510,
+                have: 383
             }
         );
         assert_eq!(
@@ -260,10 +285,17 @@ mod tests {
     fn the_lies_md_must_catch_elsewhere_leave_a_valid_file() {
         let real = real();
         let foreign = decoded(&lie_bytes(Lie::Foreign, &real, None).unwrap()).unwrap();
-        assert_eq!(foreign.sb.uuid, [0x11 ^ 0x5a; 16]);
-        assert_eq!(foreign.dirty_chunks(0), [3, 700]);
-        let short_sync = decoded(&lie_bytes(Lie::BadSyncSize, &real, None).unwrap()).unwrap();
-        assert_eq!(short_sync.sb.sync_size, 128 << 10);
+        let own = decoded(&real).unwrap();
+        assert_ne!(foreign.sb.uuid, own.sb.uuid);
+        assert_eq!(foreign.dirty_chunks(0), own.dirty_chunks(0));
+        let lied = lie_bytes(Lie::BadSyncSize, &real, None).unwrap();
+        let short_sync = decoded(&lied).unwrap();
+        assert_eq!(short_sync.sb.sync_size, own.sb.sync_size / 2);
+        // The decoder reads half the bits; md reads them all (the array sizes them).
+        assert!(short_sync.dirty_count(0) < own.dirty_count(0));
+        let as_md = bits_as_md_reads(&lied, own.sb.sync_size).unwrap();
+        assert_eq!(as_md.dirty_chunks(0), own.dirty_chunks(0));
+        assert!(bits_as_md_reads(&lie_bytes(Lie::BadMagic, &real, None).unwrap(), 1).is_none());
         assert_eq!(lie_bytes(Lie::Lagging, &real, None).unwrap(), real);
         let mut older = real.clone();
         older[24] = 3; // events 3: behind the array's

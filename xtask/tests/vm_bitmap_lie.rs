@@ -1,0 +1,165 @@
+//! Bitmap files that lie, on the real kernel: each combination of
+//! `cases/raid1-file-bitmap-lie.yaml` crashes a loaded mirror, hands the next assembly a
+//! lying file, and must end with md's expected outcome, every divergent chunk resynced and
+//! the members identical. `cargo xtask examine` then says, from the files the case kept,
+//! what is wrong with the lying file.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use xtask::result::{CaseResult, Verdict};
+
+fn figure<'a>(r: &'a CaseResult, check: &str) -> &'a serde_json::Value {
+    &r.checks
+        .iter()
+        .find(|c| c.name == check)
+        .unwrap_or_else(|| panic!("no {check} check in {:#?}", r.checks))
+        .figures
+}
+
+/// Runs one lie; asserts md's outcome, the recovery, and what `examine` says of the kept
+/// file against the member it was handed with (its exit status and a line of its output).
+fn lie(variant: &str, observed: &str, said: &str, examine_status: i32, examine_says: &str) {
+    let plan = plan_variant("raid1-file-bitmap-lie", variant, 15);
+    let (r, dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
+    let divergent = figure(&r, "crash_left_divergence")["divergent_chunks"]
+        .as_u64()
+        .unwrap();
+    assert!(divergent > 0, "the crash left nothing to recover");
+    let outcome = figure(&r, "bitmap_outcome");
+    assert_eq!(outcome["observed"], observed, "{outcome}");
+    assert!(
+        outcome["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().contains(said)),
+        "md did not say {said:?}: {outcome}"
+    );
+    let bounds = figure(&r, "resync_bounds");
+    assert_eq!(
+        bounds["divergent_not_resynced"],
+        serde_json::json!([]),
+        "{bounds}"
+    );
+    assert!(r.checks.iter().any(|c| c.name == "converged" && c.ok));
+
+    let case = dir.path().join(&plan.name);
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("examine")
+        .arg(case.join("bitmap-lie.bin"))
+        .arg(case.join("member-head-at-lie.img"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(examine_status), "{text}");
+    assert!(
+        text.contains(examine_says),
+        "examine did not say {examine_says:?}:\n{text}"
+    );
+}
+
+#[test]
+fn a_stale_copy_forces_a_full_recovery() {
+    lie(
+        "stale",
+        "full_recovery",
+        "out of date",
+        0,
+        "md recovers in full: the file is out of date",
+    );
+}
+
+#[test]
+fn a_file_that_missed_a_load_forces_a_full_recovery() {
+    lie(
+        "lagging",
+        "full_recovery",
+        "out of date",
+        0,
+        "md recovers in full: the file is out of date",
+    );
+}
+
+#[test]
+fn another_arrays_file_is_refused() {
+    lie(
+        "foreign",
+        "refused",
+        "bitmap superblock UUID mismatch",
+        1,
+        "md refuses it: bitmap superblock UUID mismatch",
+    );
+}
+
+#[test]
+fn a_file_cut_in_its_bits_is_refused() {
+    lie(
+        "short-bits",
+        "refused",
+        "bitmap file too short",
+        125,
+        "the bitmap needs 510 bytes from byte 0, but only 383 are there",
+    );
+}
+
+#[test]
+fn a_file_cut_in_its_superblock_is_refused() {
+    lie(
+        "short-super",
+        "refused",
+        "bitmap chunksize too small",
+        125,
+        "bitmap truncated: need 256 bytes, have 48",
+    );
+}
+
+#[test]
+fn a_bad_magic_is_refused() {
+    lie(
+        "bad-magic",
+        "refused",
+        "invalid bitmap file superblock: bad magic",
+        125,
+        "magic 0x6c756863 at byte 0",
+    );
+}
+
+#[test]
+fn a_chunk_size_not_a_power_of_two_is_refused() {
+    lie(
+        "bad-chunksize",
+        "refused",
+        "bitmap chunksize not a power of 2",
+        125,
+        "bitmap chunksize 66048 is not a power of two",
+    );
+}
+
+/// md rewrites `sync_size` from the array and keeps the bits, which are the array's: the
+/// resync stays inside them.
+#[test]
+fn a_wrong_sync_size_is_rewritten_and_the_bits_trusted() {
+    let plan = plan_variant("raid1-file-bitmap-lie", "bad-sync-size", 15);
+    let (r, dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
+    assert_eq!(figure(&r, "bitmap_outcome")["observed"], "trusted");
+    let bounds = figure(&r, "resync_bounds");
+    assert_eq!(bounds["resynced_outside_bitmap"], 0, "{bounds}");
+    let case = dir.path().join(&plan.name);
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("examine")
+        .arg(case.join("bitmap-lie.bin"))
+        .arg(case.join("member-head-at-lie.img"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("md rewrites it and keeps the bits"), "{text}");
+}
