@@ -149,6 +149,9 @@ pub struct Run {
     /// Run each case N times with fresh seeds and report the flaky ones.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repeat: u32,
+    /// What stdout shows: human (a line per case, a summary) or ktap (KTAP v1 at the end).
+    #[arg(long, value_enum, default_value_t = xtask::cli::run::Format::Human)]
+    pub format: xtask::cli::run::Format,
 }
 
 #[derive(clap::Args)]

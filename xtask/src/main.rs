@@ -94,6 +94,7 @@ fn main() -> ExitCode {
             jobs: r.jobs,
             results: r.results,
             repeat: r.repeat,
+            format: r.format,
         }),
         flags::Cmd::Setup(k) => xtask::cli::setup::run(&kernel_options(&k)),
         flags::Cmd::Exec(e) => xtask::cli::exec::run(&kernel_options(&e.kernel), &e.command),

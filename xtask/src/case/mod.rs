@@ -111,6 +111,33 @@ mod tests {
         assert!(faults("{fail_make_request: {disk: zz, probability: 1}}").contains("zz"));
         assert!(faults("{fail_make_request: {disk: a, probability: 101}}")
             .contains("fail_make_request: probability 0..=100"));
+        let array = |bitmap: &str, scenario: &str| {
+            load(&format!("description: d\ndisks: [{{name: a, size: 64M}}, {{name: b, size: 64M}}, {{name: fs, size: 64M}}]\narray: {{level: 1, members: [a, b], bitmap: {bitmap}}}\n{scenario}\n"))
+        };
+        let crash = "crash: {after_time: 3s}";
+        for sleep in ["0s", "1500ms", "11m"] {
+            assert!(
+                array(
+                    &format!("{{disk: fs, chunk: 64K, daemon_sleep: {sleep}}}"),
+                    crash
+                )
+                .contains("daemon_sleep"),
+                "{sleep}"
+            );
+        }
+        let lie = |l: &str| {
+            array(
+                "{disk: fs, chunk: 64K}",
+                &format!("bitmap_lie: {{{l}expect: {{stale: full_recovery}}, crash: {{after_time: 3s, throttle: {{disk: b, iops_write: 50}}}}}}"),
+            )
+        };
+        assert!(lie("").contains("bitmap_lie.lie: name the lie"));
+        assert!(lie("lie: foreign, ").contains("bitmap_lie.expect: says nothing of \"foreign\""));
+        assert!(array(
+            "{kind: internal, chunk: 64K}",
+            "bitmap_lie: {lie: stale, expect: {stale: full_recovery}, crash: {after_time: 3s, throttle: {disk: b, iops_write: 50}}}"
+        )
+        .contains("bitmap_lie: lies with a bitmap file"));
     }
 
     const MATRIX: &str = "description: d\ndisks: [{name: a, size: 64M}, {name: b, size: 64M}, {name: c, size: 64M}, {name: d, size: 64M}, {name: fs, size: 64M}]\narray: {level: 1, members: [a, b, c, d], bitmap: {disk: fs, chunk: 64K}}\ncrash: {after_time: 3s}\n";

@@ -197,6 +197,12 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
                 "array.bitmap.chunk {chunk}: a power of two of at least 4 KiB"
             )));
         }
+        let sleep = a.bitmap.daemon_sleep;
+        if sleep.subsec_nanos() != 0 || !(1..=600).contains(&sleep.as_secs()) {
+            return Err(at(format!(
+                "array.bitmap.daemon_sleep {sleep:?}: whole seconds, 1 s to 10 min (mdadm --delay)"
+            )));
+        }
     }
     if let Some(c) = &case.crash {
         if case.array.is_none() {

@@ -245,6 +245,15 @@ pub struct BitmapSpec {
     /// `mdadm --grow --bitmap=` (mdadm's old 05r1-grow-external).
     #[serde(default)]
     pub grow: bool,
+    /// The bitmap daemon's period (`mdadm --delay`, whole seconds): bits clear two
+    /// periods after a chunk's last write. md's default is 5 s; a case that does not test
+    /// the default takes 1 s, so that its waits for clean bits take seconds.
+    #[serde(default = "default_daemon_sleep", with = "humantime_serde_compat")]
+    pub daemon_sleep: Duration,
+}
+
+fn default_daemon_sleep() -> Duration {
+    Duration::from_secs(5)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,7 +38,7 @@ pub fn run(args: CompareArgs) -> Result<u8> {
             .jobs
             .unwrap_or_else(|| crate::run::default_jobs(&plans, bench.accel))
             .max(1);
-        let events = super::reporters(Terminal::side(label));
+        let events = super::reporters(Box::new(Terminal::side(label)));
         sides.push(crate::run::run_plans(bench, &plans, &dir, jobs, &events)?);
     }
     let rows = judge(&sides[0], &sides[1]);

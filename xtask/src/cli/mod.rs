@@ -10,14 +10,20 @@ pub mod run;
 pub mod setup;
 
 use crate::report::files::ResultFiles;
-use crate::report::terminal::Terminal;
-use crate::result::events::Events;
+use crate::report::junit::JunitFile;
+use crate::report::ktap::KtapFile;
+use crate::result::events::{Events, Reporter};
 use std::path::Path;
 
-/// The reporters of a run on the terminal: result files first, so a line or a summary
-/// printed is already on disk.
-fn reporters(terminal: Terminal) -> Events {
-    Events::new(vec![Box::new(ResultFiles), Box::new(terminal)])
+/// The reporters of a run: the result files first (JSON, KTAP, JUnit), so that what the
+/// terminal shows is already on disk, then `screen`.
+fn reporters(screen: Box<dyn Reporter>) -> Events {
+    Events::new(vec![
+        Box::new(ResultFiles),
+        Box::new(KtapFile::new()),
+        Box::<JunitFile>::default(),
+        screen,
+    ])
 }
 
 /// Ctrl-C removes the running cases' disks and says where the results so far are.

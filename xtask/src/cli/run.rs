@@ -17,6 +17,18 @@ pub struct RunArgs {
     pub results: Option<PathBuf>,
     /// Run each case this many times, each with a fresh seed (or `seed` every time).
     pub repeat: u32,
+    /// What stdout shows.
+    pub format: Format,
+}
+
+/// What a run prints on stdout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A line per case, then the table and the summary.
+    #[default]
+    Human,
+    /// The KTAP document of the run, when it ends (also written as `results.ktap`).
+    Ktap,
 }
 
 pub fn run(args: RunArgs) -> Result<u8> {
@@ -31,7 +43,11 @@ pub fn run(args: RunArgs) -> Result<u8> {
         .jobs
         .unwrap_or_else(|| crate::run::default_jobs(&plans, bench.accel))
         .max(1);
-    let events = super::reporters(Terminal::run());
+    let screen: Box<dyn crate::result::events::Reporter> = match args.format {
+        Format::Human => Box::new(Terminal::run()),
+        Format::Ktap => Box::new(crate::report::ktap::KtapStdout::new()),
+    };
+    let events = super::reporters(screen);
     let results = crate::run::run_plans(&bench, &plans, &run_dir, jobs, &events)?;
     Ok(exit::exit_code(&results))
 }

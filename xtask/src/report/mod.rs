@@ -4,5 +4,7 @@
 pub mod compare;
 pub mod files;
 pub mod json;
+pub mod junit;
+pub mod ktap;
 pub mod terminal;
 pub mod text;

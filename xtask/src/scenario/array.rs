@@ -33,11 +33,12 @@ impl Scenario<'_, '_> {
             // No superblocks: md knows the array only from this command, and the bitmap
             // file is all it keeps of its state.
             format!(
-                "mdadm --build /dev/md0 --level={} --raid-devices={} --bitmap={} --bitmap-chunk={}K {}",
+                "mdadm --build /dev/md0 --level={} --raid-devices={} --bitmap={} --bitmap-chunk={}K --delay={} {}",
                 self.array.level,
                 self.array.members.len(),
                 self.bitmap_path(),
                 self.array.bitmap.chunk.0 >> 10,
+                self.array.bitmap.daemon_sleep.as_secs(),
                 self.members()
             )
         } else {
@@ -45,9 +46,10 @@ impl Scenario<'_, '_> {
                 "none".to_string()
             } else {
                 format!(
-                    "{} --bitmap-chunk={}K",
+                    "{} --bitmap-chunk={}K --delay={}",
                     self.bitmap_arg(),
-                    self.array.bitmap.chunk.0 >> 10
+                    self.array.bitmap.chunk.0 >> 10,
+                    self.array.bitmap.daemon_sleep.as_secs()
                 )
             };
             format!(
@@ -74,13 +76,25 @@ impl Scenario<'_, '_> {
             self.sh(
                 vm,
                 &format!(
-                    "mdadm --grow /dev/md0 --bitmap={} --bitmap-chunk={}K",
+                    "mdadm --grow /dev/md0 --bitmap={} --bitmap-chunk={}K --delay={}",
                     self.bitmap_arg(),
-                    self.array.bitmap.chunk.0 >> 10
+                    self.array.bitmap.chunk.0 >> 10,
+                    self.array.bitmap.daemon_sleep.as_secs()
                 ),
                 60,
             )?;
             self.phase("grow a bitmap");
+        }
+        let asked = self.array.bitmap.daemon_sleep.as_secs();
+        let got = self
+            .guest_bitmap(vm)
+            .map_err(Failure::Bench)?
+            .sb
+            .daemon_sleep;
+        if u64::from(got) != asked {
+            return Err(Failure::Bench(anyhow::anyhow!(
+                "the bitmap's daemon_sleep is {got} s where the case asked for {asked} s (mdadm --delay)"
+            )));
         }
         let settle = self.wait_bitmap_clean(vm, Duration::from_secs(90))?;
         self.phase("initial resync and clean bitmap");

@@ -1,0 +1,261 @@
+//! KTAP v1 (Documentation/dev-tools/ktap.rst), what kunit.py and KernelCI read: a case is a
+//! test, each check a subtest; a skipped case says why (`# SKIP`), a case the bench could
+//! not judge is `not ok` with `# ERROR`, and a failing check's summary and figures follow
+//! it as diagnostic lines. Written as `results.ktap` when the run ends, and printed instead
+//! of the terminal's lines with `--format ktap`.
+
+use super::text::kernel_line;
+use crate::result::events::{Event, Reporter};
+use crate::result::{CaseResult, Verdict};
+use anyhow::{Context, Result};
+use std::fmt::Write;
+
+/// The KTAP document of a run's results; `header` becomes a diagnostic line after the
+/// version line.
+pub fn render(header: &str, results: &[CaseResult]) -> String {
+    let mut out = String::from("KTAP version 1\n");
+    for line in header.lines() {
+        let _ = writeln!(out, "# {line}");
+    }
+    let _ = writeln!(out, "1..{}", results.len());
+    for (i, r) in results.iter().enumerate() {
+        case(&mut out, i + 1, r);
+    }
+    out
+}
+
+fn case(out: &mut String, n: usize, r: &CaseResult) {
+    let name = test_name(&r.case);
+    if !r.checks.is_empty() {
+        let _ = writeln!(out, "    KTAP version 1");
+        let _ = writeln!(out, "    # Subtest: {name}");
+        let _ = writeln!(out, "    1..{}", r.checks.len());
+        for (j, c) in r.checks.iter().enumerate() {
+            let _ = writeln!(out, "    {} {} {}", ok(c.ok), j + 1, test_name(c.name));
+            if !c.ok {
+                diagnostic(out, "    ", &c.summary);
+                diagnostic(out, "    ", &format!("figures: {}", c.figures));
+            }
+        }
+    }
+    let (result, directive) = match r.verdict {
+        Verdict::Pass => ("ok", String::new()),
+        Verdict::Fail => ("not ok", String::new()),
+        Verdict::Skip => ("ok", format!(" # SKIP {}", one_line(r.reason.as_deref()))),
+        Verdict::Error | Verdict::Running => (
+            "not ok",
+            format!(" # ERROR {}", one_line(r.reason.as_deref())),
+        ),
+    };
+    if r.verdict == Verdict::Fail {
+        if let Some(reason) = &r.reason {
+            diagnostic(out, "", reason);
+        }
+        diagnostic(out, "", &format!("replay: {}", r.replay));
+    }
+    let _ = writeln!(out, "{result} {n} {name}{directive}");
+}
+
+fn ok(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "not ok"
+    }
+}
+
+/// A name KTAP can carry: no `#` (it starts a directive), one line.
+fn test_name(name: &str) -> String {
+    one_line(Some(name)).replace('#', "_")
+}
+
+fn one_line(text: Option<&str>) -> String {
+    text.unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn diagnostic(out: &mut String, indent: &str, text: &str) {
+    for line in text.lines().filter(|l| !l.trim().is_empty()).take(20) {
+        let _ = writeln!(out, "{indent}# {}", line.trim_end());
+    }
+}
+
+/// Writes `results.ktap` into the run's directory when the run ends.
+pub struct KtapFile {
+    header: String,
+}
+
+impl KtapFile {
+    pub fn new() -> Self {
+        Self {
+            header: String::new(),
+        }
+    }
+}
+
+impl Default for KtapFile {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reporter for KtapFile {
+    fn report(&mut self, event: &Event) -> Result<()> {
+        match event {
+            Event::RunStarted { bench, .. } => {
+                self.header = format!("md-bitmap-bench: {}", kernel_line(bench));
+                Ok(())
+            }
+            Event::RunEnded { run_dir, results } => {
+                let path = run_dir.join("results.ktap");
+                std::fs::write(&path, render(&self.header, results))
+                    .with_context(|| format!("write {}", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `--format ktap`: the document on stdout when the run ends, nothing before.
+pub struct KtapStdout {
+    header: String,
+}
+
+impl KtapStdout {
+    pub fn new() -> Self {
+        Self {
+            header: String::new(),
+        }
+    }
+}
+
+impl Default for KtapStdout {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reporter for KtapStdout {
+    fn report(&mut self, event: &Event) -> Result<()> {
+        match event {
+            Event::RunStarted { bench, .. } => {
+                self.header = format!("md-bitmap-bench: {}", kernel_line(bench));
+            }
+            Event::RunEnded { results, .. } => print!("{}", render(&self.header, results)),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::check::Check;
+    use crate::result::tests::result;
+
+    /// A run of four cases: one passed (two checks), one failed (a check failed), one
+    /// skipped, one the bench could not judge.
+    pub(crate) fn four_cases() -> Vec<CaseResult> {
+        let check = |name, ok| Check {
+            name,
+            ok,
+            summary: format!("{name} summary"),
+            figures: serde_json::json!({ "divergent_chunks": 3 }),
+        };
+        let mut pass = result("raid1-file-bitmap-crash", Verdict::Pass, 1);
+        pass.checks = vec![check("crash_left_divergence", true), check("safety", true)];
+        let mut fail = result("crash-levels@raid6-n4-file", Verdict::Fail, 2);
+        fail.checks = vec![check("crash_left_divergence", true), check("safety", false)];
+        fail.reason = Some("safety: 3 divergent chunks have a clear bit: 4-5, 17".into());
+        fail.replay = "cargo xtask run cases/crash-levels.yaml --seed 2".into();
+        let mut skip = result("raid1-file-bitmap-crash-failslab", Verdict::Skip, 3);
+        skip.reason = Some("needs CONFIG_FAILSLAB (unset in config)".into());
+        let mut error = result("smoke", Verdict::Error, 4);
+        error.reason = Some("boot 1: QEMU exited\nwith status 1".into());
+        vec![pass, fail, skip, error]
+    }
+
+    #[test]
+    fn cases_are_tests_and_checks_their_subtests() {
+        let k = render("kernel 6.12", &four_cases());
+        assert!(
+            k.starts_with("KTAP version 1\n# kernel 6.12\n1..4\n"),
+            "{k}"
+        );
+        assert!(k.contains("    # Subtest: raid1-file-bitmap-crash\n    1..2\n    ok 1 crash_left_divergence\n    ok 2 safety\nok 1 raid1-file-bitmap-crash\n"), "{k}");
+        assert!(
+            k.contains("    not ok 2 safety\n    # safety summary\n"),
+            "{k}"
+        );
+        assert!(k.contains("not ok 2 crash-levels@raid6-n4-file\n"), "{k}");
+        assert!(
+            k.contains("ok 3 raid1-file-bitmap-crash-failslab # SKIP needs CONFIG_FAILSLAB"),
+            "{k}"
+        );
+        assert!(
+            k.contains("not ok 4 smoke # ERROR boot 1: QEMU exited with status 1\n"),
+            "{k}"
+        );
+    }
+}
+
+/// The kernel's own KTAP parser, `tools/testing/kunit/kunit_parser.py` from Debian's
+/// `linux-source-6.12`, reads what the bench writes and counts what it should.
+#[cfg(test)]
+mod kunit_parser {
+    use super::*;
+
+    const TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+
+    #[test]
+    fn kunit_parser_counts_the_cases_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            std::path::Path::new(TARBALL).is_file(),
+            "{TARBALL} is missing: apt-get install linux-source-6.12 (CI installs it)"
+        );
+        let files = ["kunit_parser.py", "kunit_printer.py"]
+            .map(|f| format!("linux-source-6.12/tools/testing/kunit/{f}"));
+        let st = std::process::Command::new("tar")
+            .args(["-xJf", TARBALL, "-C"])
+            .arg(dir.path())
+            .args(["--strip-components=4"])
+            .args(&files)
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "tar could not extract {files:?} from {TARBALL}"
+        );
+        let ktap = dir.path().join("results.ktap");
+        std::fs::write(&ktap, render("kernel 6.12", &tests::four_cases())).unwrap();
+        let script = "import sys\n\
+            sys.path.insert(0, sys.argv[1])\n\
+            import kunit_parser\n\
+            t = kunit_parser.parse_run_tests(open(sys.argv[2]).readlines())\n\
+            c = t.counts\n\
+            print('COUNTS', c.passed, c.failed, c.crashed, c.skipped, c.errors, t.status.name)\n\
+            print('NAMES', ','.join(s.name for s in t.subtests))\n";
+        let out = std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(dir.path())
+            .arg(&ktap)
+            .output()
+            .expect("python3");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // 2 + 1 checks passed; the failing check and the ERROR case failed; one skip.
+        assert!(text.contains("COUNTS 3 2 0 1 0 FAILURE"), "{text}");
+        assert!(
+            text.contains("NAMES raid1-file-bitmap-crash,crash-levels@raid6-n4-file,raid1-file-bitmap-crash-failslab,smoke"),
+            "{text}"
+        );
+    }
+}
