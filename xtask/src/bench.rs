@@ -5,7 +5,7 @@ use crate::host::cache::Cache;
 use crate::host::{self, Accel};
 use crate::image::{self, Image};
 use crate::kernel::{self, Kernel, KernelSpec};
-use crate::vm::{Disk, Vm, VmConfig};
+use crate::vm::{saved, Disk, Vm, VmConfig};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +17,8 @@ pub struct Options {
     pub accel: Option<Accel>,
     /// Install missing host tools with apt-get when root.
     pub install: bool,
+    /// Start VMs from a saved guest of their shape (`vm::saved`) instead of booting each.
+    pub restore: bool,
 }
 
 impl Default for Options {
@@ -25,6 +27,7 @@ impl Default for Options {
             kernel: KernelSpec::Debian,
             accel: None,
             install: true,
+            restore: true,
         }
     }
 }
@@ -40,6 +43,8 @@ pub struct Bench {
     pub image: Image,
     pub accel: Accel,
     pub qemu_version: String,
+    /// Whether VMs start from saved guests.
+    pub restore: bool,
 }
 
 impl Bench {
@@ -73,6 +78,7 @@ impl Bench {
             image,
             accel,
             qemu_version: host::qemu_version()?,
+            restore: opts.restore,
         })
     }
 
@@ -95,6 +101,7 @@ impl Bench {
             console_log,
             trace_events: Vec::new(),
             trace_log: None,
+            incoming: None,
         }
     }
 
@@ -106,7 +113,34 @@ impl Bench {
         }
     }
 
+    /// A VM of `cfg`, ready: restored from the saved guest of its shape (saved first if
+    /// there is none), its view of the disks refreshed and checked, or booted cold.
     pub fn boot(&self, cfg: &VmConfig) -> Result<Vm> {
-        Vm::start(cfg, self.boot_limit())
+        if !self.restore {
+            return Vm::start(cfg, self.boot_limit());
+        }
+        let started = std::time::Instant::now();
+        let saved = saved::guest(&self.cache, &self.guest_key(), cfg, self.boot_limit())
+            .context("the saved guest")?;
+        let restored = VmConfig {
+            incoming: Some(saved),
+            ..cfg.clone()
+        };
+        let mut vm = Vm::start(&restored, self.boot_limit())?;
+        saved::refresh_disks(&mut vm, cfg.disks.len(), true)?;
+        // The whole start counts: a first start of a shape includes booting and saving it.
+        vm.boot = started.elapsed();
+        Ok(vm)
+    }
+
+    /// What a saved guest depends on besides its shape.
+    fn guest_key(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.kernel.info.vmlinuz_sha256,
+            self.image.key,
+            self.qemu_version,
+            self.accel.as_str()
+        )
     }
 }

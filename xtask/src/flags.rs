@@ -31,6 +31,9 @@ pub struct KernelFlags {
     /// Never run apt-get; fail with the line to run instead.
     #[arg(long)]
     pub no_install: bool,
+    /// Boot every VM instead of starting it from a saved guest of its shape.
+    #[arg(long)]
+    pub cold_boot: bool,
 }
 
 /// A kernel built from source (and cached): see `cargo xtask kernel build`.
@@ -109,6 +112,9 @@ pub struct Compare {
     pub accel: Option<Accel>,
     #[arg(long)]
     pub no_install: bool,
+    /// Boot every VM instead of starting it from a saved guest of its shape.
+    #[arg(long)]
+    pub cold_boot: bool,
 }
 
 #[derive(Subcommand)]

@@ -34,6 +34,7 @@ fn kernel_options(k: &flags::KernelFlags) -> xtask::bench::Options {
         },
         accel: k.accel,
         install: !k.no_install,
+        restore: !k.cold_boot,
     }
 }
 
@@ -64,6 +65,7 @@ fn compare_side(
         kernel,
         accel: c.accel,
         install: !c.no_install,
+        restore: !c.cold_boot,
     })
 }
 

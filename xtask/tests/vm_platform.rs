@@ -187,6 +187,7 @@ fn a_given_bzimage_and_modules_tree_run_the_smoke_case() {
         kernel: spec,
         accel: Some(debian.accel),
         install: false,
+        restore: true,
     };
     let given = xtask::bench::Bench::prepare(&opts).unwrap();
     assert_eq!(given.kernel.info.source, "bzimage");

@@ -6,6 +6,7 @@ pub mod channel;
 pub mod guest;
 pub mod qemu;
 pub mod qmp;
+pub mod saved;
 
 use crate::poll::{self, Pace, Probe};
 use crate::vm::channel::{Channel, ChannelError};
@@ -77,6 +78,10 @@ impl Vm {
         let agent_stream = guard.accept(&agent_listener, deadline, "the agent port")?;
         let qmp =
             qmp::Qmp::handshake(qmp_stream, Duration::from_secs(10)).context("QMP handshake")?;
+        let mut qmp = qmp;
+        if let Some(saved) = &cfg.incoming {
+            saved::load(&mut qmp, saved, deadline)?;
+        }
         let mut vm = Vm {
             child: guard.child.take().expect("child present"),
             qmp,
@@ -173,6 +178,13 @@ impl Vm {
         self.child.kill()?;
         self.child.wait()?;
         Ok(())
+    }
+
+    /// Saves the running guest to `file` (QMP `stop`, then a migration into the file) and
+    /// ends QEMU; `vm::saved` starts VMs from the file.
+    pub fn save(mut self, file: &Path, limit: Duration) -> Result<()> {
+        saved::store(&mut self.qmp, file, Instant::now() + limit)?;
+        self.quit(limit)
     }
 
     /// A clean end: QMP `quit` (QEMU drains and flushes the disks), then wait for exit.

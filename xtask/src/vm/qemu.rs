@@ -32,6 +32,9 @@ pub struct VmConfig {
     /// Trace events QEMU writes to `trace_log` (e.g. `virtio_blk_handle_write`).
     pub trace_events: Vec<String>,
     pub trace_log: Option<PathBuf>,
+    /// A saved guest (`vm::saved`) to start from instead of booting: QEMU waits for it
+    /// (`-incoming defer`) and the VM resumes where the guest was saved.
+    pub incoming: Option<PathBuf>,
 }
 
 /// The kernel command line every guest gets: the console on the first serial port, and a
@@ -184,6 +187,9 @@ pub fn all_args(cfg: &VmConfig, qmp: &Path, agent: &Path) -> Vec<OsString> {
     a.extend(control_args(qmp, agent));
     a.extend(drive_args(&cfg.disks));
     a.extend(trace_args(&cfg.trace_events, cfg.trace_log.as_deref()));
+    if cfg.incoming.is_some() {
+        a.extend(os(&["-incoming", "defer"]));
+    }
     a
 }
 

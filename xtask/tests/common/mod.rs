@@ -81,6 +81,7 @@ pub fn bench_with(kernel: xtask::kernel::KernelSpec) -> Bench {
         kernel,
         accel: None,
         install: false,
+        restore: true,
     };
     Bench::prepare(&opts).unwrap_or_else(|e| panic!("prepare the bench: {e:#}"))
 }
