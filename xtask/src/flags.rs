@@ -96,9 +96,13 @@ pub struct Compare {
     pub config_base: xtask::kernel::build::Base,
     /// Case files or names; all of cases/ when none.
     pub cases: Vec<String>,
-    /// Only cases whose name contains this (repeatable).
-    #[arg(long = "case", value_name = "FILTER")]
+    /// Only this case (a name, matrix combinations included: `crash-levels@raid6-n4-file`),
+    /// or the cases a glob names (`'crash-levels@raid6-*'`); repeatable.
+    #[arg(long = "case", value_name = "NAME|GLOB")]
     pub filters: Vec<String>,
+    /// Leave out the cases this name or glob selects (repeatable).
+    #[arg(long, value_name = "NAME|GLOB")]
+    pub exclude: Vec<String>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// Run each case N times (fresh seeds, the same on both kernels).
@@ -138,9 +142,13 @@ pub struct KernelBuild {
 pub struct Run {
     /// Case files or names (`smoke` for cases/smoke.yaml); all of cases/ when none.
     pub cases: Vec<String>,
-    /// Only cases whose name contains this (repeatable).
-    #[arg(long = "case", value_name = "FILTER")]
+    /// Only this case (a name, matrix combinations included: `crash-levels@raid6-n4-file`),
+    /// or the cases a glob names (`'crash-levels@raid6-*'`); repeatable.
+    #[arg(long = "case", value_name = "NAME|GLOB")]
     pub filters: Vec<String>,
+    /// Leave out the cases this name or glob selects (repeatable).
+    #[arg(long, value_name = "NAME|GLOB")]
+    pub exclude: Vec<String>,
     #[command(flatten)]
     pub kernel: KernelFlags,
     /// Seed for every random choice; recorded in each result.
@@ -155,6 +163,9 @@ pub struct Run {
     /// Run each case N times with fresh seeds and report the flaky ones.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repeat: u32,
+    /// List the cases (matrix combinations expanded) with what they need; run nothing.
+    #[arg(long)]
+    pub list: bool,
     /// What stdout shows: human (a line per case, a summary) or ktap (KTAP v1 at the end).
     #[arg(long, value_enum, default_value_t = xtask::cli::run::Format::Human)]
     pub format: xtask::cli::run::Format,

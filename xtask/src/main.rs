@@ -76,7 +76,10 @@ fn compare(c: flags::Compare) -> anyhow::Result<u8> {
         base,
         patched,
         cases: c.cases,
-        filters: c.filters,
+        filters: xtask::case::select::Filters {
+            include: c.filters,
+            exclude: c.exclude,
+        },
         seed: c.seed,
         repeat: c.repeat,
         jobs: c.jobs,
@@ -85,12 +88,27 @@ fn compare(c: flags::Compare) -> anyhow::Result<u8> {
 }
 
 fn main() -> ExitCode {
-    let cli = flags::Cli::parse();
+    // A usage error exits 125, not clap's 2: `git bisect run` would take 2 for "bad".
+    let cli = match flags::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                xtask::result::exit::CANNOT_TEST
+            } else {
+                xtask::result::exit::OK
+            });
+        }
+    };
     let result = match cli.command {
         flags::Cmd::Compare(c) => compare(c),
         flags::Cmd::Run(r) => xtask::cli::run::run(xtask::cli::run::RunArgs {
             cases: r.cases,
-            filters: r.filters,
+            filters: xtask::case::select::Filters {
+                include: r.filters,
+                exclude: r.exclude,
+            },
+            list: r.list,
             bench: kernel_options(&r.kernel),
             seed: r.seed,
             jobs: r.jobs,

@@ -111,3 +111,34 @@ fn an_unknown_case_name_is_named() {
     assert_eq!(code, 125);
     assert!(err.contains("case no-such-case: no such file"), "{err}");
 }
+
+#[test]
+fn a_usage_error_exits_125_so_bisect_does_not_call_the_commit_bad() {
+    let (code, err) = xtask(&["run", "--no-such-flag"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("--no-such-flag"), "{err}");
+}
+
+#[test]
+fn a_case_filter_is_an_exact_name_or_a_glob_and_one_that_selects_nothing_is_named() {
+    let (code, err) = xtask(&["run", "--list", "--case", "raid1-file-bitmap"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("no case is named \"raid1-file-bitmap\""),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["run", "--list", "--case", "raid1-file-bitmap-crash"])
+        .args(["--case", "crash-levels@raid6-*", "--exclude", "*-internal"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        listed,
+        ["crash-levels@raid6-n4-file", "raid1-file-bitmap-crash"]
+    );
+}

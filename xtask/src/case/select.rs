@@ -38,16 +38,37 @@ pub fn case_files(project: &Path, names: &[String]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The plans whose name (a matrix case's `name@combination` included) contains a filter.
-pub fn select(plans: Vec<Plan>, filters: &[String]) -> Result<Vec<Plan>> {
-    let kept: Vec<Plan> = plans
-        .into_iter()
-        .filter(|p| filters.is_empty() || filters.iter().any(|f| p.name.contains(f.as_str())))
-        .collect();
-    if kept.is_empty() {
-        bail!("no case matches {filters:?}");
+/// The plans a run takes: those `include` names (every one when it is empty) and
+/// `exclude` does not. A pattern without `*`, `?` or `[` names one case exactly
+/// (`raid1-file-bitmap-crash`, `crash-levels@raid6-n4-file`); with them it is a glob over
+/// the names (`'crash-levels@raid6-*'`). A pattern that selects nothing is an error: a
+/// typo must not run an empty (and so passing) suite.
+pub fn select(plans: Vec<Plan>, include: &[String], exclude: &[String]) -> Result<Vec<Plan>> {
+    let compile = |patterns: &[String]| -> Result<Vec<(String, glob::Pattern)>> {
+        patterns
+            .iter()
+            .map(|p| {
+                glob::Pattern::new(p)
+                    .map(|g| (p.clone(), g))
+                    .with_context(|| format!("case pattern {p:?}"))
+            })
+            .collect()
+    };
+    let (include, exclude) = (compile(include)?, compile(exclude)?);
+    for (text, pattern) in include.iter().chain(&exclude) {
+        if !plans.iter().any(|p| pattern.matches(&p.name)) {
+            let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+            bail!(
+                "no case is named {text:?} (a glob such as '{text}*' selects by prefix); the cases: {}",
+                names.join(", ")
+            );
+        }
     }
-    Ok(kept)
+    Ok(plans
+        .into_iter()
+        .filter(|p| include.is_empty() || include.iter().any(|(_, g)| g.matches(&p.name)))
+        .filter(|p| !exclude.iter().any(|(_, g)| g.matches(&p.name)))
+        .collect())
 }
 
 /// Each plan `n` times; a repeat gets a fresh seed unless one was given, and a directory
@@ -71,12 +92,11 @@ pub fn repeat(plans: &[Plan], n: u32, seed: Option<u64>) -> Vec<Plan> {
 }
 
 /// The plans of a run: every case in `names` (all of `cases/` when empty) loaded and
-/// validated before anything else happens, kept where a filter matches, each `repeat`
-/// times.
+/// validated before anything else happens, kept as the filters say, each `repeat` times.
 pub fn plans(
     project: &Path,
     names: &[String],
-    filters: &[String],
+    filters: &Filters,
     seed: Option<u64>,
     repeat_n: u32,
 ) -> Result<Vec<Plan>> {
@@ -84,6 +104,81 @@ pub fn plans(
     for f in case_files(project, names)? {
         loaded.extend(super::load(&f, seed)?);
     }
-    let loaded = select(loaded, filters)?;
+    let loaded = select(loaded, &filters.include, &filters.exclude)?;
+    if loaded.is_empty() {
+        bail!("--exclude left no case to run");
+    }
     Ok(repeat(&loaded, repeat_n, seed))
+}
+
+/// `--case` and `--exclude`.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plans(names: &[&str]) -> Vec<Plan> {
+        names
+            .iter()
+            .map(|n| {
+                let file =
+                    Path::new("cases").join(format!("{}.yaml", n.split('@').next().unwrap()));
+                let text = "description: d\ndisks: []\nsteps: [run: x]\n";
+                let mut p =
+                    super::super::plan(&file, super::super::parse(&file, text).unwrap(), Some(1))
+                        .unwrap();
+                p.name = n.to_string();
+                p
+            })
+            .collect()
+    }
+
+    fn names(p: Vec<Plan>) -> Vec<String> {
+        p.into_iter().map(|p| p.name).collect()
+    }
+
+    const ALL: [&str; 4] = [
+        "raid1-file-bitmap-crash",
+        "raid1-file-bitmap-crash-1m",
+        "crash-levels@raid6-n4-file",
+        "crash-levels@raid6-n4-internal",
+    ];
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn a_name_selects_that_case_only_and_a_glob_selects_many() {
+        assert_eq!(
+            names(select(plans(&ALL), &s(&["raid1-file-bitmap-crash"]), &[]).unwrap()),
+            ["raid1-file-bitmap-crash"]
+        );
+        assert_eq!(
+            names(
+                select(
+                    plans(&ALL),
+                    &s(&["crash-levels@raid6-*"]),
+                    &s(&["*-internal"])
+                )
+                .unwrap()
+            ),
+            ["crash-levels@raid6-n4-file"]
+        );
+        assert_eq!(names(select(plans(&ALL), &[], &[]).unwrap()).len(), 4);
+    }
+
+    #[test]
+    fn a_pattern_that_selects_nothing_is_named() {
+        let e = select(plans(&ALL), &s(&["raid1-file-bitmap"]), &[]).unwrap_err();
+        assert!(
+            format!("{e}").contains("no case is named \"raid1-file-bitmap\""),
+            "{e}"
+        );
+        assert!(select(plans(&ALL), &[], &s(&["nope*"])).is_err());
+    }
 }

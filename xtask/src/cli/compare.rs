@@ -14,7 +14,7 @@ pub struct CompareArgs {
     pub base: Options,
     pub patched: Options,
     pub cases: Vec<String>,
-    pub filters: Vec<String>,
+    pub filters: crate::case::select::Filters,
     pub seed: Option<u64>,
     pub repeat: u32,
     pub jobs: Option<usize>,

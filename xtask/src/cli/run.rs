@@ -10,7 +10,9 @@ use std::path::PathBuf;
 
 pub struct RunArgs {
     pub cases: Vec<String>,
-    pub filters: Vec<String>,
+    pub filters: crate::case::select::Filters,
+    /// Print the selected cases and what they need, run nothing.
+    pub list: bool,
     pub bench: Options,
     pub seed: Option<u64>,
     pub jobs: Option<usize>,
@@ -35,6 +37,10 @@ pub fn run(args: RunArgs) -> Result<u8> {
     let project = crate::host::project_root();
     let plans =
         crate::case::select::plans(&project, &args.cases, &args.filters, args.seed, args.repeat)?;
+    if args.list {
+        print!("{}", list(&plans));
+        return Ok(exit::OK);
+    }
     let bench = Bench::prepare(&args.bench)?;
     let results_root = args.results.unwrap_or_else(|| project.join("results"));
     let run_dir = new_run_dir(&results_root)?;
@@ -50,4 +56,30 @@ pub fn run(args: RunArgs) -> Result<u8> {
     let events = super::reporters(screen);
     let results = crate::run::run_plans(&bench, &plans, &run_dir, jobs, &events)?;
     Ok(exit::exit_code(&results))
+}
+
+/// A line per case: its name, the first line of its description, what it needs.
+pub fn list(plans: &[crate::case::Plan]) -> String {
+    let mut out = String::new();
+    for p in plans {
+        out.push_str(&format!(
+            "{:<44} {}",
+            p.name,
+            first_sentence(&p.description)
+        ));
+        if !p.requires.is_empty() {
+            out.push_str(&format!(" [needs {}]", p.requires.join(", ")));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The description up to its first full stop (YAML folds a paragraph into one line).
+fn first_sentence(text: &str) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.find(". ") {
+        Some(i) => text[..=i].to_string(),
+        None => text,
+    }
 }
