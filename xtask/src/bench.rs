@@ -114,7 +114,8 @@ impl Bench {
     }
 
     /// A VM of `cfg`, ready: restored from the saved guest of its shape (saved first if
-    /// there is none), its view of the disks refreshed and checked, or booted cold.
+    /// there is none), its view of the disks refreshed and checked, or booted cold. A
+    /// failure of the restore itself is a [`saved::RestoreFailed`] (see `scenario::boot_failure`).
     pub fn boot(&self, cfg: &VmConfig) -> Result<Vm> {
         if !self.restore {
             return Vm::start(cfg, self.boot_limit());
@@ -126,8 +127,12 @@ impl Bench {
             incoming: Some(saved),
             ..cfg.clone()
         };
-        let mut vm = Vm::start(&restored, self.boot_limit())?;
-        saved::refresh_disks(&mut vm, cfg.disks.len(), true)?;
+        let restore = || {
+            let mut vm = Vm::start(&restored, self.boot_limit())?;
+            saved::refresh_disks(&mut vm, cfg.disks.len(), true)?;
+            anyhow::Ok(vm)
+        };
+        let mut vm = restore().map_err(|e| saved::RestoreFailed(format!("{e:#}")))?;
         // The whole start counts: a first start of a shape includes booting and saving it.
         vm.boot = started.elapsed();
         Ok(vm)

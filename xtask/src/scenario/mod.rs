@@ -110,7 +110,7 @@ impl Scenario<'_, '_> {
         let vm = self
             .bench
             .boot(&cfg)
-            .map_err(|e| Failure::Case(format!("boot {n}: {e:#}")))?;
+            .map_err(|e| boot_failure(&format!("boot {n}"), e))?;
         self.rec.booted(vm.boot, vm.guest_uptime_ms);
         Ok(vm)
     }
@@ -224,5 +224,36 @@ impl Scenario<'_, '_> {
         size.trim()
             .parse()
             .map_err(|_| Failure::Bench(anyhow::anyhow!("md0 size {size:?}")))
+    }
+}
+
+/// A failed boot as a case's failure: the kernel's (it did not boot: FAIL), or the bench's
+/// when a restore went wrong (ERROR).
+pub fn boot_failure(what: &str, e: anyhow::Error) -> Failure {
+    if e.downcast_ref::<crate::vm::saved::RestoreFailed>()
+        .is_some()
+    {
+        Failure::Bench(e.context(what.to_string()))
+    } else {
+        Failure::Case(format!("{what}: {e:#}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_restore_is_the_benchs_error_and_a_failed_boot_the_kernels_failure() {
+        let restore =
+            anyhow::Error::new(crate::vm::saved::RestoreFailed("migration failed".into()));
+        assert!(matches!(boot_failure("boot 2", restore), Failure::Bench(_)));
+        let boot = anyhow::anyhow!("guest never became ready");
+        match boot_failure("boot 1", boot) {
+            Failure::Case(why) => assert_eq!(why, "boot 1: guest never became ready"),
+            Failure::Bench(e) => {
+                panic!("a kernel that does not boot is not the bench's error: {e}")
+            }
+        }
     }
 }

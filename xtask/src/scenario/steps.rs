@@ -25,7 +25,7 @@ pub fn run(
     );
     let mut vm = bench
         .boot(&cfg)
-        .map_err(|e| Failure::Case(format!("boot: {e:#}")))?;
+        .map_err(|e| super::boot_failure("boot", e))?;
     rec.booted(vm.boot, vm.guest_uptime_ms);
     let env = plan.env();
     for (index, step) in plan.steps.iter().enumerate() {

@@ -19,6 +19,12 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// A restored VM that could not be started or trusted: the bench's failure, not the
+/// kernel's (a kernel that does not boot fails the saved guest's own cold boot instead).
+#[derive(Debug, thiserror::Error)]
+#[error("restoring the saved guest: {0}")]
+pub struct RestoreFailed(pub String);
+
 /// The file of a saved guest in its cache entry.
 const FILE: &str = "guest.mig";
 
