@@ -69,6 +69,9 @@ pub enum Cmd {
     /// Kernels built from source.
     #[command(subcommand)]
     Kernel(KernelCmd),
+    /// Time the cold path against the fast one (boots, then a case phase by phase) in one
+    /// invocation; writes bench.json.
+    Bench(BenchCmd),
     /// Run the same cases with the same seeds on two kernels and show what changed;
     /// exit 1 when the patched kernel regressed.
     Compare(Compare),
@@ -169,6 +172,26 @@ pub struct Run {
     /// What stdout shows: human (a line per case, a summary) or ktap (KTAP v1 at the end).
     #[arg(long, value_enum, default_value_t = xtask::cli::run::Format::Human)]
     pub format: xtask::cli::run::Format,
+}
+
+#[derive(clap::Args)]
+pub struct BenchCmd {
+    #[command(flatten)]
+    pub kernel: KernelFlags,
+    /// The case to time.
+    #[arg(
+        long = "case",
+        value_name = "NAME",
+        default_value = "raid1-file-bitmap-crash"
+    )]
+    pub case: String,
+    /// Boots of each kind.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub boots: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]

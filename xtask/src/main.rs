@@ -116,6 +116,13 @@ fn main() -> ExitCode {
             repeat: r.repeat,
             format: r.format,
         }),
+        flags::Cmd::Bench(b) => xtask::cli::bench::run(xtask::cli::bench::BenchArgs {
+            options: kernel_options(&b.kernel),
+            case: b.case,
+            boots: b.boots,
+            seed: b.seed,
+            results: b.results,
+        }),
         flags::Cmd::Setup(k) => xtask::cli::setup::run(&kernel_options(&k)),
         flags::Cmd::Exec(e) => xtask::cli::exec::run(&kernel_options(&e.kernel), &e.command),
         flags::Cmd::Examine(x) => xtask::cli::examine::run(&x.paths),

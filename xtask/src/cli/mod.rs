@@ -2,6 +2,7 @@
 //! `main.rs`), ties the stages together and prints what the subcommand prints. The
 //! returned number is the exit status (`result::exit`).
 
+pub mod bench;
 pub mod compare;
 pub mod examine;
 pub mod exec;

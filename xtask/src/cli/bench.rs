@@ -1,0 +1,215 @@
+//! `cargo xtask bench`: the cold path and the fast path side by side, in one invocation on
+//! one machine, so that their ratio means something: boots of a case's VM shape booted
+//! cold and restored from its saved guest, then the case itself both ways with the same
+//! seed, phase by phase. Prints the table and writes `bench.json` into a run directory.
+
+use crate::bench::{Bench, Options};
+use crate::report::files::{new_run_dir, ResultFiles};
+use crate::report::json::write_json;
+use crate::result::events::Events;
+use crate::result::{exit, CaseResult, Verdict};
+use crate::vm::Disk;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub struct BenchArgs {
+    pub options: Options,
+    /// The case to time (a name as `--case` takes it).
+    pub case: String,
+    pub boots: u32,
+    pub seed: u64,
+    pub results: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct Figures {
+    case: String,
+    seed: u64,
+    boot_ms: Paths<Vec<u64>>,
+    case_ms: Paths<u64>,
+    phases: Vec<PhaseRow>,
+    verdicts: Paths<Verdict>,
+}
+
+#[derive(Debug, Serialize)]
+struct Paths<T> {
+    cold: T,
+    fast: T,
+}
+
+#[derive(Debug, Serialize)]
+struct PhaseRow {
+    phase: String,
+    cold_ms: Option<u64>,
+    fast_ms: Option<u64>,
+}
+
+pub fn run(args: BenchArgs) -> Result<u8> {
+    let project = crate::host::project_root();
+    let filters = crate::case::select::Filters {
+        include: vec![args.case.clone()],
+        exclude: vec![],
+    };
+    let plans = crate::case::select::plans(&project, &[], &filters, Some(args.seed), 1)?;
+    let plan = plans.first().context("no case selected")?;
+    let fast = Bench::prepare(&Options {
+        restore: true,
+        ..args.options.clone()
+    })?;
+    let cold = Bench {
+        restore: false,
+        ..fast.clone()
+    };
+    let root = args.results.unwrap_or_else(|| project.join("results"));
+    let run_dir = new_run_dir(&root)?;
+
+    // Boots of the case's shape: its memory, vCPUs and disks (new, all zeros).
+    let disks_dir = tempfile::Builder::new()
+        .prefix("disks-")
+        .tempdir_in(&run_dir)?;
+    let disks = plan
+        .disks
+        .iter()
+        .map(|d| {
+            let path = disks_dir.path().join(format!("{}.img", d.name));
+            std::fs::File::create(&path)?.set_len(d.size)?;
+            Ok(Disk {
+                name: d.name.clone(),
+                path,
+                cache: "writeback".into(),
+                drive_options: vec![],
+                blkdebug: None,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let boot = |b: &Bench, i: u32| -> Result<u64> {
+        let cfg = b.vm_config(
+            plan.vm.memory.0 >> 20,
+            plan.vm.cpus,
+            disks.clone(),
+            disks_dir.path().join(format!("console-{i}.log")),
+        );
+        let started = Instant::now();
+        let vm = b.boot(&cfg)?;
+        let ms = started.elapsed().as_millis() as u64;
+        vm.quit(Duration::from_secs(30))?;
+        Ok(ms)
+    };
+    // The first fast start of a shape boots and saves it: not what is measured.
+    boot(&fast, 0)?;
+    let mut boot_ms = Paths {
+        cold: vec![],
+        fast: vec![],
+    };
+    for i in 1..=args.boots {
+        boot_ms.cold.push(boot(&cold, i)?);
+        boot_ms.fast.push(boot(&fast, i)?);
+    }
+    drop(disks_dir);
+
+    let events = Events::new(vec![Box::new(ResultFiles)]);
+    let case_on = |b: &Bench, path: &str| -> CaseResult {
+        crate::run::run_case(b, plan, &run_dir.join(path).join(&plan.name), &events)
+    };
+    let cold_case = case_on(&cold, "cold");
+    let fast_case = case_on(&fast, "fast");
+    let mut phases: Vec<PhaseRow> = cold_case
+        .phases
+        .iter()
+        .map(|p| PhaseRow {
+            phase: p.name.clone(),
+            cold_ms: Some(p.ms),
+            fast_ms: fast_case
+                .phases
+                .iter()
+                .find(|f| f.name == p.name)
+                .map(|f| f.ms),
+        })
+        .collect();
+    for p in &fast_case.phases {
+        if !phases.iter().any(|r| r.phase == p.name) {
+            phases.push(PhaseRow {
+                phase: p.name.clone(),
+                cold_ms: None,
+                fast_ms: Some(p.ms),
+            });
+        }
+    }
+    let figures = Figures {
+        case: plan.name.clone(),
+        seed: plan.seed,
+        boot_ms,
+        case_ms: Paths {
+            cold: cold_case.times.total_ms,
+            fast: fast_case.times.total_ms,
+        },
+        phases,
+        verdicts: Paths {
+            cold: cold_case.verdict,
+            fast: fast_case.verdict,
+        },
+    };
+    print!("{}", table(&figures));
+    write_json(&run_dir.join("bench.json"), &figures)?;
+    println!("figures in {}", run_dir.join("bench.json").display());
+    Ok(
+        if figures.verdicts.cold == Verdict::Pass && figures.verdicts.fast == Verdict::Pass {
+            exit::OK
+        } else {
+            exit::CASE_FAILED
+        },
+    )
+}
+
+fn median(v: &[u64]) -> u64 {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+fn ratio(cold: u64, fast: u64) -> String {
+    if fast == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}x", cold as f64 / fast as f64)
+    }
+}
+
+fn table(f: &Figures) -> String {
+    let secs =
+        |ms: Option<u64>| ms.map_or_else(|| "-".into(), |m| format!("{:.1}s", m as f64 / 1000.0));
+    let mut out = format!(
+        "{:<36} {:>8} {:>8} {:>7}\n",
+        format!("{} (seed {})", f.case, f.seed),
+        "cold",
+        "fast",
+        "ratio"
+    );
+    let (bc, bf) = (median(&f.boot_ms.cold), median(&f.boot_ms.fast));
+    out.push_str(&format!(
+        "{:<36} {:>8} {:>8} {:>7}\n",
+        format!("boot, median of {}", f.boot_ms.cold.len()),
+        secs(Some(bc)),
+        secs(Some(bf)),
+        ratio(bc, bf)
+    ));
+    for p in &f.phases {
+        out.push_str(&format!(
+            "{:<36} {:>8} {:>8} {:>7}\n",
+            format!("  {}", p.phase),
+            secs(p.cold_ms),
+            secs(p.fast_ms),
+            ratio(p.cold_ms.unwrap_or(0), p.fast_ms.unwrap_or(0))
+        ));
+    }
+    out.push_str(&format!(
+        "{:<36} {:>8} {:>8} {:>7}\n",
+        format!("case ({:?} / {:?})", f.verdicts.cold, f.verdicts.fast),
+        secs(Some(f.case_ms.cold)),
+        secs(Some(f.case_ms.fast)),
+        ratio(f.case_ms.cold, f.case_ms.fast)
+    ));
+    out
+}
