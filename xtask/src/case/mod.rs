@@ -115,6 +115,36 @@ mod tests {
             load(&format!("description: d\ndisks: [{{name: a, size: 64M}}, {{name: b, size: 64M}}, {{name: fs, size: 64M}}]\narray: {{level: 1, members: [a, b], bitmap: {bitmap}}}\n{scenario}\n"))
         };
         let crash = "crash: {after_time: 3s}";
+        // The three a new user found running to a verdict, and their kin.
+        assert!(
+            load("description: d\ndisks: []\nvm: {timeout: 0s}\nsteps: [run: x]\n")
+                .contains("vm.timeout 0ns: 1 s to 24 h")
+        );
+        assert!(
+            load("description: d\ndisks: []\nsteps: [{run: {cmd: x, timeout: 0s}}]\n")
+                .contains("steps[0].run.timeout: 0 s")
+        );
+        assert!(array("{disk: fs, path: relative, chunk: 64K}", crash)
+            .contains("array.bitmap.path \"relative\": an absolute path"));
+        assert!(array("{disk: fs, path: '/a b', chunk: 64K}", crash).contains("array.bitmap.path"));
+        assert!(array("{disk: fs, path: /../x, chunk: 64K}", crash).contains("array.bitmap.path"));
+        assert!(array("{disk: fs, chunk: 1G}", crash)
+            .contains("the smallest member (64 MiB) holds 0 chunks; at least 32"));
+        assert!(array("{disk: fs, chunk: 4M}", crash).contains("holds 16 chunks"));
+        assert!(array("{disk: fs, chunk: 64K}", "crash: {after_time: 0s}")
+            .contains("crash.after_time 0ns"));
+        assert!(array("{disk: fs, chunk: 64K}", "crash: {after_time: 20m}")
+            .contains("less than vm.timeout"));
+        assert!(array(
+            "{disk: fs, chunk: 64K}",
+            "crash: {after_time: 3s, throttle: {disk: b, iops_write: 0}}"
+        )
+        .contains("crash.throttle.iops_write: at least 1"));
+        assert!(array(
+            "{disk: fs, chunk: 64K}",
+            "bitmap_eio: {crash: {after_time: 3s, workload: {writers: 0}}}"
+        )
+        .contains("bitmap_eio.crash.workload"));
         for sleep in ["0s", "1500ms", "11m"] {
             assert!(
                 array(

@@ -5,6 +5,7 @@ use super::schema::*;
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A case ready to run: validated, with its disks placed and its seed drawn.
 #[derive(Debug, Clone, Serialize)]
@@ -149,6 +150,23 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
     if case.vm.cpus == 0 {
         return Err(at("vm.cpus: at least 1".into()));
     }
+    let timeout = case.vm.timeout;
+    if timeout < Duration::from_secs(1) || timeout > Duration::from_secs(24 * 3600) {
+        return Err(at(format!(
+            "vm.timeout {timeout:?}: 1 s to 24 h (a case with no time to run judges nothing)"
+        )));
+    }
+    for (i, s) in case.steps.iter().enumerate() {
+        let (kind, limit) = match s {
+            Step::Run(r) => ("run", r.timeout),
+            Step::WaitFor(w) => ("wait_for", w.timeout),
+        };
+        if limit.is_zero() {
+            return Err(at(format!(
+                "steps[{i}].{kind}.timeout: 0 s cannot run anything"
+            )));
+        }
+    }
     for (i, s) in case.steps.iter().enumerate() {
         if let Step::Run(r) = s {
             for re in &r.expect_stdout {
@@ -197,6 +215,34 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
                 "array.bitmap.chunk {chunk}: a power of two of at least 4 KiB"
             )));
         }
+        if a.bitmap.kind == BitmapKind::File {
+            let path = &a.bitmap.path;
+            if !path.starts_with('/')
+                || path == "/"
+                || path.split('/').any(|c| c == "..")
+                || !path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+            {
+                return Err(at(format!(
+                    "array.bitmap.path {path:?}: an absolute path inside the bitmap's filesystem, of letters, digits and /._-"
+                )));
+            }
+        }
+        let smallest = a
+            .members
+            .iter()
+            .filter_map(|m| disks.iter().find(|d| &d.name == m))
+            .map(|d| d.size)
+            .min()
+            .unwrap_or(0);
+        if smallest / chunk < MIN_CHUNKS {
+            return Err(at(format!(
+                "array.bitmap.chunk {chunk}: the smallest member ({} MiB) holds {} chunks; at least {MIN_CHUNKS}, or one chunk covers so much that every check holds whatever the kernel does",
+                smallest >> 20,
+                smallest / chunk
+            )));
+        }
         let sleep = a.bitmap.daemon_sleep;
         if sleep.subsec_nanos() != 0 || !(1..=600).contains(&sleep.as_secs()) {
             return Err(at(format!(
@@ -213,9 +259,7 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
                 "crash: give exactly one of after_written and after_time".into(),
             ));
         }
-        if let Some(t) = &c.throttle {
-            disk("crash.throttle.disk", &t.disk)?;
-        }
+        check_load("crash", c, timeout, &disk).map_err(at)?;
         if c.cycles == 0 || c.cycles > 20 {
             return Err(at(format!("crash.cycles {}: 1 to 20", c.cycles)));
         }
@@ -247,14 +291,30 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
                 ));
             }
         }
-        let w = &c.workload;
-        if w.min_io.0 == 0
-            || w.min_io.0 % 4096 != 0
-            || w.max_io.0 % 4096 != 0
-            || w.min_io.0 > w.max_io.0
-            || w.writers == 0
-        {
-            return Err(at("crash.workload: min_io <= max_io, both whole 4 KiB blocks, and at least one writer".into()));
+    }
+    for (what, c) in [
+        (
+            "bitmap_eio.crash",
+            case.bitmap_eio.as_ref().map(|b| &b.crash),
+        ),
+        (
+            "bitmap_lie.crash",
+            case.bitmap_lie.as_ref().map(|b| &b.crash),
+        ),
+    ] {
+        if let Some(c) = c {
+            check_load(what, c, timeout, &disk).map_err(at)?;
+        }
+    }
+    for (what, w) in [
+        ("readd.workload", case.readd.as_ref().map(|r| &r.workload)),
+        (
+            "examination.workload",
+            case.examination.as_ref().map(|e| &e.workload),
+        ),
+    ] {
+        if let Some(w) = w {
+            check_workload(what, w).map_err(at)?;
         }
     }
     for (i, re) in case.expect_splats.iter().enumerate() {
@@ -430,6 +490,53 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         requires,
         keep_disks: false,
     })
+}
+
+/// The fewest bitmap chunks a member may hold: with fewer, a few dirty chunks cover the
+/// array and the checks cannot tell a bitmap that lies from one that tells the truth.
+const MIN_CHUNKS: u64 = 32;
+
+/// A load and its kill point: a workload that can run, a throttled disk that exists and
+/// lets writes through, a kill within the case's time.
+fn check_load(
+    what: &str,
+    c: &CrashSpec,
+    timeout: Duration,
+    disk: &dyn Fn(&str, &str) -> Result<usize>,
+) -> Result<(), String> {
+    if let Some(t) = &c.throttle {
+        disk(&format!("{what}.throttle.disk"), &t.disk).map_err(|e| format!("{e:#}"))?;
+        if t.iops_write == 0 {
+            return Err(format!(
+                "{what}.throttle.iops_write: at least 1, or the member never writes"
+            ));
+        }
+    }
+    if let Some(t) = c.after_time {
+        if t.is_zero() || t >= timeout {
+            return Err(format!(
+                "{what}.after_time {t:?}: more than 0 s and less than vm.timeout ({timeout:?})"
+            ));
+        }
+    }
+    if c.after_written.is_some_and(|b| b.0 == 0) {
+        return Err(format!("{what}.after_written: more than 0 bytes"));
+    }
+    check_workload(&format!("{what}.workload"), &c.workload)
+}
+
+fn check_workload(what: &str, w: &WorkloadSpec) -> Result<(), String> {
+    if w.min_io.0 == 0
+        || w.min_io.0 % 4096 != 0
+        || w.max_io.0 % 4096 != 0
+        || w.min_io.0 > w.max_io.0
+        || w.writers == 0
+    {
+        return Err(format!(
+            "{what}: min_io <= max_io, both whole 4 KiB blocks, and at least one writer"
+        ));
+    }
+    Ok(())
 }
 
 /// Level, member count and bitmap options that md and the checker can both handle.
