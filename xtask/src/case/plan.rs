@@ -527,8 +527,8 @@ fn check_load(
 
 fn check_workload(what: &str, w: &WorkloadSpec) -> Result<(), String> {
     if w.min_io.0 == 0
-        || w.min_io.0 % 4096 != 0
-        || w.max_io.0 % 4096 != 0
+        || !w.min_io.0.is_multiple_of(4096)
+        || !w.max_io.0.is_multiple_of(4096)
         || w.min_io.0 > w.max_io.0
         || w.writers == 0
     {
