@@ -153,6 +153,25 @@ pub fn converged(
     }
 }
 
+/// After the initial resync of a new array md must clear every bit within its deadline:
+/// a bitmap that stays dirty over an idle, synced array is md's fault, and every later
+/// check would start from a bitmap that marks everything. `waited` is how long it took, or
+/// what the deadline saw.
+pub fn initial_bitmap_clean(waited: Result<std::time::Duration, String>) -> Check {
+    Check {
+        name: "initial_bitmap_clean",
+        ok: waited.is_ok(),
+        summary: match &waited {
+            Ok(d) => format!(
+                "the bitmap was clean {:.1} s after the initial resync",
+                d.as_secs_f64()
+            ),
+            Err(why) => why.clone(),
+        },
+        figures: json!({ "clean_after_ms": waited.as_ref().ok().map(|d| d.as_millis() as u64) }),
+    }
+}
+
 /// After an EIO on the bitmap file's disk, md must drop the file and say so: a file it
 /// could not write is stale.
 pub fn bitmap_kicked(kicked: &[String]) -> Check {
@@ -248,5 +267,12 @@ mod tests {
             untrusted_bitmap(&["md0: bitmap file is out of date, doing full recovery".into()]).ok
         );
         assert!(!untrusted_bitmap(&[]).ok);
+    }
+
+    #[test]
+    fn a_bitmap_that_never_clears_after_the_initial_resync_fails() {
+        assert!(initial_bitmap_clean(Ok(std::time::Duration::from_secs(3))).ok);
+        let c = initial_bitmap_clean(Err("still 12 of 2032 chunks dirty".into()));
+        assert!(!c.ok && !c.is_precondition() && c.summary.contains("12 of 2032"));
     }
 }

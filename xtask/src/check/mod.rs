@@ -25,6 +25,22 @@ pub struct Check {
     pub figures: Value,
 }
 
+/// The checks that judge the run, not the kernel: that the crash left something to
+/// judge, that the pressure the case asked for was met, that the injectors fired. One of
+/// them failing means the case could not judge the kernel (an ERROR), never that the
+/// kernel broke a rule (a FAIL).
+pub const PRECONDITIONS: [&str; 3] = [
+    "crash_left_divergence",
+    "pressure_reached",
+    "faults_injected",
+];
+
+impl Check {
+    pub fn is_precondition(&self) -> bool {
+        PRECONDITIONS.contains(&self.name)
+    }
+}
+
 /// Chunk numbers as compact ranges (`3-7, 12`), for messages.
 pub fn ranges(chunks: impl IntoIterator<Item = u64>) -> String {
     let mut out: Vec<String> = Vec::new();

@@ -69,20 +69,11 @@ impl<'a> Record<'a> {
         self.progress(Progress::StepEnded(step));
     }
 
-    /// The verdict of the checks so far.
+    /// The verdict of the checks so far: a failed check of a kernel rule is a FAIL; when
+    /// only preconditions failed (`check::PRECONDITIONS`), the case could not judge the
+    /// kernel, an ERROR.
     pub fn verdict(&self) -> Result<(), Failure> {
-        let failed: Vec<String> = self
-            .result
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{}: {}", c.name, c.summary))
-            .collect();
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(Failure::Case(failed.join("\n")))
-        }
+        verdict_of(&self.result.checks)
     }
 
     /// The end of the case goes out through [`Record::end`]; a progress report that a
@@ -108,5 +99,58 @@ impl<'a> Record<'a> {
             self.result.reason = Some(format!("{e:#}"));
         }
         self.result
+    }
+}
+
+/// See [`Record::verdict`].
+pub fn verdict_of(checks: &[Check]) -> Result<(), Failure> {
+    let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
+    let lines = |cs: &[&Check]| {
+        cs.iter()
+            .map(|c| format!("{}: {}", c.name, c.summary))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if failed.is_empty() {
+        Ok(())
+    } else if failed.iter().any(|c| !c.is_precondition()) {
+        Err(Failure::Case(lines(&failed)))
+    } else {
+        Err(Failure::Bench(anyhow::anyhow!(
+            "the case could not judge the kernel: {}",
+            lines(&failed)
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(name: &'static str, ok: bool) -> Check {
+        Check {
+            name,
+            ok,
+            summary: format!("{name} summary"),
+            figures: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_broken_rule_fails_and_a_missed_precondition_is_an_error() {
+        assert!(verdict_of(&[check("safety", true)]).is_ok());
+        match verdict_of(&[check("crash_left_divergence", false), check("safety", true)]) {
+            Err(Failure::Bench(e)) => {
+                assert!(format!("{e}").contains("could not judge the kernel: crash_left_divergence"))
+            }
+            _ => panic!("nothing to judge is the case's error, not the kernel's failure"),
+        }
+        match verdict_of(&[
+            check("crash_left_divergence", false),
+            check("safety", false),
+        ]) {
+            Err(Failure::Case(why)) => assert!(why.contains("safety: safety summary"), "{why}"),
+            _ => panic!("a broken rule fails the case"),
+        }
     }
 }

@@ -96,7 +96,17 @@ impl Scenario<'_, '_> {
                 "the bitmap's daemon_sleep is {got} s where the case asked for {asked} s (mdadm --delay)"
             )));
         }
-        let settle = self.wait_bitmap_clean(vm, Duration::from_secs(90))?;
+        let settle = match self.wait_bitmap_clean(vm, Duration::from_secs(90)) {
+            Ok(d) => {
+                self.add(check::initial_bitmap_clean(Ok(d)));
+                d
+            }
+            Err(Failure::Case(why)) => {
+                self.add(check::initial_bitmap_clean(Err(why)));
+                return self.verdict().map(|()| Duration::ZERO);
+            }
+            Err(e) => return Err(e),
+        };
         self.phase("initial resync and clean bitmap");
         Ok(settle)
     }
