@@ -42,6 +42,16 @@ fn find(dir: &Path, depth: usize, pred: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> 
 
 #[test]
 fn ctrl_c_removes_the_running_cases_disks_and_keeps_its_results() {
+    interrupted_by(libc::SIGINT, 130);
+}
+
+/// What CI sends on cancel and timeout gets what Ctrl-C gets.
+#[test]
+fn sigterm_removes_the_running_cases_disks_and_keeps_its_results() {
+    interrupted_by(libc::SIGTERM, 143);
+}
+
+fn interrupted_by(signal: i32, code: i32) {
     let dir = tempfile::tempdir().unwrap();
     let case = dir.path().join("long.yaml");
     std::fs::write(
@@ -77,7 +87,7 @@ fn ctrl_c_removes_the_running_cases_disks_and_keeps_its_results() {
             (!disks.is_empty() && booted && !q.is_empty()).then_some(q)
         },
     );
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let status = poll(
         Duration::from_secs(30),
         || "the bench did not exit".into(),
@@ -85,7 +95,7 @@ fn ctrl_c_removes_the_running_cases_disks_and_keeps_its_results() {
     );
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(status.code(), Some(code), "{stderr}");
     assert!(
         stderr.contains("interrupted: removed the disk images of 1"),
         "{stderr}"
@@ -95,6 +105,11 @@ fn ctrl_c_removes_the_running_cases_disks_and_keeps_its_results() {
         "disk images left behind"
     );
     assert_eq!(find(&results, 2, &|p| p.ends_with("plan.json")).len(), 1);
+    let results_json = find(&results, 2, &|p| p.ends_with("result.json"));
+    assert_eq!(results_json.len(), 1);
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&results_json[0]).unwrap()).unwrap();
+    assert_eq!(r["verdict"], "interrupted", "{r}");
     poll(
         Duration::from_secs(30),
         || "QEMU outlived the bench".into(),

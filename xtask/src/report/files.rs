@@ -13,6 +13,9 @@ pub struct ResultFiles;
 
 impl Reporter for ResultFiles {
     fn report(&mut self, event: &Event) -> Result<()> {
+        if crate::run::interrupt::stopping() {
+            return Ok(());
+        }
         match event {
             Event::RunStarted { bench, run_dir, .. } => keep_kernel_files(bench, run_dir),
             Event::CaseStarted { plan, dir } => write_json(&dir.join("plan.json"), plan),

@@ -41,7 +41,7 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path, events: &Events) ->
         .tempdir_in(case_dir)
         .map_err(anyhow::Error::from)
         .and_then(|disks| {
-            let _tracked = interrupt::track(disks.path());
+            let _tracked = interrupt::track(case_dir, disks.path());
             let made = disks::create(plan, disks.path())?;
             let outcome = scenario::run(bench, plan, case_dir, made, &mut rec);
             Ok((outcome, disks))

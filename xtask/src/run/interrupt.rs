@@ -1,37 +1,92 @@
-//! Ctrl-C during a run: the disk images of the cases in flight (hundreds of MiB each) go,
-//! the results already written stay, and the exit status says the run was cut short.
-//! QEMU needs nothing here: every VM dies with the bench (`PR_SET_PDEATHSIG`).
+//! Ctrl-C, or the SIGTERM a CI runner sends on cancel and timeout, during a run: the disk
+//! images of the cases in flight (hundreds of MiB each) go, their `result.json` says
+//! `interrupted` instead of `running`, the results already written stay, and the exit
+//! status says the run was cut short (128 + the signal, as a shell reports it). QEMU needs
+//! nothing here: every VM dies with the bench (`PR_SET_PDEATHSIG`).
 
+use signal_hook::consts::{SIGINT, SIGTERM};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-static IN_FLIGHT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// A case in flight: its directory and its disks' directory within it.
+struct InFlight {
+    case_dir: PathBuf,
+    disks: PathBuf,
+}
 
-/// Exit status of a run stopped by SIGINT (128 + 2, as a shell reports it).
-pub const INTERRUPTED: i32 = 130;
+static IN_FLIGHT: Mutex<Vec<InFlight>> = Mutex::new(Vec::new());
 
-/// Installs the handler once for this process: it removes the disk directories in
-/// flight, tells `removed` how many it removed (the caller says so where it prints), and
-/// exits with [`INTERRUPTED`].
+/// Set once a signal came: result files are no longer written, so that none overwrites an
+/// `interrupted` mark on the way out.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Whether the run is being stopped by a signal.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
+/// Exit status of a run stopped by SIGINT.
+pub const INTERRUPTED: i32 = 128 + SIGINT;
+/// Exit status of a run stopped by SIGTERM.
+pub const TERMINATED: i32 = 128 + SIGTERM;
+
+/// Installs the handler once for this process: on SIGINT or SIGTERM it removes the disk
+/// directories in flight, marks their cases interrupted, tells `removed` how many (the
+/// caller says so where it prints), and exits with 128 + the signal.
 pub fn install(removed: impl Fn(usize) + Send + 'static) -> anyhow::Result<()> {
-    ctrlc::set_handler(move || {
-        let dirs = std::mem::take(&mut *IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner()));
-        for d in &dirs {
-            let _ = std::fs::remove_dir_all(d);
-        }
-        removed(dirs.len());
-        std::process::exit(INTERRUPTED);
-    })
-    .map_err(|e| anyhow::anyhow!("install the Ctrl-C handler: {e}"))
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| anyhow::anyhow!("install the SIGINT/SIGTERM handler: {e}"))?;
+    std::thread::Builder::new()
+        .name("interrupt".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                STOPPING.store(true, Ordering::SeqCst);
+                let cases =
+                    std::mem::take(&mut *IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner()));
+                for c in &cases {
+                    let _ = std::fs::remove_dir_all(&c.disks);
+                    mark_interrupted(&c.case_dir);
+                }
+                removed(cases.len());
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}
+
+/// Rewrites a case's `result.json` (if it has one) with the verdict `interrupted`, whole
+/// or not at all.
+fn mark_interrupted(case_dir: &Path) {
+    let path = case_dir.join("result.json");
+    let Ok(text) = std::fs::read(&path) else {
+        return;
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return;
+    };
+    value["verdict"] = "interrupted".into();
+    value["reason"] = "the run was interrupted (SIGINT or SIGTERM)".into();
+    let tmp = path.with_extension("json.tmp");
+    if serde_json::to_vec_pretty(&value)
+        .ok()
+        .and_then(|bytes| std::fs::write(&tmp, bytes).ok())
+        .is_some()
+    {
+        let _ = std::fs::rename(&tmp, &path);
+    }
 }
 
 /// Marks a case's disk directory as in flight until the guard drops.
-pub fn track(dir: &Path) -> Tracked {
+pub fn track(case_dir: &Path, disks: &Path) -> Tracked {
     IN_FLIGHT
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(dir.to_path_buf());
-    Tracked(dir.to_path_buf())
+        .push(InFlight {
+            case_dir: case_dir.to_path_buf(),
+            disks: disks.to_path_buf(),
+        });
+    Tracked(disks.to_path_buf())
 }
 
 pub struct Tracked(PathBuf);
@@ -41,6 +96,6 @@ impl Drop for Tracked {
         IN_FLIGHT
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|d| d != &self.0);
+            .retain(|d| d.disks != self.0);
     }
 }
