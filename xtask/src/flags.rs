@@ -97,15 +97,8 @@ pub struct Compare {
     /// The config base for kernels built from trees.
     #[arg(long, value_enum, default_value_t = xtask::kernel::build::Base::Defconfig)]
     pub config_base: xtask::kernel::build::Base,
-    /// Case files or names; all of cases/ when none.
-    pub cases: Vec<String>,
-    /// Only this case (a name, matrix combinations included: `crash-levels@raid6-n4-file`),
-    /// or the cases a glob names (`'crash-levels@raid6-*'`); repeatable.
-    #[arg(long = "case", value_name = "NAME|GLOB")]
-    pub filters: Vec<String>,
-    /// Leave out the cases this name or glob selects (repeatable).
-    #[arg(long, value_name = "NAME|GLOB")]
-    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub select: Selection,
     #[arg(long)]
     pub seed: Option<u64>,
     /// Run each case N times (fresh seeds, the same on both kernels).
@@ -141,8 +134,9 @@ pub struct KernelBuild {
     pub no_install: bool,
 }
 
+/// Which cases a run takes.
 #[derive(clap::Args)]
-pub struct Run {
+pub struct Selection {
     /// Case files or names (`smoke` for cases/smoke.yaml); all of cases/ when none.
     pub cases: Vec<String>,
     /// Only this case (a name, matrix combinations included: `crash-levels@raid6-n4-file`),
@@ -152,6 +146,21 @@ pub struct Run {
     /// Leave out the cases this name or glob selects (repeatable).
     #[arg(long, value_name = "NAME|GLOB")]
     pub exclude: Vec<String>,
+}
+
+impl Selection {
+    pub fn filters(&self) -> xtask::case::select::Filters {
+        xtask::case::select::Filters {
+            include: self.filters.clone(),
+            exclude: self.exclude.clone(),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Run {
+    #[command(flatten)]
+    pub select: Selection,
     #[command(flatten)]
     pub kernel: KernelFlags,
     /// Seed for every random choice; recorded in each result.

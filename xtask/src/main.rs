@@ -75,11 +75,8 @@ fn compare(c: flags::Compare) -> anyhow::Result<u8> {
     xtask::cli::compare::run(xtask::cli::compare::CompareArgs {
         base,
         patched,
-        cases: c.cases,
-        filters: xtask::case::select::Filters {
-            include: c.filters,
-            exclude: c.exclude,
-        },
+        filters: c.select.filters(),
+        cases: c.select.cases,
         seed: c.seed,
         repeat: c.repeat,
         jobs: c.jobs,
@@ -103,11 +100,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         flags::Cmd::Compare(c) => compare(c),
         flags::Cmd::Run(r) => xtask::cli::run::run(xtask::cli::run::RunArgs {
-            cases: r.cases,
-            filters: xtask::case::select::Filters {
-                include: r.filters,
-                exclude: r.exclude,
-            },
+            filters: r.select.filters(),
+            cases: r.select.cases,
             list: r.list,
             bench: kernel_options(&r.kernel),
             seed: r.seed,

@@ -18,6 +18,23 @@ fn figure<'a>(r: &'a CaseResult, check: &str) -> &'a serde_json::Value {
         .figures
 }
 
+/// `cargo xtask examine` on the lying file and the member it was handed with: the exit
+/// status and what it printed.
+fn examine(case: &std::path::Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("examine")
+        .arg(case.join("bitmap-lie.bin"))
+        .arg(case.join("member-head-at-lie.img"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
 /// Runs one lie; asserts md's outcome, the recovery, and what `examine` says of the kept
 /// file against the member it was handed with (its exit status and a line of its output).
 fn lie(variant: &str, observed: &str, said: &str, examine_status: i32, examine_says: &str) {
@@ -46,19 +63,8 @@ fn lie(variant: &str, observed: &str, said: &str, examine_status: i32, examine_s
     );
     assert!(r.checks.iter().any(|c| c.name == "converged" && c.ok));
 
-    let case = dir.path().join(&plan.name);
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("examine")
-        .arg(case.join("bitmap-lie.bin"))
-        .arg(case.join("member-head-at-lie.img"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(examine_status), "{text}");
+    let (status, text) = examine(&dir.path().join(&plan.name));
+    assert_eq!(status, examine_status, "{text}");
     assert!(
         text.contains(examine_says),
         "examine did not say {examine_says:?}:\n{text}"
@@ -152,14 +158,7 @@ fn a_wrong_sync_size_is_rewritten_and_the_bits_trusted() {
     assert_eq!(figure(&r, "bitmap_outcome")["observed"], "trusted");
     let bounds = figure(&r, "resync_bounds");
     assert_eq!(bounds["resynced_outside_bitmap"], 0, "{bounds}");
-    let case = dir.path().join(&plan.name);
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("examine")
-        .arg(case.join("bitmap-lie.bin"))
-        .arg(case.join("member-head-at-lie.img"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (status, text) = examine(&dir.path().join(&plan.name));
+    assert_eq!(status, 0, "{text}");
     assert!(text.contains("md rewrites it and keeps the bits"), "{text}");
 }

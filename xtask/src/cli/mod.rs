@@ -12,7 +12,7 @@ pub mod setup;
 
 use crate::report::files::ResultFiles;
 use crate::report::junit::JunitFile;
-use crate::report::ktap::KtapFile;
+use crate::report::ktap::Ktap;
 use crate::result::events::{Events, Reporter};
 use std::path::Path;
 
@@ -21,7 +21,7 @@ use std::path::Path;
 fn reporters(screen: Box<dyn Reporter>) -> Events {
     Events::new(vec![
         Box::new(ResultFiles),
-        Box::new(KtapFile::new()),
+        Box::new(Ktap::file()),
         Box::<JunitFile>::default(),
         screen,
     ])

@@ -51,7 +51,7 @@ pub fn run(args: RunArgs) -> Result<u8> {
         .max(1);
     let screen: Box<dyn crate::result::events::Reporter> = match args.format {
         Format::Human => Box::new(Terminal::run()),
-        Format::Ktap => Box::new(crate::report::ktap::KtapStdout::new()),
+        Format::Ktap => Box::new(crate::report::ktap::Ktap::stdout()),
     };
     let events = super::reporters(screen);
     let results = crate::run::run_plans(&bench, &plans, &run_dir, jobs, &events)?;

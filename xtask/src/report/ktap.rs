@@ -82,26 +82,30 @@ fn diagnostic(out: &mut String, indent: &str, text: &str) {
     }
 }
 
-/// Writes `results.ktap` into the run's directory when the run ends.
-pub struct KtapFile {
+/// The KTAP document of a run when it ends: into the run's directory as `results.ktap`,
+/// or on stdout (`--format ktap`).
+pub struct Ktap {
+    to_stdout: bool,
     header: String,
 }
 
-impl KtapFile {
-    pub fn new() -> Self {
+impl Ktap {
+    pub fn file() -> Self {
         Self {
+            to_stdout: false,
+            header: String::new(),
+        }
+    }
+
+    pub fn stdout() -> Self {
+        Self {
+            to_stdout: true,
             header: String::new(),
         }
     }
 }
 
-impl Default for KtapFile {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Reporter for KtapFile {
+impl Reporter for Ktap {
     fn report(&mut self, event: &Event) -> Result<()> {
         match event {
             Event::RunStarted { bench, .. } => {
@@ -109,44 +113,16 @@ impl Reporter for KtapFile {
                 Ok(())
             }
             Event::RunEnded { run_dir, results } => {
+                let doc = render(&self.header, results);
+                if self.to_stdout {
+                    print!("{doc}");
+                    return Ok(());
+                }
                 let path = run_dir.join("results.ktap");
-                std::fs::write(&path, render(&self.header, results))
-                    .with_context(|| format!("write {}", path.display()))
+                std::fs::write(&path, doc).with_context(|| format!("write {}", path.display()))
             }
             _ => Ok(()),
         }
-    }
-}
-
-/// `--format ktap`: the document on stdout when the run ends, nothing before.
-pub struct KtapStdout {
-    header: String,
-}
-
-impl KtapStdout {
-    pub fn new() -> Self {
-        Self {
-            header: String::new(),
-        }
-    }
-}
-
-impl Default for KtapStdout {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Reporter for KtapStdout {
-    fn report(&mut self, event: &Event) -> Result<()> {
-        match event {
-            Event::RunStarted { bench, .. } => {
-                self.header = format!("md-bitmap-bench: {}", kernel_line(bench));
-            }
-            Event::RunEnded { results, .. } => print!("{}", render(&self.header, results)),
-            _ => {}
-        }
-        Ok(())
     }
 }
 
