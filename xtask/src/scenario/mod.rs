@@ -3,8 +3,8 @@
 //! kill point (`workload`), the disks' faults (`disks`), the block trace (`trace`), the
 //! readings of the disk images (`images`). Then one file per scenario, each reading as its
 //! steps: `steps` (a case's own commands), `crash`, `readd`, `bitmap_eio`, `bitmap_lie`,
-//! `examination`,
-//! with `faults` (the kernel's fault injectors) and `stall` (blocked tasks) beside them.
+//! `examination`, with `faults` (the kernel's fault injectors) and `stall` (blocked tasks)
+//! beside them.
 //!
 //! A scenario drives the guest, hands what it read to `images` and `logs`, and the
 //! verdicts to `check`; what it records goes into the case's [`Record`].
