@@ -60,7 +60,11 @@ fn interrupted_by(signal: i32, code: i32) {
     )
     .unwrap();
     let results = dir.path().join("results");
+    // The child's temporary directories (its VM's sockets) go here, to be counted.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .env("TMPDIR", &tmp)
         .args(["run", case.to_str().unwrap(), "--no-install", "--results"])
         .arg(&results)
         .stdout(Stdio::null())
@@ -103,6 +107,15 @@ fn interrupted_by(signal: i32, code: i32) {
     assert!(
         find(&results, 2, &is_disks).is_empty(),
         "disk images left behind"
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "temporary directories left behind: {left:?}"
     );
     assert_eq!(find(&results, 2, &|p| p.ends_with("plan.json")).len(), 1);
     let results_json = find(&results, 2, &|p| p.ends_with("result.json"));

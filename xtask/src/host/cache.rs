@@ -67,6 +67,8 @@ impl Cache {
             .prefix(&format!(".{key}.partial-"))
             .tempdir_in(&dir)
             .with_context(|| format!("create a temporary directory in {}", dir.display()))?;
+        // A signal mid-build removes the partial entry too.
+        let _registered = super::scratch::register(tmp.path());
         build(tmp.path()).with_context(|| format!("build cache entry {kind}/{key}"))?;
         fs::rename(tmp.path(), &done)
             .with_context(|| format!("move {} into place", done.display()))?;

@@ -36,6 +36,7 @@ impl FileMap {
 pub fn locate(image: &Path, path: &str) -> Result<FileMap> {
     let sh = Shell::new()?;
     let tmp = tempfile::Builder::new().prefix("mdbb-ext4-").tempdir()?;
+    let _registered = crate::host::scratch::register(tmp.path());
     let copy = tmp.path().join("fs.img");
     cmd!(sh, "cp --sparse=always {image} {copy}")
         .run()

@@ -48,6 +48,7 @@ pub fn install(removed: impl Fn(usize) + Send + 'static) -> anyhow::Result<()> {
                     let _ = std::fs::remove_dir_all(&c.disks);
                     mark_interrupted(&c.case_dir);
                 }
+                crate::host::scratch::remove_all();
                 removed(cases.len());
                 std::process::exit(128 + signal);
             }

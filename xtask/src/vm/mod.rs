@@ -27,7 +27,7 @@ pub struct Vm {
     channel: Channel,
     console_log: PathBuf,
     stderr_log: PathBuf,
-    _sockets: tempfile::TempDir,
+    _sockets: (tempfile::TempDir, crate::host::scratch::Registered),
     /// From spawning QEMU to the agent's first answer.
     pub boot: Duration,
     /// The guest's uptime when the agent first answered.
@@ -41,6 +41,7 @@ impl Vm {
         let started = Instant::now();
         // Socket paths must fit in sun_path (108 bytes): keep them short, outside the case dir.
         let sockets = tempfile::Builder::new().prefix("mdbb-").tempdir()?;
+        let registered = crate::host::scratch::register(sockets.path());
         let qmp_path = sockets.path().join("qmp");
         let agent_path = sockets.path().join("agent");
         let qmp_listener = UnixListener::bind(&qmp_path)?;
@@ -88,7 +89,7 @@ impl Vm {
             channel: Channel::new(agent_stream)?,
             console_log: cfg.console_log.clone(),
             stderr_log,
-            _sockets: sockets,
+            _sockets: (sockets, registered),
             boot: Duration::ZERO,
             guest_uptime_ms: 0,
             kernel_release: String::new(),
