@@ -139,7 +139,7 @@ impl Bench {
     }
 
     /// What a saved guest depends on besides its shape.
-    fn guest_key(&self) -> String {
+    pub fn guest_key(&self) -> String {
         format!(
             "{} {} {} {}",
             self.kernel.info.vmlinuz_sha256,

@@ -82,6 +82,31 @@ impl CaseResult {
     }
 }
 
+impl CaseResult {
+    /// A result no reporter sees, for work done outside a case (preparing a cache entry).
+    pub fn scratch(case: &str, kernel: KernelInfo) -> Self {
+        CaseResult {
+            case: case.into(),
+            file: PathBuf::new(),
+            verdict: Verdict::Running,
+            reason: None,
+            seed: 0,
+            kernel,
+            qemu: String::new(),
+            accel: String::new(),
+            image: String::new(),
+            times: Times::default(),
+            steps: vec![],
+            splats: vec![],
+            checks: vec![],
+            figures: Default::default(),
+            phases: vec![],
+            replay: String::new(),
+            kept_disks: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Phase {
     pub name: String,

@@ -23,9 +23,7 @@ pub fn run(s: &mut Scenario, spec: &BitmapLieSpec) -> Result<(), Failure> {
     let expect = spec.expect[&lie];
     // Boot 1: a settled array, then (for the lies that need it) the file as it was before
     // the load, then the load and the crash.
-    let mut vm = s.boot(1)?;
-    s.phase("boot 1");
-    s.create_settled_array(&mut vm)?;
+    let (mut vm, _) = s.boot_settled()?;
     let older = match lie {
         Lie::Stale | Lie::Lagging => Some(before_the_load(s, &mut vm, lie)?),
         _ => None,

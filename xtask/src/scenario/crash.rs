@@ -20,9 +20,7 @@ use std::time::{Duration, Instant};
 pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
     // Boot 1: build the array and let it settle.
     let mut boot = 1;
-    let mut vm = s.boot(boot)?;
-    s.phase("boot 1");
-    let settle = s.create_settled_array(&mut vm)?;
+    let (mut vm, settle) = s.boot_settled()?;
     s.note_figure("initial_bitmap_clean_after_ms", settle.as_millis() as u64);
     s.note_figure(
         "crash_mode",

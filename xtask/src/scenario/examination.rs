@@ -18,9 +18,7 @@ use std::time::Duration;
 
 /// Runs the scenario on a prepared case; each check lands in the result as it is judged.
 pub fn run(s: &mut Scenario, spec: &ExaminationSpec) -> Result<(), Failure> {
-    let mut vm = s.boot(1)?;
-    s.phase("boot");
-    s.create_settled_array(&mut vm)?;
+    let (mut vm, _) = s.boot_settled()?;
     let path = s.bitmap_path();
     let fs_dev = s.dev(&s.array.bitmap.disk);
     let size: u64 = s

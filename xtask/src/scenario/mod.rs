@@ -17,6 +17,7 @@ pub mod disks;
 pub mod examination;
 pub mod faults;
 pub mod images;
+pub mod prepared;
 pub mod readd;
 pub mod stall;
 pub mod steps;

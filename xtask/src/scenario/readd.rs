@@ -16,9 +16,7 @@ use std::time::Duration;
 /// Runs the scenario on a prepared case; each check lands in the result as it is judged.
 pub fn run(s: &mut Scenario, spec: &ReaddSpec) -> Result<(), Failure> {
     // Boot 1: a settled array, stopped cleanly.
-    let mut vm = s.boot(1)?;
-    s.phase("boot 1");
-    s.create_settled_array(&mut vm)?;
+    let (mut vm, _) = s.boot_settled()?;
     s.stop_array(&mut vm)?;
     vm.quit(Duration::from_secs(30)).map_err(Failure::Bench)?;
     let data_offset = s
