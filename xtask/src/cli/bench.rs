@@ -72,17 +72,7 @@ pub fn run(args: BenchArgs) -> Result<u8> {
     let disks = plan
         .disks
         .iter()
-        .map(|d| {
-            let path = disks_dir.path().join(format!("{}.img", d.name));
-            std::fs::File::create(&path)?.set_len(d.size)?;
-            Ok(Disk {
-                name: d.name.clone(),
-                path,
-                cache: "writeback".into(),
-                drive_options: vec![],
-                blkdebug: None,
-            })
-        })
+        .map(|d| Disk::zeros(disks_dir.path(), &d.name, d.size))
         .collect::<Result<Vec<_>>>()?;
     let boot = |b: &Bench, i: u32| -> Result<u64> {
         let cfg = b.vm_config(

@@ -146,32 +146,21 @@ pub(crate) mod tests {
     /// A result with nothing in it but its name, verdict and seed (other modules' tests
     /// fill in what they judge).
     pub(crate) fn result(case: &str, verdict: Verdict, seed: u64) -> CaseResult {
+        let kernel = KernelInfo {
+            source: "debian".into(),
+            release: "6.12".into(),
+            vmlinuz_sha256: String::new(),
+            package: None,
+            package_version: None,
+            package_sha256: None,
+            build: None,
+        };
         CaseResult {
-            case: case.into(),
             file: PathBuf::from("cases/x.yaml"),
             verdict,
-            reason: None,
             seed,
-            kernel: KernelInfo {
-                source: "debian".into(),
-                release: "6.12".into(),
-                vmlinuz_sha256: String::new(),
-                package: None,
-                package_version: None,
-                package_sha256: None,
-                build: None,
-            },
-            qemu: String::new(),
             accel: "tcg".into(),
-            image: String::new(),
-            times: Times::default(),
-            steps: vec![],
-            splats: vec![],
-            checks: vec![],
-            figures: Default::default(),
-            phases: vec![],
-            replay: String::new(),
-            kept_disks: None,
+            ..CaseResult::scratch(case, kernel)
         }
     }
 }

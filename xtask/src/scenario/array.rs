@@ -85,17 +85,7 @@ impl Scenario<'_, '_> {
             )?;
             self.phase("grow a bitmap");
         }
-        let asked = self.array.bitmap.daemon_sleep.as_secs();
-        let got = self
-            .guest_bitmap(vm)
-            .map_err(Failure::Bench)?
-            .sb
-            .daemon_sleep;
-        if u64::from(got) != asked {
-            return Err(Failure::Bench(anyhow::anyhow!(
-                "the bitmap's daemon_sleep is {got} s where the case asked for {asked} s (mdadm --delay)"
-            )));
-        }
+        self.check_daemon_sleep(vm)?;
         let settle = match self.wait_bitmap_clean(vm, Duration::from_secs(90)) {
             Ok(d) => {
                 self.add(check::initial_bitmap_clean(Ok(d)));
@@ -164,6 +154,23 @@ impl Scenario<'_, '_> {
             1 << 20,
             true,
         )?)?)
+    }
+
+    /// The bitmap md uses must have the case's daemon period (`mdadm --delay`), or every
+    /// wait for clean bits is computed for another one.
+    pub fn check_daemon_sleep(&self, vm: &mut Vm) -> Result<(), Failure> {
+        let asked = self.array.bitmap.daemon_sleep.as_secs();
+        let got = self
+            .guest_bitmap(vm)
+            .map_err(Failure::Bench)?
+            .sb
+            .daemon_sleep;
+        if u64::from(got) != asked {
+            return Err(Failure::Bench(anyhow::anyhow!(
+                "the bitmap's daemon_sleep is {got} s where the case asked for {asked} s (mdadm --delay)"
+            )));
+        }
+        Ok(())
     }
 
     /// Polls the on-disk bitmap until no chunk is dirty, at most `limit`.

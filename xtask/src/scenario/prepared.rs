@@ -69,17 +69,7 @@ impl Scenario<'_, '_> {
             .plan
             .disks
             .iter()
-            .map(|d| {
-                let path = dir.join(format!("{}.img", d.name));
-                std::fs::File::create(&path)?.set_len(d.size)?;
-                Ok(Disk {
-                    name: d.name.clone(),
-                    path,
-                    cache: "writeback".into(),
-                    drive_options: vec![],
-                    blkdebug: None,
-                })
-            })
+            .map(|d| Disk::zeros(dir, &d.name, d.size))
             .collect::<Result<Vec<_>>>()?;
         let events = Events::new(vec![]);
         let mut rec = Record::new(
@@ -134,17 +124,7 @@ impl Scenario<'_, '_> {
         self.mount_bitmap_fs(vm)?;
         self.assemble_array(vm, &self.members())?;
         self.wait_in_sync(vm, Duration::from_secs(60))?;
-        let asked = self.array.bitmap.daemon_sleep.as_secs();
-        let got = self
-            .guest_bitmap(vm)
-            .map_err(Failure::Bench)?
-            .sb
-            .daemon_sleep;
-        if u64::from(got) != asked {
-            return Err(Failure::Bench(anyhow::anyhow!(
-                "the prepared bitmap's daemon_sleep is {got} s where the case asked for {asked} s"
-            )));
-        }
+        self.check_daemon_sleep(vm)?;
         match self.wait_bitmap_clean(vm, Duration::from_secs(30)) {
             Ok(_) => self.add(check::initial_bitmap_clean(Ok(started.elapsed()))),
             Err(Failure::Case(why)) => {

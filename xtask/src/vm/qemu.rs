@@ -19,6 +19,22 @@ pub struct Disk {
     pub blkdebug: Option<PathBuf>,
 }
 
+impl Disk {
+    /// A new sparse disk of `size` zero bytes, `dir/<name>.img`, host-cached (what the
+    /// guest sees does not depend on the host's caching: both modes present a write cache).
+    pub fn zeros(dir: &Path, name: &str, size: u64) -> anyhow::Result<Disk> {
+        let path = dir.join(format!("{name}.img"));
+        std::fs::File::create(&path)?.set_len(size)?;
+        Ok(Disk {
+            name: name.into(),
+            path,
+            cache: "writeback".into(),
+            drive_options: vec![],
+            blkdebug: None,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct VmConfig {
     pub kernel: PathBuf,

@@ -56,15 +56,7 @@ pub fn guest(cache: &Cache, base: &str, cfg: &VmConfig, limit: Duration) -> Resu
                 let size = std::fs::metadata(&d.path)
                     .with_context(|| format!("size of {}", d.path.display()))?
                     .len();
-                let path = disks_dir.path().join(format!("{}.img", d.name));
-                std::fs::File::create(&path)?.set_len(size)?;
-                Ok(Disk {
-                    path,
-                    cache: "writeback".into(),
-                    blkdebug: None,
-                    drive_options: vec![],
-                    ..d.clone()
-                })
+                Disk::zeros(disks_dir.path(), &d.name, size)
             })
             .collect::<Result<Vec<_>>>()?;
         let template = VmConfig {
