@@ -25,13 +25,21 @@ pub struct KernelFlags {
     pub modules: Option<PathBuf>,
     #[command(flatten)]
     pub build: BuildFlags,
+    #[command(flatten)]
+    pub host: HostFlags,
+}
+
+/// How the bench uses the host: the accelerator, apt-get, the fast path.
+#[derive(clap::Args, Clone)]
+pub struct HostFlags {
     /// kvm or tcg; by default KVM when a probe boot shows it works, else TCG.
     #[arg(long, value_enum)]
     pub accel: Option<Accel>,
     /// Never run apt-get; fail with the line to run instead.
     #[arg(long)]
     pub no_install: bool,
-    /// Boot every VM instead of starting it from a saved guest of its shape.
+    /// Boot every VM and create every array instead of restoring saved guests and
+    /// prepared arrays.
     #[arg(long)]
     pub cold_boot: bool,
 }
@@ -108,13 +116,8 @@ pub struct Compare {
     pub jobs: Option<usize>,
     #[arg(long, value_name = "DIR")]
     pub results: Option<PathBuf>,
-    #[arg(long, value_enum)]
-    pub accel: Option<Accel>,
-    #[arg(long)]
-    pub no_install: bool,
-    /// Boot every VM instead of starting it from a saved guest of its shape.
-    #[arg(long)]
-    pub cold_boot: bool,
+    #[command(flatten)]
+    pub host: HostFlags,
 }
 
 #[derive(Subcommand)]

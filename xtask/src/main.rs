@@ -32,9 +32,9 @@ fn kernel_options(k: &flags::KernelFlags) -> xtask::bench::Options {
             (None, Some(spec)) => KernelSpec::Build(spec),
             (None, None) => KernelSpec::Debian,
         },
-        accel: k.accel,
-        install: !k.no_install,
-        restore: !k.cold_boot,
+        accel: k.host.accel,
+        install: !k.host.no_install,
+        restore: !k.host.cold_boot,
     }
 }
 
@@ -63,9 +63,9 @@ fn compare_side(
     };
     Ok(xtask::bench::Options {
         kernel,
-        accel: c.accel,
-        install: !c.no_install,
-        restore: !c.cold_boot,
+        accel: c.host.accel,
+        install: !c.host.no_install,
+        restore: !c.host.cold_boot,
     })
 }
 

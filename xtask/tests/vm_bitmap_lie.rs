@@ -8,15 +8,7 @@ mod common;
 
 use common::*;
 use std::process::Command;
-use xtask::result::{CaseResult, Verdict};
-
-fn figure<'a>(r: &'a CaseResult, check: &str) -> &'a serde_json::Value {
-    &r.checks
-        .iter()
-        .find(|c| c.name == check)
-        .unwrap_or_else(|| panic!("no {check} check in {:#?}", r.checks))
-        .figures
-}
+use xtask::result::Verdict;
 
 /// `cargo xtask examine` on the lying file and the member it was handed with: the exit
 /// status and what it printed.
@@ -41,11 +33,11 @@ fn lie(variant: &str, observed: &str, said: &str, examine_status: i32, examine_s
     let plan = plan_variant("raid1-file-bitmap-lie", variant, 15);
     let (r, dir) = run(&plan);
     assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
-    let divergent = figure(&r, "crash_left_divergence")["divergent_chunks"]
+    let divergent = check_figures(&r, "crash_left_divergence")["divergent_chunks"]
         .as_u64()
         .unwrap();
     assert!(divergent > 0, "the crash left nothing to recover");
-    let outcome = figure(&r, "bitmap_outcome");
+    let outcome = check_figures(&r, "bitmap_outcome");
     assert_eq!(outcome["observed"], observed, "{outcome}");
     assert!(
         outcome["messages"]
@@ -55,7 +47,7 @@ fn lie(variant: &str, observed: &str, said: &str, examine_status: i32, examine_s
             .any(|m| m.as_str().unwrap().contains(said)),
         "md did not say {said:?}: {outcome}"
     );
-    let bounds = figure(&r, "resync_bounds");
+    let bounds = check_figures(&r, "resync_bounds");
     assert_eq!(
         bounds["divergent_not_resynced"],
         serde_json::json!([]),
@@ -155,8 +147,8 @@ fn a_wrong_sync_size_is_rewritten_and_the_bits_trusted() {
     let plan = plan_variant("raid1-file-bitmap-lie", "bad-sync-size", 15);
     let (r, dir) = run(&plan);
     assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
-    assert_eq!(figure(&r, "bitmap_outcome")["observed"], "trusted");
-    let bounds = figure(&r, "resync_bounds");
+    assert_eq!(check_figures(&r, "bitmap_outcome")["observed"], "trusted");
+    let bounds = check_figures(&r, "resync_bounds");
     assert_eq!(bounds["resynced_outside_bitmap"], 0, "{bounds}");
     let (status, text) = examine(&dir.path().join(&plan.name));
     assert_eq!(status, 0, "{text}");

@@ -8,15 +8,7 @@ use common::*;
 use std::collections::BTreeSet;
 use xtask::check;
 use xtask::ondisk::bitmap::Bitmap;
-use xtask::result::{CaseResult, Verdict};
-
-fn figures<'a>(r: &'a CaseResult, name: &str) -> &'a serde_json::Value {
-    &r.checks
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no check {name}: {:?}", r.checks))
-        .figures
-}
+use xtask::result::Verdict;
 
 fn chunks(v: &serde_json::Value) -> Vec<u64> {
     v.as_array()
@@ -37,10 +29,10 @@ fn crash_64k_passes_and_each_check_fails_on_broken_readings() {
         "two boots: the crash and the reassembly"
     );
 
-    let divergent = chunks(&figures(&r, "crash_left_divergence")["divergent"]);
-    let bounds = figures(&r, "resync_bounds");
+    let divergent = chunks(&check_figures(&r, "crash_left_divergence")["divergent"]);
+    let bounds = check_figures(&r, "resync_bounds");
     let resynced: BTreeSet<u64> = chunks(&bounds["resynced"]).into_iter().collect();
-    let total = figures(&r, "safety")["chunks"].as_u64().unwrap();
+    let total = check_figures(&r, "safety")["chunks"].as_u64().unwrap();
     assert!(
         !divergent.is_empty(),
         "the throttled member must be left behind"
@@ -81,7 +73,7 @@ fn crash_64k_passes_and_each_check_fails_on_broken_readings() {
     assert!(!check::resync_bounds(&beyond, &dirty, &divergent, &[]).ok);
 
     // Convergence, on the real figures: one mismatch or one dirty chunk left must fail.
-    let conv = figures(&r, "converged");
+    let conv = check_figures(&r, "converged");
     assert_eq!(conv["mismatch_cnt"], 0);
     assert_eq!(conv["dirty_chunks_after"], 0);
     assert!(!check::converged(&[], 1, 0, 1).ok);
@@ -102,7 +94,7 @@ fn crash_1m_chunks_passes_with_coarser_bits() {
     let plan = plan_file("raid1-file-bitmap-crash-1m", 12);
     let (r, _dir) = run(&plan);
     assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
-    let safety = figures(&r, "safety");
+    let safety = check_figures(&r, "safety");
     assert_eq!(safety["chunks"], 127, "127 MiB of data in 1 MiB chunks");
     assert!(safety["divergent_chunks"].as_u64().unwrap() > 0);
 }
@@ -112,14 +104,19 @@ fn crash_under_memory_pressure_reaches_pressure_and_keeps_the_promise() {
     let plan = plan_file("raid1-file-bitmap-crash-pressure", 31);
     let (r, _dir) = run(&plan);
     assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
-    let p = figures(&r, "pressure_reached");
+    let p = check_figures(&r, "pressure_reached");
     assert!(
         p["max_events"].as_u64().unwrap() + p["high_events"].as_u64().unwrap() > 0
             || p["memory_stall_us"].as_u64().unwrap() > 0,
         "the run must really have been squeezed: {p}"
     );
-    assert_eq!(figures(&r, "writers_alive")["exited"], false);
-    assert!(figures(&r, "safety")["divergent_chunks"].as_u64().unwrap() > 0);
+    assert_eq!(check_figures(&r, "writers_alive")["exited"], false);
+    assert!(
+        check_figures(&r, "safety")["divergent_chunks"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 }
 
 #[test]
@@ -127,7 +124,12 @@ fn internal_bitmap_control_passes_the_same_checks() {
     let plan = plan_file("raid1-internal-bitmap-crash", 41);
     let (r, dir) = run(&plan);
     assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
-    assert!(figures(&r, "safety")["divergent_chunks"].as_u64().unwrap() > 0);
+    assert!(
+        check_figures(&r, "safety")["divergent_chunks"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     // The bitmap came out of the member image, not out of a filesystem.
     let bytes = std::fs::read(dir.path().join(&plan.name).join("bitmap-after-crash.bin")).unwrap();
     assert_eq!(&bytes[..4], b"bitm");
@@ -144,8 +146,10 @@ fn a_member_failed_by_an_injected_eio_is_re_added_from_the_bitmap() {
         console.contains("Disk failure on vdb, disabling device"),
         "md failed the member on the EIO"
     );
-    let bounds = figures(&r, "resync_bounds");
-    let missed = figures(&r, "safety")["divergent_chunks"].as_u64().unwrap();
+    let bounds = check_figures(&r, "resync_bounds");
+    let missed = check_figures(&r, "safety")["divergent_chunks"]
+        .as_u64()
+        .unwrap();
     assert!(missed > 0, "the member missed writes while it was out");
     assert_eq!(bounds["divergent_not_resynced"], serde_json::json!([]));
     assert_eq!(bounds["resynced_outside_bitmap"], 0);
@@ -156,15 +160,15 @@ fn an_eio_on_the_bitmap_disk_kicks_the_file_and_the_next_assembly_distrusts_it()
     let plan = plan_file("raid1-file-bitmap-eio", 61);
     let (r, _dir) = run(&plan);
     assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
-    assert!(!figures(&r, "bitmap_kicked")["messages"]
+    assert!(!check_figures(&r, "bitmap_kicked")["messages"]
         .as_array()
         .unwrap()
         .is_empty());
-    assert!(!figures(&r, "untrusted_bitmap")["messages"]
+    assert!(!check_figures(&r, "untrusted_bitmap")["messages"]
         .as_array()
         .unwrap()
         .is_empty());
-    let bounds = figures(&r, "resync_bounds");
+    let bounds = check_figures(&r, "resync_bounds");
     assert_eq!(bounds["divergent_not_resynced"], serde_json::json!([]));
 }
 

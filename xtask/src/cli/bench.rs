@@ -5,8 +5,8 @@
 
 use crate::bench::{Bench, Options};
 use crate::report::files::{new_run_dir, ResultFiles};
-use crate::report::json::write_json;
 use crate::result::events::Events;
+use crate::result::json::write_json;
 use crate::result::{exit, CaseResult, Verdict};
 use crate::vm::Disk;
 use anyhow::{Context, Result};

@@ -5,8 +5,8 @@
 use crate::bench::{Bench, Options};
 use crate::report::compare::{exit_code, judge, table};
 use crate::report::files::new_run_dir;
-use crate::report::json::write_json;
 use crate::report::terminal::Terminal;
+use crate::result::json::write_json;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 

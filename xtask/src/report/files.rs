@@ -2,9 +2,9 @@
 //! it starts and `result.json` after everything it does (so a case that dies later loses
 //! nothing), per run the kernel's config and build log and `summary.json`.
 
-use super::json::write_json;
 use crate::bench::Bench;
 use crate::result::events::{Event, Reporter};
+use crate::result::json::write_json;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 

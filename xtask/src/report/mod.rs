@@ -3,7 +3,6 @@
 
 pub mod compare;
 pub mod files;
-pub mod json;
 pub mod junit;
 pub mod ktap;
 pub mod terminal;

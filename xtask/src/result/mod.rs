@@ -5,6 +5,7 @@
 pub mod events;
 pub mod exit;
 mod failure;
+pub mod json;
 pub mod record;
 
 pub use failure::Failure;

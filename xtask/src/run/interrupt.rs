@@ -68,14 +68,7 @@ fn mark_interrupted(case_dir: &Path) {
     };
     value["verdict"] = "interrupted".into();
     value["reason"] = "the run was interrupted (SIGINT or SIGTERM)".into();
-    let tmp = path.with_extension("json.tmp");
-    if serde_json::to_vec_pretty(&value)
-        .ok()
-        .and_then(|bytes| std::fs::write(&tmp, bytes).ok())
-        .is_some()
-    {
-        let _ = std::fs::rename(&tmp, &path);
-    }
+    let _ = crate::result::json::write_json(&path, &value);
 }
 
 /// Marks a case's disk directory as in flight until the guard drops.

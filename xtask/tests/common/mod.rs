@@ -98,3 +98,12 @@ pub fn poll<T>(
     until(limit, Pace::ms(20, 250), probe, |()| ())
         .unwrap_or_else(|()| panic!("{} (deadline of {limit:?} passed)", failure()))
 }
+
+/// The figures of `r`'s check `name`; a missing check fails the test, naming the checks.
+pub fn check_figures<'a>(r: &'a CaseResult, name: &str) -> &'a serde_json::Value {
+    &r.checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name}: {:#?}", r.checks))
+        .figures
+}
