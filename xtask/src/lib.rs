@@ -9,6 +9,7 @@
 //! - `vm`: QEMU, QMP and the guest agent; `bench`: what every VM of a run shares.
 //! - `ondisk`, `logs`: readings of disk images and of what the guest printed.
 //! - `check`: each verdict, a pure function of readings.
+//! - `powercut`: crash states computed from write logs, each judged by `check`'s rule.
 //! - `result`: what a case leaves, and the events that announce it.
 //! - `scenario`: what a case does in its VMs, step by step.
 //! - `run`: the scheduler: plans in, events out.
@@ -30,6 +31,8 @@ pub mod logs;
 pub mod ondisk;
 
 pub mod check;
+
+pub mod powercut;
 
 pub mod result;
 

@@ -23,13 +23,15 @@ pub fn crash_left_divergence(divergent: &[u64]) -> Check {
     }
 }
 
+/// The rule [`safety`] judges, alone, for judges of many states: the divergent chunks
+/// whose bit is clear.
+pub fn uncovered(divergent: &[u64], dirty: impl Fn(u64) -> bool) -> Vec<u64> {
+    divergent.iter().copied().filter(|&c| !dirty(c)).collect()
+}
+
 /// Every chunk where the members differ must be dirty in the on-disk bitmap.
 pub fn safety(divergent: &[u64], dirty: &BTreeSet<u64>, chunks: u64, bytes_compared: u64) -> Check {
-    let uncovered: Vec<u64> = divergent
-        .iter()
-        .copied()
-        .filter(|c| !dirty.contains(c))
-        .collect();
+    let uncovered = uncovered(divergent, |c| dirty.contains(&c));
     Check {
         name: "safety",
         ok: uncovered.is_empty(),

@@ -116,6 +116,21 @@ impl Geometry {
         space: u64,
         chunk_bytes: u64,
     ) -> io::Result<Divergence> {
+        self.inconsistent_in(members, data_offsets, space, chunk_bytes, 0..space)
+    }
+
+    /// [`Geometry::inconsistent`] over the part of bitmap space that `within` touches,
+    /// read in the layout's whole units (a mirror's MiB, a stripe's row); the chunks
+    /// returned are those of the units read. `bytes_compared` is the span asked for.
+    pub fn inconsistent_in<R: Read + Seek>(
+        &self,
+        members: &mut [R],
+        data_offsets: &[u64],
+        space: u64,
+        chunk_bytes: u64,
+        within: std::ops::Range<u64>,
+    ) -> io::Result<Divergence> {
+        let end = within.end.min(space);
         if chunk_bytes == 0 || members.len() != self.members || data_offsets.len() != self.members {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -131,8 +146,8 @@ impl Geometry {
         match self.layout {
             Layout::Mirror => {
                 let unit = 1u64 << 20;
-                let mut pos = 0;
-                while pos < space {
+                let mut pos = within.start / unit * unit;
+                while pos < end {
                     let len = unit.min(space - pos);
                     let rows = read_all(members, data_offsets, pos, len)?;
                     for other in &rows[1..] {
@@ -143,8 +158,8 @@ impl Geometry {
             }
             Layout::Near { copies, chunk } => {
                 let n = self.members as u64;
-                let mut c = 0;
-                while c * chunk < space {
+                let mut c = within.start / chunk;
+                while c * chunk < end {
                     let len = chunk.min(space - c * chunk);
                     let mut bufs = Vec::new();
                     for k in 0..u64::from(copies) {
@@ -164,8 +179,8 @@ impl Geometry {
             }
             Layout::Parity { raid6, chunk } => {
                 let n = self.members;
-                let mut row = 0u64;
-                while row * chunk < space {
+                let mut row = within.start / chunk;
+                while row * chunk < end {
                     let len = chunk.min(space - row * chunk);
                     let bufs = read_all(members, data_offsets, row * chunk, len)?;
                     let (p, q) = if raid6 {
@@ -197,7 +212,7 @@ impl Geometry {
         }
         Ok(Divergence {
             chunks: marks.chunks.into_iter().collect(),
-            bytes_compared: space,
+            bytes_compared: end.saturating_sub(within.start),
         })
     }
 }

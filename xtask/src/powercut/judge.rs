@@ -1,0 +1,264 @@
+//! One crash state judged from its bytes: what md would do with the bitmap it finds, and
+//! whether every chunk where the members disagree has its bit set ([`check::uncovered`],
+//! the rule the crash cases judge).
+//!
+//! Judged incrementally: a chunk's agreement depends only on the surviving writes that
+//! touch it, so it is computed once per set of survivors and remembered; chunks no write
+//! touched keep what the images before the recording showed.
+
+use super::recording::Recording;
+use super::view::{DiskViews, Survives};
+use crate::check;
+use crate::ondisk::bitmap::{BitmapSuper, BITMAP_SUPER_LEN, STATE_STALE};
+use crate::ondisk::ext4::FileMap;
+use crate::ondisk::redundancy::Geometry;
+use crate::ondisk::superblock;
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+
+/// Where md keeps the bitmap: a file (its blocks on the filesystem's disk, mapped once at
+/// load as md's `bmap()` maps them) or inside a member.
+#[derive(Debug, Clone)]
+pub enum BitmapPlace {
+    File { disk: usize, map: FileMap },
+    Internal { disk: usize, offset: u64 },
+}
+
+impl BitmapPlace {
+    /// The disk and byte of the bitmap's byte `at`.
+    pub fn locate(&self, at: u64) -> Option<(usize, u64)> {
+        match self {
+            BitmapPlace::File { disk, map } => {
+                let block = *map.blocks.get((at / map.block_size) as usize)?;
+                Some((*disk, block * map.block_size + at % map.block_size))
+            }
+            BitmapPlace::Internal { disk, offset } => Some((*disk, offset + at)),
+        }
+    }
+}
+
+/// The array as the images before the recording show it.
+#[derive(Debug, Clone)]
+pub struct ArrayLayout {
+    /// Disk indexes of the members, in role order.
+    pub members: Vec<usize>,
+    /// Whether the members carry md superblocks (not `mdadm --build`).
+    pub superblocks: bool,
+    /// Bytes.
+    pub data_offsets: Vec<u64>,
+    pub geometry: Geometry,
+    pub chunk_bytes: u64,
+    /// Bitmap space, bytes.
+    pub space: u64,
+    pub bitmap: BitmapPlace,
+    /// Chunks whose members disagreed before the recording.
+    pub base_divergent: BTreeSet<u64>,
+}
+
+/// What md would make of a state, and what the rule says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every divergent chunk is dirty.
+    Safe { divergent: usize },
+    /// The bitmap is older than the members (or marked stale): md resyncs everything.
+    FullRecovery,
+    /// md would not load this bitmap or these members; nothing is resynced from it.
+    Refused(String),
+    /// Divergent chunks with a clear bit.
+    Unsafe {
+        uncovered: Vec<u64>,
+        divergent: usize,
+    },
+}
+
+pub struct Judge<'v, 'r> {
+    pub views: &'v DiskViews<'r>,
+    pub layout: &'v ArrayLayout,
+    /// Member writes touching each chunk, ascending.
+    chunk_writes: HashMap<u64, Vec<usize>>,
+    /// The chunks each member write touches.
+    write_chunks: HashMap<usize, Vec<u64>>,
+    /// Agreement of a chunk under a set of surviving writes.
+    memo: HashMap<(u64, Vec<u32>), bool>,
+    /// Divergent chunks with only the durable writes surviving.
+    durable_divergent: BTreeSet<u64>,
+    pub memo_hits: u64,
+    pub memo_misses: u64,
+}
+
+impl<'v, 'r> Judge<'v, 'r> {
+    pub fn new(views: &'v DiskViews<'r>, layout: &'v ArrayLayout) -> Self {
+        let rec: &Recording = views.rec;
+        let mut chunk_writes: HashMap<u64, Vec<usize>> = HashMap::new();
+        let mut write_chunks: HashMap<usize, Vec<u64>> = HashMap::new();
+        for (r, q) in rec.requests.iter().enumerate() {
+            let Some(m) = layout.members.iter().position(|&d| d == q.disk) else {
+                continue;
+            };
+            let b = q.bytes();
+            let off = layout.data_offsets[m];
+            if q.sectors == 0 || b.end <= off {
+                continue;
+            }
+            let start = b.start.max(off) - off;
+            let mut chunks = BTreeSet::new();
+            for (s, len) in layout
+                .geometry
+                .to_bitmap_space(m, start, b.end - off - start)
+            {
+                let last = (s + len).min(layout.space);
+                if s < last {
+                    chunks.extend(s / layout.chunk_bytes..last.div_ceil(layout.chunk_bytes));
+                }
+            }
+            for &c in &chunks {
+                chunk_writes.entry(c).or_default().push(r);
+            }
+            write_chunks.insert(r, chunks.into_iter().collect());
+        }
+        Self {
+            views,
+            layout,
+            chunk_writes,
+            write_chunks,
+            memo: HashMap::new(),
+            durable_divergent: layout.base_divergent.clone(),
+            memo_hits: 0,
+            memo_misses: 0,
+        }
+    }
+
+    /// The chunks a member write touches (none for other disks' writes).
+    pub fn chunks_of(&self, request: usize) -> &[u64] {
+        self.write_chunks.get(&request).map_or(&[], |v| v)
+    }
+
+    /// Re-judges, with only the durable writes, the chunks that `newly` durable writes
+    /// touch.
+    pub fn on_durable(&mut self, newly: &[usize], durable: Survives) -> io::Result<()> {
+        let chunks: BTreeSet<u64> = newly
+            .iter()
+            .flat_map(|&w| self.chunks_of(w).to_vec())
+            .collect();
+        for c in chunks {
+            if self.chunk_divergent(c, durable)? {
+                self.durable_divergent.insert(c);
+            } else {
+                self.durable_divergent.remove(&c);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether chunk `c`'s copies or parity disagree in the state.
+    pub fn chunk_divergent(&mut self, c: u64, survives: Survives) -> io::Result<bool> {
+        let key: Vec<u32> = self
+            .chunk_writes
+            .get(&c)
+            .map(|ws| {
+                ws.iter()
+                    .copied()
+                    .filter(|&w| survives(w))
+                    .map(|w| w as u32)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if key.is_empty() {
+            return Ok(self.layout.base_divergent.contains(&c));
+        }
+        if let Some(&d) = self.memo.get(&(c, key.clone())) {
+            self.memo_hits += 1;
+            return Ok(d);
+        }
+        self.memo_misses += 1;
+        let l = self.layout;
+        let mut readers: Vec<_> = l
+            .members
+            .iter()
+            .map(|&d| self.views.reader(d, survives))
+            .collect();
+        let cb = l.chunk_bytes;
+        let found = l.geometry.inconsistent_in(
+            &mut readers,
+            &l.data_offsets,
+            l.space,
+            cb,
+            c * cb..(c + 1) * cb,
+        )?;
+        let d = found.chunks.contains(&c);
+        self.memo.insert((c, key), d);
+        Ok(d)
+    }
+
+    /// Judges one state; `variable` holds the chunks the state's undecided writes touch
+    /// (the others are as the durable writes left them).
+    pub fn judge(&mut self, survives: Survives, variable: &BTreeSet<u64>) -> io::Result<Outcome> {
+        let l = self.layout;
+        let mut head = [0u8; BITMAP_SUPER_LEN];
+        if let Err(e) = self.read_bitmap(0, &mut head, survives) {
+            return Ok(Outcome::Refused(format!("the bitmap's superblock: {e}")));
+        }
+        let sb = match BitmapSuper::decode(&head) {
+            Ok(sb) => sb,
+            Err(e) => return Ok(Outcome::Refused(format!("the bitmap's superblock: {e}"))),
+        };
+        if l.superblocks {
+            let mut newest = 0;
+            for &d in &l.members {
+                let size = self.views.sizes[d];
+                match superblock::read_from(&mut self.views.reader(d, survives), size) {
+                    Ok((_, msb)) => newest = newest.max(msb.events),
+                    Err(e) => {
+                        return Ok(Outcome::Refused(format!(
+                            "the md superblock of {}: {e}",
+                            self.views.rec.disks[d].name
+                        )))
+                    }
+                }
+            }
+            // md_bitmap_read_sb: an older bitmap forces a full recovery.
+            if sb.events < newest || sb.state & STATE_STALE != 0 {
+                return Ok(Outcome::FullRecovery);
+            }
+        }
+        let mut divergent: BTreeSet<u64> = self
+            .durable_divergent
+            .difference(variable)
+            .copied()
+            .collect();
+        for &c in variable {
+            if self.chunk_divergent(c, survives)? {
+                divergent.insert(c);
+            }
+        }
+        let divergent: Vec<u64> = divergent.into_iter().collect();
+        let mut bits = HashMap::new();
+        for &c in &divergent {
+            let at = BITMAP_SUPER_LEN as u64 + c / 8;
+            let byte = match l.bitmap.locate(at) {
+                Some((disk, off)) => self.views.byte(disk, off, survives)?,
+                None => 0,
+            };
+            bits.insert(c, byte & (1 << (c % 8)) != 0);
+        }
+        let uncovered = check::uncovered(&divergent, |c| bits[&c]);
+        Ok(if uncovered.is_empty() {
+            Outcome::Safe {
+                divergent: divergent.len(),
+            }
+        } else {
+            Outcome::Unsafe {
+                uncovered,
+                divergent: divergent.len(),
+            }
+        })
+    }
+
+    /// The bitmap's bytes at `at`, which must lie in one block of the file.
+    fn read_bitmap(&self, at: u64, buf: &mut [u8], survives: Survives) -> io::Result<()> {
+        let (disk, off) = self.layout.bitmap.locate(at).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "past the bitmap file's end")
+        })?;
+        self.views.read(disk, off, buf, survives)
+    }
+}

@@ -1,0 +1,393 @@
+//! One recording of a case's disks: every write and flush, with its data, in one order
+//! across all disks.
+//!
+//! Two sources, because neither is enough alone. Each disk's `blklogwrites` log holds the
+//! data, in the order QEMU completed the requests on that disk, but the logs share no
+//! clock. The guest's `block_rq_issue`/`block_rq_complete` trace holds one order across
+//! every disk, of both issue and completion, as md saw it, but no data. A log entry is
+//! matched to the guest request with the same operation and sectors on its disk, in
+//! completion order (QEMU may finish two concurrent requests in one order and log them
+//! in the other, so the match looks a little ahead).
+
+use crate::logs::request_trace::{RqEvent, RqOp};
+use crate::ondisk::log_writes::{self, WriteLog};
+use std::ops::Range;
+
+/// How far ahead of the oldest unmatched guest request a log entry's match is looked for.
+const MATCH_WINDOW: usize = 512;
+
+/// One disk of a recording.
+#[derive(Debug, Clone)]
+pub struct DiskLog {
+    /// The case's name for the disk (`m0`, `fs`).
+    pub name: String,
+    /// The guest's device number of the disk.
+    pub dev: (u32, u32),
+    /// The raw `blklogwrites` log.
+    pub bytes: Vec<u8>,
+    pub log: WriteLog,
+}
+
+impl DiskLog {
+    pub fn new(name: &str, dev: (u32, u32), bytes: Vec<u8>) -> Result<Self, RecordingError> {
+        let log = log_writes::decode(&bytes).map_err(|e| RecordingError {
+            disk: name.into(),
+            why: e.to_string(),
+        })?;
+        Ok(Self {
+            name: name.into(),
+            dev,
+            bytes,
+            log,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReqKind {
+    Write,
+    Flush,
+}
+
+/// A request of the recording: the guest's view (when it was issued and completed) with
+/// the disk log's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub disk: usize,
+    pub kind: ReqKind,
+    /// 512-byte sectors.
+    pub sector: u64,
+    pub sectors: u64,
+    pub fua: bool,
+    /// The entry's index in its disk's log: QEMU's completion order on that disk, which
+    /// decides which of two writes to one sector the medium keeps.
+    pub log_index: usize,
+    /// The written bytes in the disk's log.
+    pub data: Range<usize>,
+    /// Indexes into [`Recording::events`].
+    pub issued: usize,
+    pub completed: usize,
+}
+
+impl Request {
+    pub fn bytes(&self) -> Range<u64> {
+        self.sector * 512..(self.sector + self.sectors) * 512
+    }
+}
+
+/// One step of the global order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    pub request: usize,
+    pub issue: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RecordingFigures {
+    pub writes: usize,
+    pub flushes: usize,
+    pub bytes_written: u64,
+    /// Flush entries with no guest request: QEMU's own, or before the trace began.
+    pub unmatched_log_flushes: usize,
+    /// Requests the guest issued that never completed within the trace (none are judged
+    /// past the first of them).
+    pub never_completed: usize,
+    /// Guest writes matched to a log entry that was not the next one on its disk.
+    pub reordered_matches: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the recording of disk {disk} does not add up: {why}")]
+pub struct RecordingError {
+    pub disk: String,
+    pub why: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub disks: Vec<DiskLog>,
+    pub requests: Vec<Request>,
+    pub events: Vec<Event>,
+    /// The first event a crash point may follow (the start of the load), and one past the
+    /// last (the first issue that never completed, or the end).
+    pub window: Range<usize>,
+    pub figures: RecordingFigures,
+}
+
+impl Recording {
+    pub fn data(&self, r: &Request) -> &[u8] {
+        &self.disks[r.disk].bytes[r.data.clone()]
+    }
+
+    pub fn disk_index(&self, name: &str) -> Option<usize> {
+        self.disks.iter().position(|d| d.name == name)
+    }
+
+    /// A request as people read it: `m0 #12 write 2048+128`.
+    pub fn describe(&self, r: usize) -> String {
+        let q = &self.requests[r];
+        match q.kind {
+            ReqKind::Write => format!(
+                "{} #{r} write {}+{}",
+                self.disks[q.disk].name, q.sector, q.sectors
+            ),
+            ReqKind::Flush => format!("{} #{r} flush", self.disks[q.disk].name),
+        }
+    }
+}
+
+/// A guest request while it is being paired with its completion and its log entry.
+struct Pending {
+    disk: usize,
+    kind: ReqKind,
+    sector: u64,
+    sectors: u64,
+    fua: bool,
+    issued: usize,
+    completed: Option<usize>,
+    log_index: Option<usize>,
+}
+
+/// Joins the disks' logs and the guest's trace. `window_start` is the index, among the
+/// trace's events, of the first one a crash may follow (events before it are applied but
+/// never cut after).
+pub fn assemble(
+    disks: Vec<DiskLog>,
+    trace: &[RqEvent],
+    window_start: usize,
+) -> Result<Recording, RecordingError> {
+    let err = |disk: &str, why: String| RecordingError {
+        disk: disk.into(),
+        why,
+    };
+    let mut pending: Vec<Pending> = Vec::new();
+    // Trace positions of kept events, to place the window.
+    let mut positions: Vec<(usize, usize, bool)> = Vec::new();
+    let mut in_flight: Vec<Vec<usize>> = vec![Vec::new(); disks.len()];
+    for (pos, e) in trace.iter().enumerate() {
+        let Some(disk) = disks.iter().position(|d| d.dev == e.dev) else {
+            continue;
+        };
+        let name = &disks[disk].name;
+        let kind = match e.op {
+            RqOp::Write => ReqKind::Write,
+            RqOp::Flush => ReqKind::Flush,
+            RqOp::Discard => return Err(err(
+                name,
+                format!(
+                    "a discard at sector {}: the models do not say what a discarded range reads as",
+                    e.sector
+                ),
+            )),
+            RqOp::Other => continue,
+        };
+        if e.issue {
+            in_flight[disk].push(pending.len());
+            positions.push((pos, pending.len(), true));
+            pending.push(Pending {
+                disk,
+                kind,
+                sector: e.sector,
+                sectors: e.sectors,
+                fua: e.fua,
+                issued: pos,
+                completed: None,
+                log_index: None,
+            });
+            continue;
+        }
+        let found = in_flight[disk].iter().position(|&p| {
+            let q = &pending[p];
+            q.kind == kind
+                && (kind == ReqKind::Flush || (q.sector == e.sector && q.sectors == e.sectors))
+        });
+        let Some(at) = found else {
+            return Err(err(
+                name,
+                format!(
+                    "the trace completes a {kind:?} at sector {} that it never issued (the trace began with requests in flight?)",
+                    e.sector
+                ),
+            ));
+        };
+        if e.error != 0 {
+            return Err(err(
+                name,
+                format!(
+                    "a {kind:?} at sector {} failed with errno {}: the models know only writes that worked",
+                    e.sector, e.error
+                ),
+            ));
+        }
+        let p = in_flight[disk].remove(at);
+        pending[p].completed = Some(pos);
+        positions.push((pos, p, false));
+    }
+
+    let mut figures = RecordingFigures::default();
+    for (d, disk) in disks.iter().enumerate() {
+        // The guest's requests on this disk in completion order; never-completed last.
+        let mut order: Vec<usize> = (0..pending.len())
+            .filter(|&p| pending[p].disk == d)
+            .collect();
+        order.sort_by_key(|&p| {
+            (
+                pending[p].completed.unwrap_or(usize::MAX),
+                pending[p].issued,
+            )
+        });
+        let mut cursor = 0;
+        for (i, entry) in disk.log.entries.iter().enumerate() {
+            if entry.is_discard() || entry.is_mark() {
+                return Err(err(
+                    &disk.name,
+                    format!(
+                        "log entry {i} is a {}: the models know only writes and flushes",
+                        if entry.is_discard() {
+                            "discard"
+                        } else {
+                            "mark"
+                        }
+                    ),
+                ));
+            }
+            let kind = if entry.is_flush() {
+                ReqKind::Flush
+            } else {
+                ReqKind::Write
+            };
+            let sectors_per = u64::from(disk.log.sb.sectorsize) / 512;
+            let (sector, sectors) = (entry.sector * sectors_per, entry.nr_sectors * sectors_per);
+            while cursor < order.len() && pending[order[cursor]].log_index.is_some() {
+                cursor += 1;
+            }
+            let found = order[cursor..].iter().take(MATCH_WINDOW).position(|&p| {
+                let q = &pending[p];
+                q.log_index.is_none()
+                    && q.kind == kind
+                    && (kind == ReqKind::Flush || (q.sector == sector && q.sectors == sectors))
+            });
+            match found {
+                Some(k) => {
+                    if k > 0 {
+                        figures.reordered_matches += 1;
+                    }
+                    pending[order[cursor + k]].log_index = Some(i);
+                }
+                None if kind == ReqKind::Flush => figures.unmatched_log_flushes += 1,
+                None => {
+                    return Err(err(
+                        &disk.name,
+                        format!(
+                            "log entry {i} (a write of {sectors} sectors at {sector}) matches no request the guest issued"
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
+    // The first request issued but never logged or completed ends the window: what it
+    // wrote is not known.
+    let mut cut_at = usize::MAX;
+    for q in &pending {
+        match (q.completed, q.log_index) {
+            (Some(_), Some(_)) => {}
+            (Some(c), None) => {
+                let disk = &disks[q.disk].name;
+                return Err(err(
+                    disk,
+                    format!(
+                        "the guest saw a {:?} at sector {} complete (trace line {c}) that the disk's log does not hold",
+                        q.kind, q.sector
+                    ),
+                ));
+            }
+            (None, _) => {
+                figures.never_completed += 1;
+                cut_at = cut_at.min(q.issued);
+            }
+        }
+    }
+
+    let mut requests = Vec::new();
+    let mut index_of = vec![usize::MAX; pending.len()];
+    let mut events = Vec::new();
+    let mut window = 0..0;
+    let mut window_started = false;
+    for &(pos, p, issue) in &positions {
+        if pos >= cut_at {
+            break;
+        }
+        if !window_started && pos >= window_start {
+            window.start = events.len();
+            window_started = true;
+        }
+        let q = &pending[p];
+        let Some(log_index) = q.log_index else {
+            continue;
+        };
+        if issue {
+            index_of[p] = requests.len();
+            let entry = &disks[q.disk].log.entries[log_index];
+            requests.push(Request {
+                disk: q.disk,
+                kind: q.kind,
+                sector: q.sector,
+                sectors: q.sectors,
+                fua: q.fua || entry.is_fua(),
+                log_index,
+                data: entry.data.clone(),
+                issued: events.len(),
+                completed: usize::MAX,
+            });
+        } else {
+            requests[index_of[p]].completed = events.len();
+        }
+        events.push(Event {
+            request: index_of[p],
+            issue,
+        });
+    }
+    if !window_started {
+        window.start = events.len();
+    }
+    window.end = events.len();
+    // A request cut off by the window's end is issued but not completed within it.
+    for r in &mut requests {
+        if r.completed == usize::MAX {
+            r.completed = events.len();
+        }
+    }
+    for r in &requests {
+        match r.kind {
+            ReqKind::Write => {
+                figures.writes += 1;
+                figures.bytes_written += r.sectors * 512;
+            }
+            ReqKind::Flush => figures.flushes += 1,
+        }
+    }
+    Ok(Recording {
+        disks,
+        requests,
+        events,
+        window,
+        figures,
+    })
+}
+
+/// The trace position of the first `tracing_mark_write` line holding `marker`, counted
+/// in the events [`crate::logs::request_trace::parse`] returns.
+pub fn marker_position(trace: &str, marker: &str) -> Option<usize> {
+    let mut events = 0;
+    for line in trace.lines() {
+        if line.contains("tracing_mark_write: ") && line.contains(marker) {
+            return Some(events);
+        }
+        if line.contains(": block_rq_issue: ") || line.contains(": block_rq_complete: ") {
+            events += 1;
+        }
+    }
+    None
+}

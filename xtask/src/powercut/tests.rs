@@ -1,0 +1,271 @@
+//! The power-cut pipeline on recordings built in the test: two mirror members `m0`, `m1`
+//! of 16 chunks of 4 KiB, and a bitmap file in block 1 of a disk `fs`.
+
+use super::explore::{explore, Bounds, Report};
+use super::judge::{ArrayLayout, BitmapPlace};
+use super::materialize::write_state;
+use super::model::DiskModel;
+use super::recording::{assemble, DiskLog, Recording};
+use super::view::DiskViews;
+use crate::logs::request_trace::{RqEvent, RqOp};
+use crate::ondisk::bitmap::{encode, Bitmap, BitmapSuper};
+use crate::ondisk::ext4::FileMap;
+use crate::ondisk::log_writes::{self, LOG_FLUSH_FLAG};
+use crate::ondisk::redundancy::{self, Geometry};
+use std::path::PathBuf;
+
+const CHUNK: u64 = 4096;
+const CHUNKS: u64 = 16;
+const DISKS: [&str; 3] = ["m0", "m1", "fs"];
+
+/// A recording made up: requests issued and completed in the order the test calls.
+#[derive(Default)]
+struct Sim {
+    trace: Vec<RqEvent>,
+    /// Per disk, the log's entries in completion order.
+    logs: [Vec<(u64, u64, Vec<u8>)>; 3],
+    issued: Vec<(usize, RqOp, u64, Vec<u8>)>,
+}
+
+impl Sim {
+    fn event(&mut self, id: usize, issue: bool) {
+        let (disk, op, sector, data) = self.issued[id].clone();
+        self.trace.push(RqEvent {
+            dev: (253, disk as u32 * 16),
+            op,
+            issue,
+            sector,
+            sectors: data.len() as u64 / 512,
+            fua: false,
+            error: 0,
+            time: self.trace.len() as f64,
+        });
+    }
+    fn write(&mut self, disk: usize, sector: u64, data: Vec<u8>) -> usize {
+        self.issued.push((disk, RqOp::Write, sector, data));
+        self.event(self.issued.len() - 1, true);
+        self.issued.len() - 1
+    }
+    fn flush(&mut self, disk: usize) -> usize {
+        self.issued.push((disk, RqOp::Flush, 0, vec![]));
+        self.event(self.issued.len() - 1, true);
+        self.issued.len() - 1
+    }
+    fn complete(&mut self, id: usize) {
+        self.event(id, false);
+        let (disk, op, sector, data) = self.issued[id].clone();
+        let flags = if op == RqOp::Flush { LOG_FLUSH_FLAG } else { 0 };
+        self.logs[disk].push((sector, flags, data));
+    }
+    /// The bitmap block with `dirty` set.
+    fn bitmap_write(&mut self, dirty: &[u64]) -> usize {
+        self.write(2, 8, bitmap_block(dirty))
+    }
+    fn data_write(&mut self, member: usize, chunk: u64) -> usize {
+        self.write(member, chunk * CHUNK / 512, vec![0xaa; CHUNK as usize])
+    }
+
+    fn recording(&self) -> Recording {
+        let disks = DISKS
+            .iter()
+            .enumerate()
+            .map(|(d, name)| {
+                let n = self.logs[d].len() as u64;
+                let bytes = log_writes::encode(512, n, &self.logs[d]);
+                DiskLog::new(name, (253, d as u32 * 16), bytes).unwrap()
+            })
+            .collect();
+        assemble(disks, &self.trace, 0).unwrap()
+    }
+}
+
+fn bitmap_block(dirty: &[u64]) -> Vec<u8> {
+    let sb = BitmapSuper::new_v4([7; 16], CHUNKS * CHUNK / 512, CHUNK as u32, 5);
+    let mut b = encode(&sb, &[dirty.to_vec()]).unwrap();
+    b.resize(4096, 0);
+    b
+}
+
+/// The images from before the recording: identical zeroed members, a clean bitmap.
+fn bases(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut fs = vec![0u8; 8192];
+    fs[4096..].copy_from_slice(&bitmap_block(&[]));
+    let images = [
+        vec![0u8; (CHUNKS * CHUNK) as usize],
+        vec![0u8; (CHUNKS * CHUNK) as usize],
+        fs,
+    ];
+    DISKS
+        .iter()
+        .zip(images)
+        .map(|(name, bytes)| {
+            let p = dir.join(format!("{name}.img"));
+            std::fs::write(&p, bytes).unwrap();
+            p
+        })
+        .collect()
+}
+
+fn layout() -> ArrayLayout {
+    ArrayLayout {
+        members: vec![0, 1],
+        superblocks: false,
+        data_offsets: vec![0, 0],
+        geometry: Geometry::mirror(2),
+        chunk_bytes: CHUNK,
+        space: CHUNKS * CHUNK,
+        bitmap: BitmapPlace::File {
+            disk: 2,
+            map: FileMap {
+                block_size: 4096,
+                size: 4096,
+                blocks: vec![1],
+            },
+        },
+        base_divergent: Default::default(),
+    }
+}
+
+fn judged(sim: &Sim, model: DiskModel) -> (Report, Recording, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = sim.recording();
+    let paths = bases(dir.path());
+    let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
+    let views = DiskViews::open(&rec, &refs).unwrap();
+    let bounds = Bounds {
+        exact_up_to: 10,
+        samples: 8,
+        seed: 1,
+    };
+    let report = explore(&rec, &views, &layout(), model, bounds).unwrap();
+    (report, rec, dir)
+}
+
+#[test]
+fn a_data_write_before_its_bitmap_write_completed_is_found_by_write_through() {
+    let mut s = Sim::default();
+    let b = s.bitmap_write(&[3]);
+    let d0 = s.data_write(0, 3);
+    s.complete(d0);
+    let d1 = s.data_write(1, 3);
+    s.complete(d1);
+    s.complete(b);
+    let (r, rec, _dir) = judged(&s, DiskModel::WriteThrough);
+    let first = &r.violations[0];
+    // Cut right after m0's data write was issued: it may be on m0, the bitmap write
+    // may not be on fs, and m1 has not been written.
+    assert_eq!(first.point, 2, "{first:?}");
+    assert_eq!(first.after, "issue of m0 #1 write 24+8");
+    assert_eq!(first.uncovered, [3]);
+    assert_eq!(first.survived["m0"], [rec.describe(1)]);
+    assert_eq!(first.lost["fs"], [rec.describe(0)]);
+    assert!(r.crash_points == 7 && r.exact_points == 7, "{r:?}");
+    assert_eq!(
+        r.unsafe_points, 3,
+        "points 2, 3 (m0 durable) and 4 (m1 undecided)"
+    );
+}
+
+#[test]
+fn an_unflushed_bitmap_write_is_found_by_volatile_cache_not_write_through() {
+    let mut s = Sim::default();
+    let b = s.bitmap_write(&[3]);
+    s.complete(b);
+    let d0 = s.data_write(0, 3);
+    s.complete(d0);
+    let d1 = s.data_write(1, 3);
+    s.complete(d1);
+    let (wt, _, _d) = judged(&s, DiskModel::WriteThrough);
+    assert_eq!(wt.unsafe_states, 0, "{wt:?}");
+    assert!(wt.states_checked > 0 && wt.safe_states > 0);
+    let (vc, rec, _d) = judged(&s, DiskModel::VolatileCache);
+    let first = &vc.violations[0];
+    // The bitmap write completed but no flush followed: a cut after m0's data write was
+    // issued may keep the data and lose the bit.
+    assert_eq!(first.point, 3, "{first:?}");
+    assert_eq!(first.after, "issue of m0 #1 write 24+8");
+    assert_eq!(first.uncovered, [3]);
+    assert_eq!(first.lost["fs"], [rec.describe(0)]);
+}
+
+#[test]
+fn a_bitmap_write_flushed_before_the_data_is_safe_under_both_models() {
+    let mut s = Sim::default();
+    let b = s.bitmap_write(&[3]);
+    s.complete(b);
+    let f = s.flush(2);
+    s.complete(f);
+    let d0 = s.data_write(0, 3);
+    let d1 = s.data_write(1, 3);
+    s.complete(d0);
+    s.complete(d1);
+    for model in [DiskModel::WriteThrough, DiskModel::VolatileCache] {
+        let (r, _, _d) = judged(&s, model);
+        assert_eq!(r.unsafe_states, 0, "{model:?}: {r:?}");
+        assert!(r.safe_states > 0);
+    }
+}
+
+#[test]
+fn a_violating_state_written_out_is_judged_the_same_from_its_images() {
+    let mut s = Sim::default();
+    let b = s.bitmap_write(&[3]);
+    let d0 = s.data_write(0, 3);
+    s.complete(d0);
+    s.complete(b);
+    let (r, rec, dir) = judged(&s, DiskModel::WriteThrough);
+    let v = &r.violations[0];
+    let paths = bases(dir.path());
+    let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
+    let out = dir.path().join("state");
+    let images = write_state(
+        &rec,
+        &refs,
+        DiskModel::WriteThrough,
+        v.point,
+        &v.survivors,
+        &out,
+    )
+    .unwrap();
+    let judged = redundancy::judge_images(&images[..2], false, CHUNKS * CHUNK, CHUNK).unwrap();
+    assert_eq!(judged.divergence.chunks, [3]);
+    let fs = std::fs::read(&images[2]).unwrap();
+    let bitmap = Bitmap::decode(&fs[4096..]).unwrap();
+    assert!(!bitmap.is_dirty(0, 3), "the state lost the bit");
+}
+
+#[test]
+fn requests_the_logs_do_not_hold_are_errors_that_name_the_disk_and_entry() {
+    let mut s = Sim::default();
+    let d0 = s.data_write(0, 3);
+    s.complete(d0);
+    // m1's log holds a write the guest never issued.
+    s.logs[1].push((40, 0, vec![1; 512]));
+    let disks: Vec<DiskLog> = DISKS
+        .iter()
+        .enumerate()
+        .map(|(d, name)| {
+            let bytes = log_writes::encode(512, s.logs[d].len() as u64, &s.logs[d]);
+            DiskLog::new(name, (253, d as u32 * 16), bytes).unwrap()
+        })
+        .collect();
+    let e = assemble(disks, &s.trace, 0).unwrap_err();
+    assert_eq!(e.disk, "m1");
+    assert!(e.why.contains("log entry 0"), "{e}");
+}
+
+#[test]
+fn completions_logged_in_another_order_than_the_guest_saw_are_matched() {
+    let mut s = Sim::default();
+    let a = s.data_write(0, 1);
+    let b = s.data_write(0, 2);
+    s.complete(a);
+    s.complete(b);
+    // QEMU logged b before a.
+    s.logs[0].swap(0, 1);
+    let rec = s.recording();
+    assert_eq!(rec.figures.reordered_matches, 1);
+    assert_eq!(rec.requests[0].sector, 8);
+    assert_eq!(rec.requests[0].log_index, 1);
+    assert_eq!(rec.data(&rec.requests[0]), &[0xaa; 4096][..]);
+}
