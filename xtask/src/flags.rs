@@ -83,6 +83,45 @@ pub enum Cmd {
     /// Run the same cases with the same seeds on two kernels and show what changed;
     /// exit 1 when the patched kernel regressed.
     Compare(Compare),
+    /// A power-loss case's recording, judged again or one of its crash states written out.
+    #[command(subcommand)]
+    PowerLoss(PowerLossCmd),
+}
+
+#[derive(Subcommand)]
+pub enum PowerLossCmd {
+    /// Judge every crash state of a recording again (host only, no VM) and print the
+    /// figures; exit 1 when a state breaks the rule.
+    Judge(PowerLossJudge),
+    /// Write the images of one violating state (`power-loss.json`'s violations, from 0)
+    /// to a directory, for `examine` or a real assembly.
+    Write(PowerLossWrite),
+}
+
+#[derive(clap::Args)]
+pub struct PowerLossJudge {
+    /// The case's result directory (its disks kept: a failed case's always are).
+    pub case_dir: PathBuf,
+    /// The disk model; the case's by default.
+    #[arg(long, value_enum)]
+    pub model: Option<xtask::case::DiskModel>,
+    #[arg(long)]
+    pub exact_up_to: Option<u32>,
+    #[arg(long)]
+    pub samples: Option<u32>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(clap::Args)]
+pub struct PowerLossWrite {
+    pub case_dir: PathBuf,
+    /// Which violation of `power-loss.json`.
+    #[arg(long, default_value_t = 0)]
+    pub violation: usize,
+    /// Where the images go (created).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(clap::Args)]

@@ -121,6 +121,18 @@ fn main() -> ExitCode {
         flags::Cmd::Exec(e) => xtask::cli::exec::run(&kernel_options(&e.kernel), &e.command),
         flags::Cmd::Examine(x) => xtask::cli::examine::run(&x.paths),
         flags::Cmd::Kernel(flags::KernelCmd::Build(k)) => kernel_build(&k),
+        flags::Cmd::PowerLoss(flags::PowerLossCmd::Judge(j)) => {
+            xtask::cli::power_loss::judge(&xtask::cli::power_loss::JudgeArgs {
+                case_dir: j.case_dir,
+                model: j.model,
+                exact_up_to: j.exact_up_to,
+                samples: j.samples,
+                seed: j.seed,
+            })
+        }
+        flags::Cmd::PowerLoss(flags::PowerLossCmd::Write(w)) => {
+            xtask::cli::power_loss::write(&w.case_dir, w.violation, &w.out)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

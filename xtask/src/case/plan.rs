@@ -25,6 +25,7 @@ pub struct Plan {
     pub readd: Option<ReaddSpec>,
     pub bitmap_eio: Option<BitmapEioSpec>,
     pub bitmap_lie: Option<BitmapLieSpec>,
+    pub power_loss: Option<PowerLossSpec>,
     pub expect_splats: Vec<String>,
     /// Kernel options the case needs (its own `requires` and what its faults need).
     pub requires: Vec<String>,
@@ -403,6 +404,51 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
             ));
         }
     }
+    if let Some(p) = &case.power_loss {
+        let a = case
+            .array
+            .as_ref()
+            .ok_or_else(|| at("power_loss: needs an array".into()))?;
+        if a.build {
+            return Err(at(
+                "power_loss: judges an array with superblocks; array.build must be false".into(),
+            ));
+        }
+        check_workload("power_loss.workload", &p.workload).map_err(at)?;
+        if let Some(t) = &p.throttle {
+            disk("power_loss.throttle.disk", &t.disk)?;
+            if t.iops_write == 0 {
+                return Err(at(
+                    "power_loss.throttle.iops_write: 0 lets no write through".into(),
+                ));
+            }
+        }
+        let load = p.load_for.unwrap_or(Duration::from_secs(3));
+        if load.is_zero() || load * 4 > timeout {
+            return Err(at(format!(
+                "power_loss.load_for: {load:?} must be above 0 and at most a quarter of vm.timeout ({timeout:?}): recording and judging take the rest"
+            )));
+        }
+        if p.exact_up_to > 16 {
+            return Err(at(format!(
+                "power_loss.exact_up_to: {} writes are 2^{} states per crash point; at most 16",
+                p.exact_up_to, p.exact_up_to
+            )));
+        }
+        if !(1..=4096).contains(&p.samples) {
+            return Err(at(
+                "power_loss.samples: 1 to 4096 states per crash point".into()
+            ));
+        }
+        if p.known_failure
+            .as_ref()
+            .is_some_and(|r| r.trim().is_empty())
+        {
+            return Err(at(
+                "power_loss.known_failure: give the reason the kernel is known to fail".into(),
+            ));
+        }
+    }
     let mut requires = case.requires.clone();
     if case
         .readd
@@ -462,10 +508,12 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         case.readd.is_some(),
         case.bitmap_eio.is_some(),
         case.bitmap_lie.is_some(),
+        case.power_loss.is_some(),
     ];
     if scenarios.iter().filter(|s| **s).count() > 1 {
         return Err(at(
-            "crash, examination, readd, bitmap_eio, bitmap_lie: one scenario per case".into(),
+            "crash, examination, readd, bitmap_eio, bitmap_lie, power_loss: one scenario per case"
+                .into(),
         ));
     }
     if case.steps.is_empty() && !scenarios.contains(&true) {
@@ -486,6 +534,7 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         readd: case.readd,
         bitmap_eio: case.bitmap_eio,
         bitmap_lie: case.bitmap_lie,
+        power_loss: case.power_loss,
         expect_splats: case.expect_splats,
         requires,
         keep_disks: false,

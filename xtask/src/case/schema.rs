@@ -36,6 +36,10 @@ pub struct CaseFile {
     /// short, corrupt).
     #[serde(default)]
     pub bitmap_lie: Option<BitmapLieSpec>,
+    /// Record every write of a load, then judge every crash state a power cut could
+    /// leave under a disk model.
+    #[serde(default)]
+    pub power_loss: Option<PowerLossSpec>,
     /// Kernel splats the case causes itself (regular expressions on the title): found,
     /// they are recorded and do not fail the case.
     #[serde(default)]
@@ -705,6 +709,62 @@ pub enum WriteOpen {
 
 fn default_samples() -> u32 {
     12
+}
+
+/// What a power cut may keep of a disk's writes (see `powercut::model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskModel {
+    /// A completed write is durable; the guest sees no write cache.
+    WriteThrough,
+    /// A completed write is durable once a later flush completed; the guest sees a
+    /// write-back cache.
+    VolatileCache,
+}
+
+impl DiskModel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskModel::WriteThrough => "write_through",
+            DiskModel::VolatileCache => "volatile_cache",
+        }
+    }
+}
+
+/// A recorded load and the crash states computed from it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerLossSpec {
+    pub model: DiskModel,
+    #[serde(default)]
+    pub workload: WorkloadSpec,
+    /// Slows one member so that its writes lag its mirror's (more states differ).
+    #[serde(default)]
+    pub throttle: Option<ThrottleSpec>,
+    /// How long the recorded load runs (3 s by default).
+    #[serde(default, with = "opt_duration")]
+    pub load_for: Option<Duration>,
+    /// Record the bitmap daemon clearing the bits after the load, too.
+    #[serde(default = "default_true")]
+    pub clearing: bool,
+    /// Up to this many undecided writes, every subset is judged (at most 16).
+    #[serde(default = "default_exact_up_to")]
+    pub exact_up_to: u32,
+    /// Beyond it, this many seeded subsets per crash point.
+    #[serde(default = "default_state_samples")]
+    pub samples: u32,
+    /// A known kernel finding: the case expects `power_loss_safety` to fail, for this
+    /// reason (XFAIL; a kernel that passes is an XPASS).
+    #[serde(default)]
+    pub known_failure: Option<String>,
+}
+
+fn default_exact_up_to() -> u32 {
+    8
+}
+
+fn default_state_samples() -> u32 {
+    16
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

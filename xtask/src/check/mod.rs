@@ -7,12 +7,14 @@ mod examination;
 mod kernel_log;
 mod lie;
 mod load;
+mod power_loss;
 
 pub use crash::*;
 pub use examination::*;
 pub use kernel_log::*;
 pub use lie::*;
 pub use load::*;
+pub use power_loss::*;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -26,13 +28,18 @@ pub struct Check {
 }
 
 /// The checks that judge the run, not the kernel: that the crash left something to
-/// judge, that the pressure the case asked for was met, that the injectors fired. One of
+/// judge, that the pressure the case asked for was met, that the injectors fired, that
+/// the guest saw the disks a power-loss model assumes, that there were crash states, that
+/// a violation the model found is real. One of
 /// them failing means the case could not judge the kernel (an ERROR), never that the
 /// kernel broke a rule (a FAIL).
-pub const PRECONDITIONS: [&str; 3] = [
+pub const PRECONDITIONS: [&str; 6] = [
     "crash_left_divergence",
     "pressure_reached",
     "faults_injected",
+    "write_cache_as_modelled",
+    "crash_states_judged",
+    "power_loss_confirmed",
 ];
 
 impl Check {

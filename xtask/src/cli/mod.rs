@@ -7,6 +7,7 @@ pub mod compare;
 pub mod examine;
 pub mod exec;
 pub mod kernel_build;
+pub mod power_loss;
 pub mod run;
 pub mod setup;
 

@@ -102,7 +102,7 @@ mod tests {
    md0_raid1-99  [001] d..1.  30.100001: block_rq_issue: 253,16 WS 4096 () 2048 + 8 none,0,0 [md0_raid1]
   kworker/0:1-5  [000] d..1.  30.100002: block_rq_issue: 253,0 FF 0 () 0 + 0 none,0,0 [kworker/0:1]
       <idle>-0   [000] d.h1.  30.100003: block_rq_complete: 253,16 WS () 2048 + 8 none,0,0 [0]
-      <idle>-0   [000] d.h1.  30.100004: block_rq_complete: 253,0 FF () 0 + 0 none,0,0 [-5]
+      <idle>-0   [000] d.h1.  30.100004: block_rq_complete: 253,0 FF () 18446744073709551615 + 0 none,0,0 [-5]
    md0_raid1-99  [001] d..1.  30.100005: block_rq_issue: 253,16 WFS 512 () 8 + 1 none,0,0 [md0_raid1]
    md0_raid1-99  [001] d..1.  30.100006: block_rq_issue: 253,16 R 4096 () 8 + 8 none,0,0 [mdadm]
    md0_raid1-99  [001] d..1.  30.100007: block_rq_issue: garbage

@@ -766,6 +766,29 @@ fn mdadm_human_size(bytes: i64) -> String {
     }
 }
 
+/// The internal bitmap of a member image, where its (v1.x) md superblock says: its byte
+/// offset in the image and its bytes.
+pub fn internal_bitmap<R: std::io::Read + std::io::Seek>(
+    member: &mut R,
+) -> anyhow::Result<(u64, Vec<u8>)> {
+    use anyhow::Context;
+    use std::io::SeekFrom;
+    let size = member.seek(SeekFrom::End(0))?;
+    let (_, sb) = super::superblock::read_from(member, size)?;
+    let offset = sb
+        .bitmap_sector()
+        .context("no internal bitmap in the superblock")?
+        * 512;
+    let mut head = vec![0u8; BITMAP_SUPER_LEN];
+    member.seek(SeekFrom::Start(offset))?;
+    member.read_exact(&mut head)?;
+    let len = BitmapSuper::decode(&head)?.required_len()?;
+    let mut bytes = vec![0u8; len as usize];
+    member.seek(SeekFrom::Start(offset))?;
+    member.read_exact(&mut bytes)?;
+    Ok((offset, bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,12 +102,22 @@ pub fn decode(log: &[u8]) -> Result<WriteLog, LogError> {
             need: SUPER_LEN,
         });
     }
-    let sb = LogWriteSuper {
+    let mut sb = LogWriteSuper {
         magic: read_u64le(log, 0),
         version: read_u64le(log, 8),
         nr_entries: read_u64le(log, 16),
         sectorsize: read_u32le(log, 24),
     };
+    // QEMU writes the superblock at the first flush: a disk never flushed has entries
+    // behind a zero sector 0, in QEMU's default log sector size.
+    if log[..SUPER_LEN].iter().all(|&b| b == 0) {
+        sb = LogWriteSuper {
+            magic: WRITE_LOG_MAGIC,
+            version: WRITE_LOG_VERSION,
+            nr_entries: 0,
+            sectorsize: 512,
+        };
+    }
     if sb.magic != WRITE_LOG_MAGIC {
         return Err(LogError::BadMagic { found: sb.magic });
     }
@@ -282,6 +292,15 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("entry 1"), "{e}");
+    }
+
+    #[test]
+    fn a_log_never_flushed_has_no_superblock_yet() {
+        let mut log = encode(512, 0, &[(8, 0, vec![1u8; 512])]);
+        log[..512].fill(0);
+        let l = decode(&log).unwrap();
+        assert_eq!(l.entries.len(), 1);
+        assert!(l.entries[0].after_last_flush);
     }
 
     #[test]

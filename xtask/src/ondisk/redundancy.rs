@@ -119,9 +119,8 @@ impl Geometry {
         self.inconsistent_in(members, data_offsets, space, chunk_bytes, 0..space)
     }
 
-    /// [`Geometry::inconsistent`] over the part of bitmap space that `within` touches,
-    /// read in the layout's whole units (a mirror's MiB, a stripe's row); the chunks
-    /// returned are those of the units read. `bytes_compared` is the span asked for.
+    /// [`Geometry::inconsistent`] over the part of bitmap space inside `within` only.
+    /// `bytes_compared` is the span asked for.
     pub fn inconsistent_in<R: Read + Seek>(
         &self,
         members: &mut [R],
@@ -143,15 +142,23 @@ impl Geometry {
             ));
         }
         let mut marks = Marks::new(chunk_bytes);
+        // The part of a unit (a mirror's MiB, an array chunk, a stripe's row) inside
+        // `within`: copies and parity agree byte by byte, so only that part is read.
+        let clip = |unit: u64, len: u64| {
+            let (lo, hi) = (unit.max(within.start), (unit + len).min(end));
+            (lo < hi).then_some((lo - unit, hi - lo))
+        };
         match self.layout {
             Layout::Mirror => {
                 let unit = 1u64 << 20;
                 let mut pos = within.start / unit * unit;
                 while pos < end {
                     let len = unit.min(space - pos);
-                    let rows = read_all(members, data_offsets, pos, len)?;
-                    for other in &rows[1..] {
-                        marks.differ(pos, &rows[0], other);
+                    if let Some((skip, part)) = clip(pos, len) {
+                        let rows = read_all(members, data_offsets, pos + skip, part)?;
+                        for other in &rows[1..] {
+                            marks.differ(pos + skip, &rows[0], other);
+                        }
                     }
                     pos += len;
                 }
@@ -161,18 +168,20 @@ impl Geometry {
                 let mut c = within.start / chunk;
                 while c * chunk < end {
                     let len = chunk.min(space - c * chunk);
-                    let mut bufs = Vec::new();
-                    for k in 0..u64::from(copies) {
-                        let idx = c * u64::from(copies) + k;
-                        let (dev, row) = ((idx % n) as usize, idx / n);
-                        bufs.push(read_at(
-                            &mut members[dev],
-                            data_offsets[dev] + row * chunk,
-                            len,
-                        )?);
-                    }
-                    for other in &bufs[1..] {
-                        marks.differ(c * chunk, &bufs[0], other);
+                    if let Some((skip, part)) = clip(c * chunk, len) {
+                        let mut bufs = Vec::new();
+                        for k in 0..u64::from(copies) {
+                            let idx = c * u64::from(copies) + k;
+                            let (dev, row) = ((idx % n) as usize, idx / n);
+                            bufs.push(read_at(
+                                &mut members[dev],
+                                data_offsets[dev] + row * chunk + skip,
+                                part,
+                            )?);
+                        }
+                        for other in &bufs[1..] {
+                            marks.differ(c * chunk + skip, &bufs[0], other);
+                        }
                     }
                     c += 1;
                 }
@@ -182,7 +191,12 @@ impl Geometry {
                 let mut row = within.start / chunk;
                 while row * chunk < end {
                     let len = chunk.min(space - row * chunk);
-                    let bufs = read_all(members, data_offsets, row * chunk, len)?;
+                    let Some((skip, part)) = clip(row * chunk, len) else {
+                        row += 1;
+                        continue;
+                    };
+                    let base = row * chunk + skip;
+                    let bufs = read_all(members, data_offsets, base, part)?;
                     let (p, q) = if raid6 {
                         let p = n - 1 - (row % n as u64) as usize;
                         (p, Some((p + 1) % n))
@@ -194,17 +208,17 @@ impl Geometry {
                         Some(_) => (0..n - 2).map(|i| &bufs[(p + 2 + i) % n][..]).collect(),
                         None => bufs.iter().map(|b| &b[..]).collect(),
                     };
-                    let mut want_p = vec![0u8; len as usize];
+                    let mut want_p = vec![0u8; part as usize];
                     for d in &data {
                         xor_into(&mut want_p, d);
                     }
                     match q {
                         Some(q) => {
-                            marks.differ(row * chunk, &want_p, &bufs[p]);
-                            marks.differ(row * chunk, &syndrome(&data, len as usize), &bufs[q]);
+                            marks.differ(base, &want_p, &bufs[p]);
+                            marks.differ(base, &syndrome(&data, part as usize), &bufs[q]);
                         }
                         // RAID5: the parity block is one of the XORed: all must cancel.
-                        None => marks.differ(row * chunk, &want_p, &vec![0u8; len as usize]),
+                        None => marks.differ(base, &want_p, &vec![0u8; part as usize]),
                     }
                     row += 1;
                 }

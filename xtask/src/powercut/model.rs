@@ -12,21 +12,7 @@
 use super::recording::{Recording, ReqKind};
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DiskModel {
-    WriteThrough,
-    VolatileCache,
-}
-
-impl DiskModel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DiskModel::WriteThrough => "write_through",
-            DiskModel::VolatileCache => "volatile_cache",
-        }
-    }
-}
+pub use crate::case::DiskModel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {

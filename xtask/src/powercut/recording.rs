@@ -60,7 +60,8 @@ pub struct Request {
     pub sectors: u64,
     pub fua: bool,
     /// The entry's index in its disk's log: QEMU's completion order on that disk, which
-    /// decides which of two writes to one sector the medium keeps.
+    /// decides which of two writes to one sector the medium keeps (`usize::MAX` for a
+    /// flush QEMU had nothing to do for).
     pub log_index: usize,
     /// The written bytes in the disk's log.
     pub data: Range<usize>,
@@ -89,6 +90,10 @@ pub struct RecordingFigures {
     pub bytes_written: u64,
     /// Flush entries with no guest request: QEMU's own, or before the trace began.
     pub unmatched_log_flushes: usize,
+    /// Writes logged after the last one the trace saw (issued once it had stopped).
+    pub log_writes_after_trace: usize,
+    /// Flushes the guest completed that QEMU had nothing to do for, so never logged.
+    pub flushes_not_logged: usize,
     /// Requests the guest issued that never completed within the trace (none are judged
     /// past the first of them).
     pub never_completed: usize,
@@ -172,15 +177,23 @@ pub fn assemble(
         let kind = match e.op {
             RqOp::Write => ReqKind::Write,
             RqOp::Flush => ReqKind::Flush,
-            RqOp::Discard => return Err(err(
-                name,
-                format!(
+            RqOp::Discard => {
+                return Err(err(
+                    name,
+                    format!(
                     "a discard at sector {}: the models do not say what a discarded range reads as",
                     e.sector
                 ),
-            )),
+                ))
+            }
             RqOp::Other => continue,
         };
+        // The block layer's flush machinery ends a PREFLUSH or FUA write with a second,
+        // empty completion of the original request after its flushes: the flushes and
+        // the data carry the order already.
+        if kind == ReqKind::Write && e.sectors == 0 {
+            continue;
+        }
         if e.issue {
             in_flight[disk].push(pending.len());
             positions.push((pos, pending.len(), true));
@@ -237,6 +250,8 @@ pub fn assemble(
             )
         });
         let mut cursor = 0;
+        let mut unmatched_writes = Vec::new();
+        let mut last_matched = None;
         for (i, entry) in disk.log.entries.iter().enumerate() {
             if entry.is_discard() || entry.is_mark() {
                 return Err(err(
@@ -273,17 +288,24 @@ pub fn assemble(
                         figures.reordered_matches += 1;
                     }
                     pending[order[cursor + k]].log_index = Some(i);
+                    last_matched = Some(i);
                 }
                 None if kind == ReqKind::Flush => figures.unmatched_log_flushes += 1,
-                None => {
-                    return Err(err(
-                        &disk.name,
-                        format!(
-                            "log entry {i} (a write of {sectors} sectors at {sector}) matches no request the guest issued"
-                        ),
-                    ))
-                }
+                None => unmatched_writes.push((i, sector, sectors)),
             }
+        }
+        // Writes the guest issued after its trace stopped end the log; one before a
+        // matched entry is a write the guest never issued.
+        for &(i, sector, sectors) in &unmatched_writes {
+            if last_matched.is_some_and(|m| i < m) {
+                return Err(err(
+                    &disk.name,
+                    format!(
+                        "log entry {i} (a write of {sectors} sectors at {sector}) matches no request the guest issued"
+                    ),
+                ));
+            }
+            figures.log_writes_after_trace += 1;
         }
     }
 
@@ -293,6 +315,9 @@ pub fn assemble(
     for q in &pending {
         match (q.completed, q.log_index) {
             (Some(_), Some(_)) => {}
+            // QEMU skips a flush when nothing was written since the last one
+            // (`bdrv_co_flush`): it is in the order, with nothing of its own to log.
+            (Some(_), None) if q.kind == ReqKind::Flush => figures.flushes_not_logged += 1,
             (Some(c), None) => {
                 let disk = &disks[q.disk].name;
                 return Err(err(
@@ -324,20 +349,21 @@ pub fn assemble(
             window_started = true;
         }
         let q = &pending[p];
-        let Some(log_index) = q.log_index else {
-            continue;
+        let entry = match q.log_index {
+            Some(i) => Some((i, &disks[q.disk].log.entries[i])),
+            None if q.kind == ReqKind::Flush && q.completed.is_some() => None,
+            None => continue,
         };
         if issue {
             index_of[p] = requests.len();
-            let entry = &disks[q.disk].log.entries[log_index];
             requests.push(Request {
                 disk: q.disk,
                 kind: q.kind,
                 sector: q.sector,
                 sectors: q.sectors,
-                fua: q.fua || entry.is_fua(),
-                log_index,
-                data: entry.data.clone(),
+                fua: q.fua || entry.is_some_and(|(_, e)| e.is_fua()),
+                log_index: entry.map_or(usize::MAX, |(i, _)| i),
+                data: entry.map_or(0..0, |(_, e)| e.data.clone()),
                 issued: events.len(),
                 completed: usize::MAX,
             });

@@ -239,8 +239,10 @@ fn requests_the_logs_do_not_hold_are_errors_that_name_the_disk_and_entry() {
     let mut s = Sim::default();
     let d0 = s.data_write(0, 3);
     s.complete(d0);
-    // m1's log holds a write the guest never issued.
+    // m1's log holds a write the guest never issued, before one it did.
     s.logs[1].push((40, 0, vec![1; 512]));
+    let d1 = s.data_write(1, 3);
+    s.complete(d1);
     let disks: Vec<DiskLog> = DISKS
         .iter()
         .enumerate()

@@ -21,6 +21,8 @@ pub fn create(plan: &Plan, dir: &Path) -> Result<Vec<Disk>> {
                 cache: cache.into(),
                 drive_options: vec![],
                 blkdebug: None,
+                log: None,
+                write_cache: true,
             })
         })
         .collect()

@@ -5,11 +5,11 @@
 
 use super::Scenario;
 use crate::case::Filesystem;
-use crate::ondisk::bitmap::{Bitmap, BitmapSuper};
+use crate::ondisk::bitmap::Bitmap;
 use crate::ondisk::redundancy::{self, Geometry};
-use crate::ondisk::{ext4, superblock, xfs};
+use crate::ondisk::{self, ext4, xfs};
 use anyhow::{Context, Result};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek};
 
 /// What the host reads from the images after a VM is gone.
 pub struct Readings {
@@ -20,23 +20,6 @@ pub struct Readings {
     /// Sectors.
     pub data_offsets: Vec<u64>,
     pub geometry: Geometry,
-}
-
-/// The internal bitmap's bytes in a member image, where its (v1.x) superblock says.
-pub fn bitmap_of_member<R: Read + Seek>(member: &mut R) -> Result<Vec<u8>> {
-    let size = member.seek(SeekFrom::End(0))?;
-    let (_, sb) = superblock::read_from(member, size)?;
-    let sector = sb
-        .bitmap_sector()
-        .context("no internal bitmap in the superblock")?;
-    let mut head = vec![0u8; 256];
-    member.seek(SeekFrom::Start(sector * 512))?;
-    member.read_exact(&mut head)?;
-    let len = BitmapSuper::decode(&head)?.required_len()?;
-    let mut bytes = vec![0u8; len as usize];
-    member.seek(SeekFrom::Start(sector * 512))?;
-    member.read_exact(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// Decodes the bitmap and judges the members (each with the name its errors give) over the
@@ -87,7 +70,7 @@ impl Scenario<'_, '_> {
             let image = self.image(&self.array.members[0]);
             let mut f =
                 std::fs::File::open(&image).with_context(|| format!("open {}", image.display()))?;
-            (bitmap_of_member(&mut f)?, image)
+            (ondisk::bitmap::internal_bitmap(&mut f)?.1, image)
         };
         std::fs::write(self.case_dir.join(format!("bitmap-{label}.bin")), &bytes)?;
         judge(&bytes, self.member_images()?, !self.array.build)
@@ -117,7 +100,7 @@ impl Scenario<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ondisk::bitmap::encode;
+    use crate::ondisk::bitmap::{encode, BitmapSuper};
     use std::io::Cursor;
 
     /// A valid version-4 bitmap of `chunks` chunks of 4 KiB.
@@ -160,6 +143,6 @@ mod tests {
             panic!("a member without a superblock was judged");
         };
         assert!(format!("{e:#}").contains("md superblock of m0"), "{e:#}");
-        assert!(bitmap_of_member(&mut Cursor::new(vec![0u8; 1 << 20])).is_err());
+        assert!(ondisk::bitmap::internal_bitmap(&mut Cursor::new(vec![0u8; 1 << 20])).is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! kill point (`workload`), the disks' faults (`disks`), the block trace (`trace`), the
 //! readings of the disk images (`images`). Then one file per scenario, each reading as its
 //! steps: `steps` (a case's own commands), `crash`, `readd`, `bitmap_eio`, `bitmap_lie`,
-//! `examination`, with `faults` (the kernel's fault injectors) and `stall` (blocked tasks)
+//! `examination`, `power_loss`, with `faults` (the kernel's fault injectors) and `stall` (blocked tasks)
 //! beside them.
 //!
 //! A scenario drives the guest, hands what it read to `images` and `logs`, and the
@@ -17,6 +17,7 @@ pub mod disks;
 pub mod examination;
 pub mod faults;
 pub mod images;
+pub mod power_loss;
 pub mod prepared;
 pub mod readd;
 pub mod stall;
@@ -68,6 +69,9 @@ pub fn run(
         }
         if let Some(l) = &plan.bitmap_lie {
             return bitmap_lie::run(&mut s, l);
+        }
+        if let Some(p) = &plan.power_loss {
+            return power_loss::run(&mut s, p);
         }
         return steps::run(bench, plan, case_dir, disks.clone(), s.rec);
     }

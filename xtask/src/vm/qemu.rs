@@ -17,6 +17,14 @@ pub struct Disk {
     pub drive_options: Vec<String>,
     /// A blkdebug rule file: the disk's I/O goes through QEMU's error injector.
     pub blkdebug: Option<PathBuf>,
+    /// A write log: every write and flush the disk completes is logged there, with its
+    /// data (QEMU's `blklogwrites`, dm-log-writes format), and QEMU's virtio request
+    /// merging is off so that each log entry is one request the guest issued.
+    pub log: Option<PathBuf>,
+    /// Whether the guest sees a volatile write cache (`write back` in
+    /// `queue/write_cache`); without one QEMU makes every write durable before it
+    /// completes (`cache.writeback=off`).
+    pub write_cache: bool,
 }
 
 impl Disk {
@@ -31,6 +39,8 @@ impl Disk {
             cache: "writeback".into(),
             drive_options: vec![],
             blkdebug: None,
+            log: None,
+            write_cache: true,
         })
     }
 }
@@ -150,17 +160,25 @@ fn escape_commas(p: &Path) -> OsString {
 pub fn drive_args(disks: &[Disk]) -> Vec<OsString> {
     let mut a = Vec::new();
     for (i, d) in disks.iter().enumerate() {
-        let mut drive = match &d.blkdebug {
+        let mut drive = match (&d.blkdebug, &d.log) {
+            (_, Some(log)) => {
+                let mut s = OsString::from("driver=blklogwrites,file.driver=file,file.filename=");
+                s.push(escape_commas(&d.path));
+                s.push(",log.driver=file,log.filename=");
+                s.push(escape_commas(log));
+                s.push(",log-sector-size=512");
+                s
+            }
             // raw over blkdebug over the file: raw fires the write_aio/read_aio events
             // that blkdebug's rules key on.
-            Some(rules) => {
+            (Some(rules), None) => {
                 let mut s = OsString::from("driver=raw,file.driver=blkdebug,file.config=");
                 s.push(escape_commas(rules));
                 s.push(",file.image.filename=");
                 s.push(escape_commas(&d.path));
                 s
             }
-            None => {
+            (None, None) => {
                 let mut s = OsString::from("file=");
                 s.push(escape_commas(&d.path));
                 s.push(",format=raw");
@@ -169,7 +187,7 @@ pub fn drive_args(disks: &[Disk]) -> Vec<OsString> {
         };
         drive.push(format!(
             ",if=none,id=drive{i},cache={},aio=threads",
-            d.cache
+            cache_mode(&d.cache, d.write_cache)
         ));
         for o in &d.drive_options {
             drive.push(format!(",{o}"));
@@ -178,9 +196,24 @@ pub fn drive_args(disks: &[Disk]) -> Vec<OsString> {
         a.push(drive);
         a.push("-device".into());
         // The serial shows in the guest as /sys/block/vdX/serial.
-        a.push(format!("virtio-blk-pci,drive=drive{i},serial={}", d.name).into());
+        let merging = if d.log.is_some() {
+            ",request-merging=off"
+        } else {
+            ""
+        };
+        a.push(format!("virtio-blk-pci,drive=drive{i},serial={}{merging}", d.name).into());
     }
     a
+}
+
+/// The host cache mode with the guest's write cache taken away when asked: the same host
+/// caching, with QEMU flushing each write before it completes it.
+fn cache_mode(mode: &str, write_cache: bool) -> &str {
+    match (mode, write_cache) {
+        (_, true) => mode,
+        ("none", false) => "directsync",
+        (_, false) => "writethrough",
+    }
 }
 
 pub fn trace_args(events: &[String], log: Option<&Path>) -> Vec<OsString> {
@@ -225,6 +258,8 @@ mod tests {
             cache: "none".into(),
             drive_options: vec!["throttling.iops-write=50".into()],
             blkdebug: None,
+            log: None,
+            write_cache: true,
         }];
         assert_eq!(
             strings(drive_args(&disks)),
@@ -235,6 +270,30 @@ mod tests {
                 "virtio-blk-pci,drive=drive0,serial=m0"
             ]
         );
+    }
+
+    #[test]
+    fn a_logged_disk_goes_through_blklogwrites_unmerged_and_a_cacheless_one_flushes_each_write() {
+        let disks = [Disk {
+            name: "m0".into(),
+            path: "/tmp/m0.img".into(),
+            cache: "none".into(),
+            drive_options: vec![],
+            blkdebug: None,
+            log: Some("/tmp/m0.wlog".into()),
+            write_cache: false,
+        }];
+        assert_eq!(
+            strings(drive_args(&disks)),
+            [
+                "-drive",
+                "driver=blklogwrites,file.driver=file,file.filename=/tmp/m0.img,log.driver=file,log.filename=/tmp/m0.wlog,log-sector-size=512,if=none,id=drive0,cache=directsync,aio=threads",
+                "-device",
+                "virtio-blk-pci,drive=drive0,serial=m0,request-merging=off"
+            ]
+        );
+        assert_eq!(cache_mode("writeback", false), "writethrough");
+        assert_eq!(cache_mode("none", true), "none");
     }
 
     #[test]

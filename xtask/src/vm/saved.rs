@@ -38,7 +38,9 @@ pub fn key(base: &str, cfg: &VmConfig) -> String {
     ));
     for d in &cfg.disks {
         let size = std::fs::metadata(&d.path).map(|m| m.len()).unwrap_or(0);
-        h.update(format!("\0{size}"));
+        // The write cache is negotiated at probe time (virtio's FLUSH feature): a guest
+        // saved with one cannot be restored over a disk without.
+        h.update(format!("\0{size}:{}", d.write_cache));
     }
     hex::encode(&h.finalize()[..12])
 }
@@ -56,7 +58,10 @@ pub fn guest(cache: &Cache, base: &str, cfg: &VmConfig, limit: Duration) -> Resu
                 let size = std::fs::metadata(&d.path)
                     .with_context(|| format!("size of {}", d.path.display()))?
                     .len();
-                Disk::zeros(disks_dir.path(), &d.name, size)
+                Disk::zeros(disks_dir.path(), &d.name, size).map(|z| Disk {
+                    write_cache: d.write_cache,
+                    ..z
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let template = VmConfig {
@@ -203,6 +208,8 @@ mod tests {
                         cache: "none".into(),
                         drive_options: vec![],
                         blkdebug: None,
+                        log: None,
+                        write_cache: true,
                     }
                 })
                 .collect(),

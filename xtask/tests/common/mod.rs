@@ -72,6 +72,8 @@ pub fn scratch_disk(dir: &Path, name: &str, size: u64) -> xtask::vm::Disk {
         cache: "writeback".into(),
         drive_options: vec![],
         blkdebug: None,
+        log: None,
+        write_cache: true,
     }
 }
 

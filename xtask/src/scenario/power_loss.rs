@@ -1,0 +1,320 @@
+//! The power-loss scenario: record every write of a load on every disk of the case, then
+//! judge, host-side, every crash state a power cut could leave under the case's disk
+//! model, and show the first violation in the guest.
+//!
+//! 1. Boot 1 settles the array (prepared or created) and stops it: the images are the
+//!    recording's starting point, copied aside.
+//! 2. Boot 2 puts every disk behind QEMU's `blklogwrites` (the data) and traces the
+//!    guest's `block_rq_issue`/`block_rq_complete` (one order across disks), assembles,
+//!    loads, lets the daemon clear the bits, and stops the trace.
+//! 3. The host joins logs and trace (`powercut::recording`) and explores the crash states
+//!    (`powercut::explore`).
+//! 4. A violation is written out as images, booted, assembled and resynced by md: if the
+//!    members still differ, the kernel lost the divergence (FAIL); if not, the model was
+//!    wrong (ERROR).
+
+use super::Scenario;
+use crate::case::{DiskModel, PowerLossSpec};
+use crate::check;
+use crate::powercut::explore::{self, Bounds, Report};
+use crate::powercut::files::{self, BitmapFile, Loaded, RecordedDisk, RecordingFiles};
+use crate::powercut::materialize;
+use crate::powercut::recording::Recording;
+use crate::powercut::view::DiskViews;
+use crate::result::Failure;
+use crate::vm::{guest, Disk, Vm};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub fn run(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
+    let (mut vm, settle) = s.boot_settled()?;
+    s.note_figure("initial_bitmap_clean_after_ms", settle.as_millis() as u64);
+    s.stop_array(&mut vm)?;
+    vm.quit(Duration::from_secs(60)).map_err(Failure::Bench)?;
+    s.phase("settle and stop");
+
+    let recorded = s.recorded_disks();
+    let bases = copy_bases(s, &recorded).map_err(Failure::Bench)?;
+    let logged: Vec<Disk> = s
+        .disks
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            d.write_cache = p.model == DiskModel::VolatileCache;
+            if recorded.contains(&d.name) {
+                d.log = Some(log_path(&d.path));
+            }
+            d
+        })
+        .collect();
+    for d in logged.iter().filter_map(|d| d.log.as_ref()) {
+        std::fs::File::create(d).map_err(|e| Failure::Bench(e.into()))?;
+    }
+    let mut vm = s.boot_with(2, logged)?;
+    s.phase("boot 2 (recorded)");
+    let devs = record_load(s, &mut vm, p, &recorded)?;
+    vm.kill().map_err(Failure::Bench)?;
+    s.phase("record");
+
+    let files = RecordingFiles {
+        disks: recorded
+            .iter()
+            .zip(&devs)
+            .zip(&bases)
+            .map(|((name, &dev), base)| RecordedDisk {
+                name: name.clone(),
+                dev,
+                log: relative(s.case_dir, &log_path(&s.image(name))),
+                base: relative(s.case_dir, base),
+            })
+            .collect(),
+        members: s.array.members.clone(),
+        bitmap_file: s.is_file().then(|| BitmapFile {
+            disk: s.array.bitmap.disk.clone(),
+            fs: s.array.bitmap.fs,
+            path: s.array.bitmap.path.clone(),
+        }),
+    };
+    files.write(s.case_dir).map_err(Failure::Bench)?;
+    let Loaded { rec, layout, bases } = files.load(s.case_dir).map_err(Failure::Bench)?;
+    s.note_figure("recording", &rec.figures);
+    let base_refs: Vec<&Path> = bases.iter().map(|b| b.as_path()).collect();
+    let views = DiskViews::open(&rec, &base_refs).map_err(Failure::Bench)?;
+    let bounds = Bounds {
+        exact_up_to: p.exact_up_to,
+        samples: p.samples,
+        seed: s.plan.seed,
+    };
+    let report = explore::explore(&rec, &views, &layout, p.model, bounds)
+        .context("judge the crash states")
+        .map_err(Failure::Bench)?;
+    write_report(s, &report).map_err(Failure::Bench)?;
+    s.note_figure("states_per_second", report.states_per_second.round() as u64);
+    s.add(check::crash_states_judged(
+        report.crash_points,
+        report.states_checked,
+        rec.figures.writes,
+    ));
+    s.phase("judge crash states");
+    s.verdict()?;
+
+    let summary = report_figures(&report);
+    let Some(first) = report.violations.first() else {
+        s.add(check::power_loss_safety(
+            0,
+            0,
+            report.states_checked,
+            None,
+            summary,
+        ));
+        return s.verdict();
+    };
+    let state_dir = bases[0]
+        .parent()
+        .expect("in the disks directory")
+        .join("state-0");
+    let outcome = confirm(s, &rec, &base_refs, p.model, first, &state_dir);
+    s.add(check::power_loss_confirmed(
+        outcome.clone(),
+        &first.uncovered,
+    ));
+    s.verdict()?;
+    s.add(check::power_loss_safety(
+        report.unsafe_states,
+        report.unsafe_points,
+        report.states_checked,
+        Some(check::FirstViolation {
+            point: first.point,
+            after: &first.after,
+            uncovered: &first.uncovered,
+        }),
+        summary,
+    ));
+    s.verdict()
+}
+
+impl Scenario<'_, '_> {
+    /// The disks a power cut touches: the members, and the bitmap file's filesystem.
+    fn recorded_disks(&self) -> Vec<String> {
+        let mut names = self.array.members.clone();
+        if self.is_file() && !names.contains(&self.array.bitmap.disk) {
+            names.push(self.array.bitmap.disk.clone());
+        }
+        names
+    }
+}
+
+fn relative(dir: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(dir).unwrap_or(path).to_path_buf()
+}
+
+fn log_path(image: &Path) -> PathBuf {
+    image.with_extension("wlog")
+}
+
+fn base_path(image: &Path) -> PathBuf {
+    image.with_extension("base.img")
+}
+
+/// Copies each recorded disk's image aside, before the recorded boot changes it.
+fn copy_bases(s: &Scenario, recorded: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    recorded
+        .iter()
+        .map(|name| {
+            let from = s.image(name);
+            let to = base_path(&from);
+            let st = std::process::Command::new("cp")
+                .args(["--sparse=always", "--reflink=auto"])
+                .arg(&from)
+                .arg(&to)
+                .status()
+                .context("run cp")?;
+            anyhow::ensure!(st.success(), "copy {} to {}", from.display(), to.display());
+            Ok(to)
+        })
+        .collect()
+}
+
+/// Boot 2: the trace on, the array assembled, the load for its time, the bits cleared,
+/// the trace read. Returns it with each recorded disk's device number.
+fn record_load(
+    s: &mut Scenario,
+    vm: &mut Vm,
+    p: &PowerLossSpec,
+    recorded: &[String],
+) -> Result<Vec<(u32, u32)>, Failure> {
+    let mut seen = Vec::new();
+    let mut devs = Vec::new();
+    for name in recorded {
+        let dev = s.dev(name);
+        let base = dev.trim_start_matches("/dev/");
+        seen.push((
+            name.clone(),
+            s.sh(vm, &format!("cat /sys/block/{base}/queue/write_cache"), 10)?,
+        ));
+        devs.push(s.dev_number(vm, name)?);
+    }
+    s.add(check::write_cache_as_modelled(p.model, &seen));
+    s.verdict()?;
+    s.sh(
+        vm,
+        "cd /sys/kernel/tracing && echo 0 > tracing_on && echo global > trace_clock && echo 131072 > buffer_size_kb && echo 1 > events/block/block_rq_issue/enable && echo 1 > events/block/block_rq_complete/enable && echo > trace && echo 1 > tracing_on",
+        30,
+    )?;
+    s.mount_bitmap_fs(vm)?;
+    s.assemble_array(vm, &s.members())?;
+    s.wait_in_sync(vm, Duration::from_secs(60))?;
+    s.phase("assemble (recorded)");
+    if let Some(t) = &p.throttle {
+        s.throttle(vm, t)?;
+    }
+    s.sh(
+        vm,
+        &format!(
+            "echo '{}' > /sys/kernel/tracing/trace_marker",
+            files::LOAD_MARK
+        ),
+        10,
+    )?;
+    let load_for = p.load_for.unwrap_or(Duration::from_secs(3));
+    let workload = s.spawn_workload(vm, &p.workload, "")?;
+    // The load runs its time unless the writers end first, which they must not.
+    let exited = guest::wait(vm, workload, load_for)
+        .map_err(Failure::Bench)?
+        .map(|out| (out.status, out.stderr));
+    s.add(check::writers_alive(exited.clone()));
+    if exited.is_none() {
+        s.stop_workload(vm, workload)?;
+    }
+    let written = s.md_written(vm)?;
+    s.note_figure("load_seconds", load_for.as_secs_f64());
+    s.note_figure(
+        "load_mib_per_second",
+        (written as f64 / (1 << 20) as f64 / load_for.as_secs_f64() * 10.0).round() / 10.0,
+    );
+    s.phase("recorded load");
+    if p.clearing {
+        let b = s.guest_bitmap(vm).map_err(Failure::Bench)?;
+        s.wait_bitmap_clean(vm, s.clean_limit(&b))?;
+        s.phase("recorded clearing");
+    }
+    s.sh(vm, "echo 0 > /sys/kernel/tracing/tracing_on", 10)?;
+    let lost = s.sh(vm, "cat /sys/kernel/tracing/per_cpu/cpu*/stats | grep -E '^(overrun|dropped events):' | awk '{s+=$NF} END {print s+0}'", 10)?;
+    if lost.trim() != "0" {
+        return Err(Failure::Bench(anyhow::anyhow!(
+            "the guest's trace buffer lost {} events: the recording is incomplete",
+            lost.trim()
+        )));
+    }
+    let trace = s.sh(vm, "cat /sys/kernel/tracing/trace", 120)?;
+    let path = s.case_dir.join(files::TRACE);
+    std::fs::write(&path, &trace).map_err(|e| Failure::Bench(e.into()))?;
+    Ok(devs)
+}
+
+fn write_report(s: &Scenario, report: &Report) -> anyhow::Result<()> {
+    let path = s.case_dir.join("power-loss.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(report)?)
+        .with_context(|| format!("write {}", path.display()))
+}
+
+/// The report's figures for the result, with the first violations only.
+fn report_figures(report: &Report) -> serde_json::Value {
+    let mut v = serde_json::to_value(report).unwrap_or_default();
+    if let Some(list) = v.get_mut("violations").and_then(|l| l.as_array_mut()) {
+        list.truncate(3);
+    }
+    v
+}
+
+/// Writes the violating state out, boots it, lets md assemble and resync it, and returns
+/// the chunks where the members still differ.
+fn confirm(
+    s: &mut Scenario,
+    rec: &Recording,
+    bases: &[&Path],
+    model: DiskModel,
+    v: &explore::Violation,
+    out: &Path,
+) -> Result<Vec<u64>, String> {
+    let images = materialize::write_state(rec, bases, model, v.point, &v.survivors, out)
+        .map_err(|e| format!("{e:#}"))?;
+    let disks: Vec<Disk> = s
+        .disks
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            if let Some(i) = rec.disk_index(&d.name) {
+                d.path = images[i].clone();
+            }
+            d
+        })
+        .collect();
+    let mut state = Scenario {
+        bench: s.bench,
+        plan: s.plan,
+        array: s.array,
+        case_dir: s.case_dir,
+        disks: &disks,
+        rec: &mut *s.rec,
+    };
+    let result = (|| -> Result<Vec<u64>, Failure> {
+        let mut vm = state.boot(3)?;
+        state.phase("boot 3 (the violating state)");
+        state.mount_bitmap_fs(&mut vm)?;
+        state.assemble_array(&mut vm, &state.members())?;
+        state.wait_in_sync(&mut vm, Duration::from_secs(600))?;
+        state.stop_array(&mut vm)?;
+        vm.quit(Duration::from_secs(60)).map_err(Failure::Bench)?;
+        let after = state
+            .read_images("violating-state-resynced")
+            .map_err(Failure::Bench)?;
+        state.phase("assemble and resync the violating state");
+        Ok(after.divergent)
+    })();
+    result.map_err(|f| match f {
+        Failure::Case(why) => why,
+        Failure::Bench(e) => format!("{e:#}"),
+    })
+}
