@@ -31,6 +31,14 @@ pub struct Plan {
     pub requires: Vec<String>,
     /// Keep the disk images of a passing run too (a failing run always keeps them).
     pub keep_disks: bool,
+    /// A check the case expects the kernel to fail, and why (XFAIL; XPASS if it holds).
+    pub known_failure: Option<KnownFailure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KnownFailure {
+    pub check: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -449,6 +457,14 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
             ));
         }
     }
+    let power_loss_known_failure = case
+        .power_loss
+        .as_ref()
+        .and_then(|p| p.known_failure.as_ref())
+        .map(|reason| KnownFailure {
+            check: "power_loss_safety".into(),
+            reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
+        });
     let mut requires = case.requires.clone();
     if case
         .readd
@@ -538,6 +554,7 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         expect_splats: case.expect_splats,
         requires,
         keep_disks: false,
+        known_failure: power_loss_known_failure,
     })
 }
 

@@ -55,6 +55,8 @@ pub struct FirstViolation<'a> {
     pub point: usize,
     pub after: &'a str,
     pub uncovered: &'a [u64],
+    /// `ordering` or `durability`.
+    pub cause: &'a str,
 }
 
 /// No crash state may hold a chunk whose members differ while its bit is clear. Fails
@@ -72,10 +74,11 @@ pub fn power_loss_safety(
         summary: match &first {
             None => format!("no divergent chunk with a clear bit in any of {states} crash states"),
             Some(v) => format!(
-                "{unsafe_states} of {states} crash states (at {unsafe_points} crash points) leave divergent chunks with a clear bit; the first, cut after event {} ({}), leaves chunks {} uncovered, and a resync of it in the guest left them different",
+                "{unsafe_states} of {states} crash states (at {unsafe_points} crash points) leave divergent chunks with a clear bit; the first, cut after event {} ({}), leaves chunks {} uncovered ({}), and a resync of it in the guest left them different",
                 v.point,
                 v.after,
-                ranges(v.uncovered.iter().copied())
+                ranges(v.uncovered.iter().copied()),
+                v.cause
             ),
         },
         figures: report,
@@ -138,10 +141,15 @@ mod tests {
             point: 7,
             after: "issue of m0 #3 write 2048+8",
             uncovered: &[4, 5],
+            cause: "ordering",
         };
         let c = power_loss_safety(3, 1, 10, Some(v), Value::Null);
         assert!(!c.ok);
-        assert!(c.summary.contains("chunks 4-5"), "{}", c.summary);
+        assert!(
+            c.summary.contains("chunks 4-5 uncovered (ordering)"),
+            "{}",
+            c.summary
+        );
     }
 
     #[test]

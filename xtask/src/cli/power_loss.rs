@@ -42,14 +42,16 @@ pub fn judge(a: &JudgeArgs) -> Result<u8> {
     let model = a.model.unwrap_or(spec.model);
     let report = explore::explore(&loaded.rec, &views, &loaded.layout, model, bounds)?;
     println!(
-        "{}: {} crash points, {} states judged in {:.2} s ({:.0} states/s), {} unsafe at {} points",
+        "{}: {} crash points, {} states judged in {:.2} s ({:.0} states/s), {} unsafe at {} points ({} ordering, {} durability)",
         model.as_str(),
         report.crash_points,
         report.states_checked,
         report.seconds,
         report.states_per_second,
         report.unsafe_states,
-        report.unsafe_points
+        report.unsafe_points,
+        report.ordering_states,
+        report.durability_states
     );
     if let Some(v) = report.violations.first() {
         println!(

@@ -32,11 +32,22 @@ pub struct Violation {
     pub after: String,
     pub uncovered: Vec<u64>,
     pub divergent: usize,
+    /// Why the first uncovered chunk's bit is not on the medium: `ordering` when no
+    /// write carrying it had completed at the cut (md sent the data before its bitmap
+    /// write completed), `durability` when one had but no flush had made it durable.
+    pub cause: Cause,
     /// Per disk: the undecided writes this state keeps, and those it loses.
     pub survived: BTreeMap<String, Vec<String>>,
     pub lost: BTreeMap<String, Vec<String>>,
     /// Request indexes of the undecided writes kept: with `point`, the whole state.
     pub survivors: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    Ordering,
+    Durability,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +65,9 @@ pub struct Report {
     pub full_recovery_states: u64,
     pub refused_states: u64,
     pub unsafe_states: u64,
+    /// Unsafe states by [`Cause`].
+    pub ordering_states: u64,
+    pub durability_states: u64,
     /// Crash points with at least one unsafe state.
     pub unsafe_points: usize,
     pub seconds: f64,
@@ -90,6 +104,8 @@ pub fn explore(
         full_recovery_states: 0,
         refused_states: 0,
         unsafe_states: 0,
+        ordering_states: 0,
+        durability_states: 0,
         unsafe_points: 0,
         seconds: 0.0,
         states_per_second: 0.0,
@@ -100,7 +116,7 @@ pub fn explore(
     loop {
         let point = walker.applied();
         if point >= rec.window.start {
-            judge_point(rec, &walker, &mut judge, &mut rng, &mut report)?;
+            judge_point(rec, layout, &walker, &mut judge, &mut rng, &mut report)?;
         }
         if point >= rec.window.end {
             break;
@@ -120,6 +136,7 @@ pub fn explore(
 
 fn judge_point(
     rec: &Recording,
+    layout: &ArrayLayout,
     walker: &Walker,
     judge: &mut Judge,
     rng: &mut ChaCha8Rng,
@@ -164,10 +181,15 @@ fn judge_point(
             } => {
                 report.unsafe_states += 1;
                 point_unsafe = true;
+                let cause = cause(rec, layout, point, &maybe, &chosen, uncovered[0]);
+                match cause {
+                    Cause::Ordering => report.ordering_states += 1,
+                    Cause::Durability => report.durability_states += 1,
+                }
                 if report.violations.len() < KEPT_VIOLATIONS {
-                    report
-                        .violations
-                        .push(violation(rec, point, &maybe, &chosen, uncovered, divergent));
+                    report.violations.push(violation(
+                        rec, point, &maybe, &chosen, uncovered, divergent, cause,
+                    ));
                 }
             }
         }
@@ -178,6 +200,39 @@ fn judge_point(
     Ok(())
 }
 
+/// Whether md had seen a lost write that carried `chunk`'s bit end before the cut (for
+/// a PREFLUSH/FUA write, the flush after it too): then md was right to send the data and
+/// the disk's cache lost the bit; otherwise md sent the data too early.
+fn cause(
+    rec: &Recording,
+    layout: &ArrayLayout,
+    point: usize,
+    maybe: &[usize],
+    chosen: &[bool],
+    chunk: u64,
+) -> Cause {
+    let Some((disk, at)) = layout
+        .bitmap
+        .locate(crate::ondisk::bitmap::BITMAP_SUPER_LEN as u64 + chunk / 8)
+    else {
+        return Cause::Ordering;
+    };
+    let completed_carrier = maybe.iter().zip(chosen).any(|(&w, &kept)| {
+        let q = &rec.requests[w];
+        let b = q.bytes();
+        !kept
+            && q.disk == disk
+            && b.contains(&at)
+            && rec.data(q)[(at - b.start) as usize] & (1 << (chunk % 8)) != 0
+            && q.acked <= point
+    });
+    if completed_carrier {
+        Cause::Durability
+    } else {
+        Cause::Ordering
+    }
+}
+
 fn violation(
     rec: &Recording,
     point: usize,
@@ -185,6 +240,7 @@ fn violation(
     chosen: &[bool],
     uncovered: Vec<u64>,
     divergent: usize,
+    cause: Cause,
 ) -> Violation {
     let mut survived: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut lost: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -210,6 +266,7 @@ fn violation(
         after,
         uncovered,
         divergent,
+        cause,
         survived,
         lost,
         survivors,

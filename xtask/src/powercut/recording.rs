@@ -68,6 +68,9 @@ pub struct Request {
     /// Indexes into [`Recording::events`].
     pub issued: usize,
     pub completed: usize,
+    /// How many events of the order precede the moment the submitter saw the request
+    /// end: its completion, or for a PREFLUSH/FUA write the end of the flush after it.
+    pub acked: usize,
 }
 
 impl Request {
@@ -151,6 +154,8 @@ struct Pending {
     issued: usize,
     completed: Option<usize>,
     log_index: Option<usize>,
+    /// Trace position of the flush machinery's final completion, when there is one.
+    acked: Option<usize>,
 }
 
 /// Joins the disks' logs and the guest's trace. `window_start` is the index, among the
@@ -192,6 +197,17 @@ pub fn assemble(
         // empty completion of the original request after its flushes: the flushes and
         // the data carry the order already.
         if kind == ReqKind::Write && e.sectors == 0 {
+            if !e.issue {
+                if let Some(q) = pending.iter_mut().rev().find(|q| {
+                    q.disk == disk
+                        && q.kind == ReqKind::Write
+                        && q.sector == e.sector
+                        && q.completed.is_some()
+                        && q.acked.is_none()
+                }) {
+                    q.acked = Some(pos);
+                }
+            }
             continue;
         }
         if e.issue {
@@ -206,6 +222,7 @@ pub fn assemble(
                 issued: pos,
                 completed: None,
                 log_index: None,
+                acked: None,
             });
             continue;
         }
@@ -284,7 +301,14 @@ pub fn assemble(
             });
             match found {
                 Some(k) => {
-                    if k > 0 {
+                    // Flushes QEMU skipped stay unmatched ahead; only writes count.
+                    let skipped_writes = order[cursor..cursor + k]
+                        .iter()
+                        .filter(|&&p| {
+                            pending[p].log_index.is_none() && pending[p].kind == ReqKind::Write
+                        })
+                        .count();
+                    if skipped_writes > 0 {
                         figures.reordered_matches += 1;
                     }
                     pending[order[cursor + k]].log_index = Some(i);
@@ -366,6 +390,7 @@ pub fn assemble(
                 data: entry.map_or(0..0, |(_, e)| e.data.clone()),
                 issued: events.len(),
                 completed: usize::MAX,
+                acked: usize::MAX,
             });
         } else {
             requests[index_of[p]].completed = events.len();
@@ -383,6 +408,21 @@ pub fn assemble(
     for r in &mut requests {
         if r.completed == usize::MAX {
             r.completed = events.len();
+        }
+        r.acked = r.completed + 1;
+    }
+    // Events up to a trace position, for the flush machinery's final completions.
+    let kept_positions: Vec<usize> = positions
+        .iter()
+        .filter(|&&(pos, p, _)| pos < cut_at && index_of[p] != usize::MAX)
+        .map(|&(pos, _, _)| pos)
+        .collect();
+    for (p, q) in pending.iter().enumerate() {
+        if let (Some(ack), true) = (q.acked, index_of[p] != usize::MAX) {
+            let r = &mut requests[index_of[p]];
+            r.acked = r
+                .acked
+                .max(kept_positions.partition_point(|&pos| pos < ack));
         }
     }
     for r in &requests {

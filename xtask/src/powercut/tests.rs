@@ -1,7 +1,7 @@
 //! The power-cut pipeline on recordings built in the test: two mirror members `m0`, `m1`
 //! of 16 chunks of 4 KiB, and a bitmap file in block 1 of a disk `fs`.
 
-use super::explore::{explore, Bounds, Report};
+use super::explore::{explore, Bounds, Cause, Report};
 use super::judge::{ArrayLayout, BitmapPlace};
 use super::materialize::write_state;
 use super::model::DiskModel;
@@ -157,6 +157,7 @@ fn a_data_write_before_its_bitmap_write_completed_is_found_by_write_through() {
     assert_eq!(first.point, 2, "{first:?}");
     assert_eq!(first.after, "issue of m0 #1 write 24+8");
     assert_eq!(first.uncovered, [3]);
+    assert_eq!(first.cause, Cause::Ordering);
     assert_eq!(first.survived["m0"], [rec.describe(1)]);
     assert_eq!(first.lost["fs"], [rec.describe(0)]);
     assert!(r.crash_points == 7 && r.exact_points == 7, "{r:?}");
@@ -185,7 +186,9 @@ fn an_unflushed_bitmap_write_is_found_by_volatile_cache_not_write_through() {
     assert_eq!(first.point, 3, "{first:?}");
     assert_eq!(first.after, "issue of m0 #1 write 24+8");
     assert_eq!(first.uncovered, [3]);
+    assert_eq!(first.cause, Cause::Durability);
     assert_eq!(first.lost["fs"], [rec.describe(0)]);
+    assert_eq!(vc.ordering_states, 0, "{vc:?}");
 }
 
 #[test]

@@ -76,6 +76,20 @@ pub fn judge(base: &[CaseResult], patched: &[CaseResult]) -> Vec<Row> {
             if b.verdict == Verdict::Fail && p.verdict == Verdict::Pass {
                 notes.push("fails on base, passes on patched".into());
             }
+            if b.verdict == Verdict::Xfail && p.verdict == Verdict::Xpass {
+                notes.push("the known failure of base is gone on patched (XFAIL -> XPASS)".into());
+            }
+            if b.verdict == Verdict::Xpass && p.verdict == Verdict::Xfail {
+                regressions.push(format!(
+                    "passes on base, fails on patched as the case knows the stock kernel to: {}",
+                    p.reason
+                        .as_deref()
+                        .unwrap_or("")
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                ));
+            }
             if p.verdict == Verdict::Error || b.verdict == Verdict::Error {
                 notes.push("could not be tested on one kernel".into());
             }

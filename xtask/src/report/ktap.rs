@@ -42,6 +42,12 @@ fn case(out: &mut String, n: usize, r: &CaseResult) {
         Verdict::Pass => ("ok", String::new()),
         Verdict::Fail => ("not ok", String::new()),
         Verdict::Skip => ("ok", format!(" # SKIP {}", one_line(r.reason.as_deref()))),
+        // TAP's TODO: a test known not to pass yet; "ok" with it is a surprise pass.
+        Verdict::Xfail => (
+            "not ok",
+            format!(" # TODO {}", one_line(r.reason.as_deref())),
+        ),
+        Verdict::Xpass => ("ok", format!(" # TODO {}", one_line(r.reason.as_deref()))),
         Verdict::Error | Verdict::Running => (
             "not ok",
             format!(" # ERROR {}", one_line(r.reason.as_deref())),
@@ -154,6 +160,38 @@ pub(crate) mod tests {
         vec![pass, fail, skip, error]
     }
 
+    /// A case failing as it knows the stock kernel to (XFAIL) and one that did not (XPASS).
+    pub(crate) fn known_failures() -> Vec<CaseResult> {
+        let check = |ok| Check {
+            name: "power_loss_safety",
+            ok,
+            summary: "power_loss_safety summary".into(),
+            figures: serde_json::json!({}),
+        };
+        let mut xfail = result("raid1-file-bitmap-power-loss-volatile", Verdict::Xfail, 5);
+        xfail.checks = vec![check(false)];
+        xfail.reason =
+            Some("known kernel finding: no PREFLUSH or FUA\npower_loss_safety: ...".into());
+        let mut xpass = result("raid1-power-loss@internal", Verdict::Xpass, 6);
+        xpass.checks = vec![check(true)];
+        xpass.reason =
+            Some("power_loss_safety held, though the case knows the kernel to fail it".into());
+        vec![xfail, xpass]
+    }
+
+    #[test]
+    fn a_known_failure_is_a_todo() {
+        let k = render("kernel 6.12", &known_failures());
+        assert!(
+            k.contains("not ok 1 raid1-file-bitmap-power-loss-volatile # TODO known kernel finding: no PREFLUSH or FUA power_loss_safety: ...\n"),
+            "{k}"
+        );
+        assert!(
+            k.contains("ok 2 raid1-power-loss@internal # TODO power_loss_safety held"),
+            "{k}"
+        );
+    }
+
     #[test]
     fn cases_are_tests_and_checks_their_subtests() {
         let k = render("kernel 6.12", &four_cases());
@@ -206,8 +244,25 @@ mod kunit_parser {
             st.success(),
             "tar could not extract {files:?} from {TARBALL}"
         );
-        let ktap = dir.path().join("results.ktap");
-        std::fs::write(&ktap, render("kernel 6.12", &tests::four_cases())).unwrap();
+        let counts = |results: &[CaseResult]| {
+            let ktap = dir.path().join("results.ktap");
+            std::fs::write(&ktap, render("kernel 6.12", results)).unwrap();
+            parse(dir.path(), &ktap)
+        };
+        let text = counts(&tests::four_cases());
+        // 2 + 1 checks passed; the failing check and the ERROR case failed; one skip.
+        assert!(text.contains("COUNTS 3 2 0 1 0 FAILURE"), "{text}");
+        assert!(
+            text.contains("NAMES raid1-file-bitmap-crash,crash-levels@raid6-n4-file,raid1-file-bitmap-crash-failslab,smoke"),
+            "{text}"
+        );
+        // kunit.py does not know TODO (Documentation/dev-tools/ktap.rst: "not
+        // recognized"): it counts the XFAIL's failed check and the XPASS's passed one.
+        let text = counts(&tests::known_failures());
+        assert!(text.contains("COUNTS 1 1 0 0 0 FAILURE"), "{text}");
+    }
+
+    fn parse(dir: &std::path::Path, ktap: &std::path::Path) -> String {
         let script = "import sys\n\
             sys.path.insert(0, sys.argv[1])\n\
             import kunit_parser\n\
@@ -217,21 +272,16 @@ mod kunit_parser {
             print('NAMES', ','.join(s.name for s in t.subtests))\n";
         let out = std::process::Command::new("python3")
             .args(["-c", script])
-            .arg(dir.path())
-            .arg(&ktap)
+            .arg(dir)
+            .arg(ktap)
             .output()
             .expect("python3");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),
             "{text}{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        // 2 + 1 checks passed; the failing check and the ERROR case failed; one skip.
-        assert!(text.contains("COUNTS 3 2 0 1 0 FAILURE"), "{text}");
-        assert!(
-            text.contains("NAMES raid1-file-bitmap-crash,crash-levels@raid6-n4-file,raid1-file-bitmap-crash-failslab,smoke"),
-            "{text}"
-        );
+        text
     }
 }

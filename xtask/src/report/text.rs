@@ -50,8 +50,17 @@ pub fn case_line(r: &CaseResult) -> String {
 pub fn summary(results: &[CaseResult]) -> String {
     let count = |v| results.iter().filter(|r| r.verdict == v).count();
     let total: u64 = results.iter().map(|r| r.times.total_ms).sum();
+    let mut known = String::new();
+    for (v, what) in [
+        (Verdict::Xfail, "expected failures"),
+        (Verdict::Xpass, "unexpected passes"),
+    ] {
+        if count(v) > 0 {
+            known.push_str(&format!(", {} {what}", count(v)));
+        }
+    }
     format!(
-        "{} cases: {} passed, {} failed, {} errors, {} skipped ({:.1}s of VM time)",
+        "{} cases: {} passed, {} failed, {} errors, {} skipped{known} ({:.1}s of VM time)",
         results.len(),
         count(Verdict::Pass),
         count(Verdict::Fail),

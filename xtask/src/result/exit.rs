@@ -8,7 +8,8 @@ pub const CANNOT_TEST: u8 = 125;
 use crate::result::{CaseResult, Verdict};
 
 /// The status of a run: an ERROR outranks a FAIL, and a run where every case was skipped
-/// tested nothing.
+/// tested nothing. An expected failure (XFAIL) and an unexpected pass (XPASS) are not
+/// failures: the known finding is on record, and a fix of it is no regression.
 pub fn exit_code(results: &[CaseResult]) -> u8 {
     if results.iter().any(|r| r.verdict == Verdict::Error) {
         CANNOT_TEST
@@ -19,5 +20,27 @@ pub fn exit_code(results: &[CaseResult]) -> u8 {
         CANNOT_TEST
     } else {
         OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::tests::result;
+
+    #[test]
+    fn known_failures_do_not_fail_a_run_but_a_failure_or_an_error_does() {
+        let r = |v| result("a", v, 1);
+        assert_eq!(exit_code(&[r(Verdict::Pass), r(Verdict::Xfail)]), OK);
+        assert_eq!(exit_code(&[r(Verdict::Xpass)]), OK);
+        assert_eq!(
+            exit_code(&[r(Verdict::Xfail), r(Verdict::Fail)]),
+            CASE_FAILED
+        );
+        assert_eq!(
+            exit_code(&[r(Verdict::Fail), r(Verdict::Error)]),
+            CANNOT_TEST
+        );
+        assert_eq!(exit_code(&[r(Verdict::Skip)]), CANNOT_TEST);
     }
 }

@@ -25,6 +25,11 @@ pub enum Verdict {
     Error,
     /// Not run: the kernel lacks what the case needs (the reason says what).
     Skip,
+    /// Failed as the case declares it known to (`known_failure`): a kernel finding on
+    /// record, not a regression.
+    Xfail,
+    /// The known failure did not happen: the kernel may have fixed it.
+    Xpass,
     /// Still running; only ever seen in a result.json written mid-case.
     Running,
 }
@@ -36,6 +41,8 @@ impl Verdict {
             Verdict::Fail => "FAIL",
             Verdict::Error => "ERROR",
             Verdict::Skip => "SKIP",
+            Verdict::Xfail => "XFAIL",
+            Verdict::Xpass => "XPASS",
             Verdict::Running => "RUN",
         }
     }

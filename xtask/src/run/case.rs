@@ -91,6 +91,9 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path, events: &Events) ->
             ));
         }
     }
+    if let Some(k) = &plan.known_failure {
+        known_failure(result, k);
+    }
     if let Some(d) = disks {
         if result.verdict != Verdict::Pass || plan.keep_disks {
             result.kept_disks = Some(d.keep());
@@ -98,6 +101,36 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path, events: &Events) ->
     }
     result.times.total_ms = started.elapsed().as_millis() as u64;
     rec.end()
+}
+
+/// A case that fails only the check it declares known to fail is an XFAIL; one that
+/// passes is an XPASS. Any other failure stays a FAIL.
+fn known_failure(result: &mut CaseResult, k: &crate::case::KnownFailure) {
+    let failed: Vec<&str> = result
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name)
+        .collect();
+    let only_known = !failed.is_empty() && failed.iter().all(|n| *n == k.check);
+    match result.verdict {
+        Verdict::Fail if only_known && result.splats.iter().all(|s| s.expected) => {
+            result.verdict = Verdict::Xfail;
+            result.reason = Some(format!(
+                "known kernel finding: {}\n{}",
+                k.reason,
+                result.reason.take().unwrap_or_default()
+            ));
+        }
+        Verdict::Pass => {
+            result.verdict = Verdict::Xpass;
+            result.reason = Some(format!(
+                "{} held, though the case knows the kernel to fail it: {}",
+                k.check, k.reason
+            ));
+        }
+        _ => {}
+    }
 }
 
 /// Every console log of a case, one per boot, in boot order.
@@ -193,5 +226,52 @@ fn blank_result(bench: &Bench, plan: &Plan) -> CaseResult {
         phases: Vec::new(),
         replay: replay_command(bench, plan),
         kept_disks: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Check;
+    use crate::result::tests::result;
+
+    fn with_checks(verdict: Verdict, failed: &[&'static str]) -> CaseResult {
+        let mut r = result("c", verdict, 1);
+        r.reason = Some("why".into());
+        r.checks = ["writers_alive", "power_loss_safety"]
+            .into_iter()
+            .map(|name| Check {
+                name,
+                ok: !failed.contains(&name),
+                summary: String::new(),
+                figures: serde_json::Value::Null,
+            })
+            .collect();
+        r
+    }
+
+    #[test]
+    fn only_the_declared_check_failing_is_an_xfail_and_it_holding_an_xpass() {
+        let k = crate::case::KnownFailure {
+            check: "power_loss_safety".into(),
+            reason: "no FUA".into(),
+        };
+        let mut r = with_checks(Verdict::Fail, &["power_loss_safety"]);
+        known_failure(&mut r, &k);
+        assert_eq!(r.verdict, Verdict::Xfail);
+        assert!(r
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("known kernel finding: no FUA\nwhy"));
+        let mut other = with_checks(Verdict::Fail, &["power_loss_safety", "writers_alive"]);
+        known_failure(&mut other, &k);
+        assert_eq!(other.verdict, Verdict::Fail, "another check failed too");
+        let mut passed = with_checks(Verdict::Pass, &[]);
+        known_failure(&mut passed, &k);
+        assert_eq!(passed.verdict, Verdict::Xpass);
+        let mut error = with_checks(Verdict::Error, &["power_loss_safety"]);
+        known_failure(&mut error, &k);
+        assert_eq!(error.verdict, Verdict::Error);
     }
 }

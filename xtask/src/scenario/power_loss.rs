@@ -128,6 +128,10 @@ pub fn run(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
             point: first.point,
             after: &first.after,
             uncovered: &first.uncovered,
+            cause: match first.cause {
+                explore::Cause::Ordering => "ordering: md sent the data before the bitmap write that sets its bit had completed",
+                explore::Cause::Durability => "durability: the bitmap write had completed, but no flush had made it durable",
+            },
         }),
         summary,
     ));
