@@ -323,4 +323,34 @@ mod tests {
             Err(LogError::TruncatedSuper { .. })
         ));
     }
+
+    /// The log QEMU wrote for a bitmap file's disk (testdata/log-writes/README.md).
+    const QEMU_LOG: &[u8] = include_bytes!("../../testdata/log-writes/fs-bitmap-file.wlog");
+
+    #[test]
+    fn a_log_qemu_wrote_decodes_and_its_cut_is_named() {
+        let e = decode(QEMU_LOG).unwrap_err();
+        assert_eq!(
+            e,
+            LogError::BadEntry {
+                index: 12,
+                nr_entries: 112,
+                why: format!("the log ends at byte {}", QEMU_LOG.len())
+            }
+        );
+        // As it stood after its first flush: the superblock counts two entries.
+        let mut log = QEMU_LOG.to_vec();
+        log[16..24].copy_from_slice(&2u64.to_le_bytes());
+        let l = decode(&log).unwrap();
+        assert_eq!(l.sb.sectorsize, 512);
+        assert_eq!(l.entries.len(), 12);
+        assert_eq!((l.entries[0].sector, l.entries[0].nr_sectors), (0, 8));
+        assert!(l.entries[1].is_flush() && !l.entries[1].after_last_flush);
+        for e in &l.entries[2..] {
+            assert_eq!((e.sector, e.nr_sectors, e.flags), (16520, 8, 0));
+            assert!(e.after_last_flush);
+            // md's bitmap file page: bitmap_super_t's magic first.
+            assert_eq!(&l.data(&log, e)[..4], &0x6d74_6962u32.to_le_bytes());
+        }
+    }
 }
