@@ -35,12 +35,21 @@ fn a_file_bitmap_on_volatile_caches_loses_bits_and_the_guest_confirms_it() {
     let judged = check_figures(&r, "crash_states_judged");
     let states = judged["states"].as_u64().unwrap();
     assert!(judged["crash_points"].as_u64().unwrap() > 0, "{judged}");
-    assert!(states > 0 && judged["writes"].as_u64().unwrap() > 0, "{judged}");
-    assert!(r.checks.iter().any(|c| c.name == "power_loss_confirmed" && c.ok));
+    assert!(
+        states > 0 && judged["writes"].as_u64().unwrap() > 0,
+        "{judged}"
+    );
+    assert!(r
+        .checks
+        .iter()
+        .any(|c| c.name == "power_loss_confirmed" && c.ok));
     let safety = check_figures(&r, "power_loss_safety");
     // The bitmap file's writes carry no PREFLUSH or FUA: states that lose a completed,
     // unflushed bitmap write and keep the data it covers.
-    assert!(safety["durability_states"].as_u64().unwrap() > 0, "{safety}");
+    assert!(
+        safety["durability_states"].as_u64().unwrap() > 0,
+        "{safety}"
+    );
     assert_eq!(safety["states_checked"].as_u64().unwrap(), states);
     assert!(safety["states_per_second"].as_f64().unwrap() > 0.0);
     let first = &safety["violations"][0];
@@ -87,7 +96,10 @@ fn a_file_bitmap_on_volatile_caches_loses_bits_and_the_guest_confirms_it() {
             "chunk {c}: {:?}",
             judged.divergence
         );
-        assert!(!bitmap.is_dirty(0, *c), "chunk {c} is dirty in the written state");
+        assert!(
+            !bitmap.is_dirty(0, *c),
+            "chunk {c} is dirty in the written state"
+        );
     }
 }
 

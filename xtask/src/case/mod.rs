@@ -168,6 +168,21 @@ mod tests {
             "bitmap_lie: {lie: stale, expect: {stale: full_recovery}, crash: {after_time: 3s, throttle: {disk: b, iops_write: 50}}}"
         )
         .contains("bitmap_lie: lies with a bitmap file"));
+        let power = |p: &str| {
+            array(
+                "{disk: fs, chunk: 64K}",
+                &format!("power_loss: {{model: volatile_cache, {p}}}"),
+            )
+        };
+        assert!(power("load_for: 0s").contains("power_loss.load_for"));
+        assert!(power("load_for: 10m").contains("at most a quarter of vm.timeout"));
+        assert!(power("exact_up_to: 17").contains("power_loss.exact_up_to"));
+        assert!(power("samples: 0").contains("power_loss.samples"));
+        assert!(power("known_failure: ' '").contains("power_loss.known_failure"));
+        assert!(
+            power("throttle: {disk: b, iops_write: 0}").contains("power_loss.throttle.iops_write")
+        );
+        assert!(power("throttle: {disk: nope, iops_write: 5}").contains("nope"));
     }
 
     const MATRIX: &str = "description: d\ndisks: [{name: a, size: 64M}, {name: b, size: 64M}, {name: c, size: 64M}, {name: d, size: 64M}, {name: fs, size: 64M}]\narray: {level: 1, members: [a, b, c, d], bitmap: {disk: fs, chunk: 64K}}\ncrash: {after_time: 3s}\n";
