@@ -757,6 +757,10 @@ pub struct PowerLossSpec {
     /// reason (XFAIL; a kernel that passes is an XPASS).
     #[serde(default)]
     pub known_failure: Option<String>,
+    /// `false` runs the same load without recording and judges nothing: what
+    /// `cargo xtask bench` measures the recording's cost against.
+    #[serde(default = "default_true")]
+    pub record: bool,
 }
 
 fn default_exact_up_to() -> u32 {

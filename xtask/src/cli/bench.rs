@@ -31,6 +31,19 @@ struct Figures {
     case_ms: Paths<u64>,
     phases: Vec<PhaseRow>,
     verdicts: Paths<Verdict>,
+    /// For a power-loss case: what the recording costs the load, and what remembering
+    /// chunk judgements saves the judge, on the fast path's recording.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    power_loss: Option<PowerLossFigures>,
+}
+
+#[derive(Debug, Serialize)]
+struct PowerLossFigures {
+    load_mib_per_second_recorded: Option<f64>,
+    load_mib_per_second_unrecorded: Option<f64>,
+    states: u64,
+    states_per_second_remembering: f64,
+    states_per_second_not_remembering: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +118,12 @@ pub fn run(args: BenchArgs) -> Result<u8> {
     };
     let cold_case = case_on(&cold, "cold");
     let fast_case = case_on(&fast, "fast");
+    let power_loss = match &plan.power_loss {
+        Some(p) => Some(power_loss_figures(
+            &fast, plan, p, &run_dir, &events, &fast_case,
+        )?),
+        None => None,
+    };
     let mut phases: Vec<PhaseRow> = cold_case
         .phases
         .iter()
@@ -140,17 +159,73 @@ pub fn run(args: BenchArgs) -> Result<u8> {
             cold: cold_case.verdict,
             fast: fast_case.verdict,
         },
+        power_loss,
     };
     print!("{}", table(&figures));
     write_json(&run_dir.join("bench.json"), &figures)?;
     println!("figures in {}", run_dir.join("bench.json").display());
+    let good = |v: Verdict| matches!(v, Verdict::Pass | Verdict::Xfail | Verdict::Xpass);
     Ok(
-        if figures.verdicts.cold == Verdict::Pass && figures.verdicts.fast == Verdict::Pass {
+        if good(figures.verdicts.cold) && good(figures.verdicts.fast) {
             exit::OK
         } else {
             exit::CASE_FAILED
         },
     )
+}
+
+/// The same load unrecorded, and the fast case's recording judged with and without
+/// remembering chunk judgements.
+fn power_loss_figures(
+    fast: &Bench,
+    plan: &crate::case::Plan,
+    spec: &crate::case::PowerLossSpec,
+    run_dir: &std::path::Path,
+    events: &Events,
+    recorded: &CaseResult,
+) -> Result<PowerLossFigures> {
+    let mut unrecorded_plan = plan.clone();
+    unrecorded_plan.known_failure = None;
+    if let Some(p) = unrecorded_plan.power_loss.as_mut() {
+        p.record = false;
+    }
+    let unrecorded = crate::run::run_case(
+        fast,
+        &unrecorded_plan,
+        &run_dir.join("unrecorded").join(&plan.name),
+        events,
+    );
+    let mib = |r: &CaseResult| {
+        r.figures
+            .get("load_mib_per_second")
+            .and_then(|v| v.as_f64())
+    };
+    let case_dir = run_dir.join("fast").join(&plan.name);
+    let loaded = crate::powercut::files::RecordingFiles::read(&case_dir)?.load(&case_dir)?;
+    let bases: Vec<&std::path::Path> = loaded.bases.iter().map(|b| b.as_path()).collect();
+    let views = crate::powercut::view::DiskViews::open(&loaded.rec, &bases)?;
+    let judge = |remember| {
+        crate::powercut::explore::explore(
+            &loaded.rec,
+            &views,
+            &loaded.layout,
+            spec.model,
+            crate::powercut::explore::Bounds {
+                exact_up_to: spec.exact_up_to,
+                samples: spec.samples,
+                seed: plan.seed,
+                remember,
+            },
+        )
+    };
+    let (with, without) = (judge(true)?, judge(false)?);
+    Ok(PowerLossFigures {
+        load_mib_per_second_recorded: mib(recorded),
+        load_mib_per_second_unrecorded: mib(&unrecorded),
+        states: with.states_checked,
+        states_per_second_remembering: with.states_per_second,
+        states_per_second_not_remembering: without.states_per_second,
+    })
 }
 
 fn median(v: &[u64]) -> u64 {
@@ -201,5 +276,21 @@ fn table(f: &Figures) -> String {
         secs(Some(f.case_ms.fast)),
         ratio(f.case_ms.cold, f.case_ms.fast)
     ));
+    if let Some(p) = &f.power_loss {
+        let mib = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
+        out.push_str(&format!(
+            "{:<36} {:>8} {:>8}\n",
+            "load MiB/s (recorded / not)",
+            mib(p.load_mib_per_second_recorded),
+            mib(p.load_mib_per_second_unrecorded)
+        ));
+        out.push_str(&format!(
+            "{:<36} {:>8.0} {:>8.0} {:>6.1}x\n",
+            format!("states/s of {} (remember / not)", p.states),
+            p.states_per_second_remembering,
+            p.states_per_second_not_remembering,
+            p.states_per_second_remembering / p.states_per_second_not_remembering.max(1e-9)
+        ));
+    }
     out
 }

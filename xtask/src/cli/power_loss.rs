@@ -38,6 +38,7 @@ pub fn judge(a: &JudgeArgs) -> Result<u8> {
         exact_up_to: a.exact_up_to.unwrap_or(spec.exact_up_to).min(16),
         samples: a.samples.unwrap_or(spec.samples).max(1),
         seed: a.seed.unwrap_or(seed),
+        remember: true,
     };
     let model = a.model.unwrap_or(spec.model);
     let report = explore::explore(&loaded.rec, &views, &loaded.layout, model, bounds)?;

@@ -20,6 +20,14 @@ pub struct Bounds {
     /// Beyond it, this many subsets per crash point.
     pub samples: u32,
     pub seed: u64,
+    /// Remember each chunk's judgement per set of surviving writes (off only to measure
+    /// what remembering saves).
+    #[serde(default = "remember")]
+    pub remember: bool,
+}
+
+fn remember() -> bool {
+    true
 }
 
 /// A state that broke the rule, with what a person (or `crash-state`) needs to rebuild
@@ -91,6 +99,7 @@ pub fn explore(
     let started = Instant::now();
     let mut walker = Walker::new(rec, model);
     let mut judge = Judge::new(views, layout);
+    judge.remember = bounds.remember;
     let mut rng = ChaCha8Rng::seed_from_u64(bounds.seed);
     let mut report = Report {
         model,

@@ -136,6 +136,7 @@ fn judged(sim: &Sim, model: DiskModel) -> (Report, Recording, tempfile::TempDir)
         exact_up_to: 10,
         samples: 8,
         seed: 1,
+        remember: true,
     };
     let report = explore(&rec, &views, &layout(), model, bounds).unwrap();
     (report, rec, dir)

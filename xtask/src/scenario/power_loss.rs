@@ -34,6 +34,9 @@ pub fn run(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
     vm.quit(Duration::from_secs(60)).map_err(Failure::Bench)?;
     s.phase("settle and stop");
 
+    if !p.record {
+        return unrecorded_load(s, p);
+    }
     let recorded = s.recorded_disks();
     let bases = copy_bases(s, &recorded).map_err(Failure::Bench)?;
     let logged: Vec<Disk> = s
@@ -85,11 +88,22 @@ pub fn run(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
         exact_up_to: p.exact_up_to,
         samples: p.samples,
         seed: s.plan.seed,
+        remember: true,
     };
     let report = explore::explore(&rec, &views, &layout, p.model, bounds)
         .context("judge the crash states")
         .map_err(Failure::Bench)?;
     write_report(s, &report).map_err(Failure::Bench)?;
+    if !report.violations.is_empty() {
+        s.note_figure(
+            "write_violation",
+            format!(
+                "cargo xtask power-loss write {} --violation N --out DIR  (N from 0 to {}; power-loss.json lists them)",
+                s.case_dir.display(),
+                report.violations.len() - 1
+            ),
+        );
+    }
     s.note_figure("states_per_second", report.states_per_second.round() as u64);
     s.add(check::crash_states_judged(
         report.crash_points,
@@ -136,6 +150,61 @@ pub fn run(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
         summary,
     ));
     s.verdict()
+}
+
+/// The same boot and load with the disks as they are, nothing recorded: the throughput
+/// the recording is measured against.
+fn unrecorded_load(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
+    let disks: Vec<Disk> = s
+        .disks
+        .iter()
+        .map(|d| Disk {
+            write_cache: p.model == DiskModel::VolatileCache,
+            ..d.clone()
+        })
+        .collect();
+    let mut vm = s.boot_with(2, disks)?;
+    s.phase("boot 2 (unrecorded)");
+    s.mount_bitmap_fs(&mut vm)?;
+    s.assemble_array(&mut vm, &s.members())?;
+    s.wait_in_sync(&mut vm, Duration::from_secs(60))?;
+    s.phase("assemble (unrecorded)");
+    load(s, &mut vm, p)?;
+    s.phase("unrecorded load");
+    vm.kill().map_err(Failure::Bench)?;
+    s.verdict()
+}
+
+/// The case's load for its time, from a trace marker on; the writers must not end first.
+/// Records the throughput.
+fn load(s: &mut Scenario, vm: &mut Vm, p: &PowerLossSpec) -> Result<(), Failure> {
+    if let Some(t) = &p.throttle {
+        s.throttle(vm, t)?;
+    }
+    s.sh(
+        vm,
+        &format!(
+            "echo '{}' > /sys/kernel/tracing/trace_marker",
+            files::LOAD_MARK
+        ),
+        10,
+    )?;
+    let load_for = p.load_for.unwrap_or(Duration::from_secs(3));
+    let workload = s.spawn_workload(vm, &p.workload, "")?;
+    let exited = guest::wait(vm, workload, load_for)
+        .map_err(Failure::Bench)?
+        .map(|out| (out.status, out.stderr));
+    s.add(check::writers_alive(exited.clone()));
+    if exited.is_none() {
+        s.stop_workload(vm, workload)?;
+    }
+    let written = s.md_written(vm)?;
+    s.note_figure("load_seconds", load_for.as_secs_f64());
+    s.note_figure(
+        "load_mib_per_second",
+        (written as f64 / (1 << 20) as f64 / load_for.as_secs_f64() * 10.0).round() / 10.0,
+    );
+    Ok(())
 }
 
 impl Scenario<'_, '_> {
@@ -210,33 +279,7 @@ fn record_load(
     s.assemble_array(vm, &s.members())?;
     s.wait_in_sync(vm, Duration::from_secs(60))?;
     s.phase("assemble (recorded)");
-    if let Some(t) = &p.throttle {
-        s.throttle(vm, t)?;
-    }
-    s.sh(
-        vm,
-        &format!(
-            "echo '{}' > /sys/kernel/tracing/trace_marker",
-            files::LOAD_MARK
-        ),
-        10,
-    )?;
-    let load_for = p.load_for.unwrap_or(Duration::from_secs(3));
-    let workload = s.spawn_workload(vm, &p.workload, "")?;
-    // The load runs its time unless the writers end first, which they must not.
-    let exited = guest::wait(vm, workload, load_for)
-        .map_err(Failure::Bench)?
-        .map(|out| (out.status, out.stderr));
-    s.add(check::writers_alive(exited.clone()));
-    if exited.is_none() {
-        s.stop_workload(vm, workload)?;
-    }
-    let written = s.md_written(vm)?;
-    s.note_figure("load_seconds", load_for.as_secs_f64());
-    s.note_figure(
-        "load_mib_per_second",
-        (written as f64 / (1 << 20) as f64 / load_for.as_secs_f64() * 10.0).round() / 10.0,
-    );
+    load(s, vm, p)?;
     s.phase("recorded load");
     if p.clearing {
         let b = s.guest_bitmap(vm).map_err(Failure::Bench)?;
