@@ -7,24 +7,16 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 use xtask::result::Verdict;
 
 /// `cargo xtask examine` on the lying file and the member it was handed with: the exit
 /// status and what it printed.
 fn examine(case: &std::path::Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("examine")
-        .arg(case.join("bitmap-lie.bin"))
-        .arg(case.join("member-head-at-lie.img"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    xtask_cli(&[
+        "examine".as_ref(),
+        case.join("bitmap-lie.bin").as_os_str(),
+        case.join("member-head-at-lie.img").as_os_str(),
+    ])
 }
 
 /// Runs one lie; asserts md's outcome, the recovery, and what `examine` says of the kept

@@ -7,23 +7,9 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 use xtask::ondisk::bitmap::Bitmap;
 use xtask::ondisk::{ext4, redundancy};
 use xtask::result::Verdict;
-
-fn xtask(args: &[&std::ffi::OsStr]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
 
 #[test]
 fn a_file_bitmap_on_volatile_caches_loses_bits_and_the_guest_confirms_it() {
@@ -62,7 +48,7 @@ fn a_file_bitmap_on_volatile_caches_loses_bits_and_the_guest_confirms_it() {
 
     // The kept recording, judged again with the case's seed: the same states.
     let case = dir.path().join(&plan.name);
-    let (status, text) = xtask(&["power-loss".as_ref(), "judge".as_ref(), case.as_os_str()]);
+    let (status, text) = xtask_cli(&["power-loss".as_ref(), "judge".as_ref(), case.as_os_str()]);
     assert_eq!(status, 1, "{text}");
     assert!(
         text.contains(&format!("{states} states judged")),
@@ -72,7 +58,7 @@ fn a_file_bitmap_on_volatile_caches_loses_bits_and_the_guest_confirms_it() {
     // The first violating state as images: the members differ in its uncovered chunks,
     // whose bits the bitmap file in fs.img does not have.
     let out = dir.path().join("state");
-    let (status, text) = xtask(&[
+    let (status, text) = xtask_cli(&[
         "power-loss".as_ref(),
         "write".as_ref(),
         case.as_os_str(),

@@ -5,6 +5,20 @@ use super::Scenario;
 use crate::case::ThrottleSpec;
 use crate::result::Failure;
 use crate::vm::{Disk, Vm};
+use anyhow::Context;
+use std::path::Path;
+
+/// Copies a disk image sparsely (reflinked where the filesystem can).
+pub fn copy_image(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let st = std::process::Command::new("cp")
+        .args(["--sparse=always", "--reflink=auto"])
+        .arg(from)
+        .arg(to)
+        .status()
+        .context("run cp")?;
+    anyhow::ensure!(st.success(), "copy {} to {}", from.display(), to.display());
+    Ok(())
+}
 
 impl Scenario<'_, '_> {
     /// Slows one disk's writes with QMP `block_set_io_throttle`.

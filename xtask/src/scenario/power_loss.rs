@@ -237,13 +237,7 @@ fn copy_bases(s: &Scenario, recorded: &[String]) -> anyhow::Result<Vec<PathBuf>>
         .map(|name| {
             let from = s.image(name);
             let to = base_path(&from);
-            let st = std::process::Command::new("cp")
-                .args(["--sparse=always", "--reflink=auto"])
-                .arg(&from)
-                .arg(&to)
-                .status()
-                .context("run cp")?;
-            anyhow::ensure!(st.success(), "copy {} to {}", from.display(), to.display());
+            super::disks::copy_image(&from, &to)?;
             Ok(to)
         })
         .collect()

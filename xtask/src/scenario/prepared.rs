@@ -11,7 +11,7 @@ use crate::result::events::Events;
 use crate::result::record::Record;
 use crate::result::{CaseResult, Failure};
 use crate::vm::{Disk, Vm};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -106,13 +106,7 @@ impl Scenario<'_, '_> {
         for name in names {
             let from = images.join(format!("{name}.img"));
             let to = self.image(name);
-            let st = std::process::Command::new("cp")
-                .args(["--sparse=always", "--reflink=auto"])
-                .arg(&from)
-                .arg(&to)
-                .status()
-                .context("run cp")?;
-            anyhow::ensure!(st.success(), "copy {} to {}", from.display(), to.display());
+            super::disks::copy_image(&from, &to)?;
         }
         Ok(())
     }

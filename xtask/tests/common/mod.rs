@@ -40,6 +40,20 @@ pub fn plan_variant(name: &str, variant: &str, seed: u64) -> Plan {
         .unwrap_or_else(|| panic!("{name} has no combination {variant}"))
 }
 
+/// `cargo xtask ARGS...` (the built binary): its exit status and what it printed.
+pub fn xtask_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
 /// Runs `plan` into a temporary results directory, kept on disk for the assertions.
 pub fn run(plan: &Plan) -> (CaseResult, tempfile::TempDir) {
     let dir = tempfile::Builder::new()
