@@ -112,7 +112,7 @@ pub fn run(args: BenchArgs) -> Result<u8> {
     }
     drop(disks_dir);
 
-    let events = Events::new(vec![Box::new(ResultFiles)]);
+    let events = Events::new(vec![Box::<ResultFiles>::default()]);
     let case_on = |b: &Bench, path: &str| -> CaseResult {
         crate::run::run_case(b, plan, &run_dir.join(path).join(&plan.name), &events)
     };

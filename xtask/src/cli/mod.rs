@@ -21,7 +21,7 @@ use std::path::Path;
 /// terminal shows is already on disk, then `screen`.
 fn reporters(screen: Box<dyn Reporter>) -> Events {
     Events::new(vec![
-        Box::new(ResultFiles),
+        Box::<ResultFiles>::default(),
         Box::new(Ktap::file()),
         Box::<JunitFile>::default(),
         screen,

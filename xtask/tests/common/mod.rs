@@ -67,8 +67,9 @@ pub fn run(plan: &Plan) -> (CaseResult, tempfile::TempDir) {
 /// Runs `plan` on `bench` into `case_dir`, with its result files written as a run writes
 /// them.
 pub fn run_on(bench: &Bench, plan: &Plan, case_dir: &Path) -> CaseResult {
-    let events =
-        xtask::result::events::Events::new(vec![Box::new(xtask::report::files::ResultFiles)]);
+    let events = xtask::result::events::Events::new(vec![
+        Box::<xtask::report::files::ResultFiles>::default(),
+    ]);
     xtask::run::run_case(bench, plan, case_dir, &events)
 }
 
