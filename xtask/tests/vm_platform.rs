@@ -206,3 +206,79 @@ fn a_given_bzimage_and_modules_tree_run_the_smoke_case() {
         r.replay
     );
 }
+
+/// A copy of `from` (a modules tree of `.ko.xz` files) where md's modules are `.ko.zst`
+/// and the block and XFS drivers `.ko.gz`, as Fedora, Arch and Ubuntu ship them; the rest
+/// stay links to the originals.
+fn recompressed_modules(from: &std::path::Path, to: &std::path::Path) -> (usize, usize) {
+    use std::io::Write;
+    let (mut zst, mut gz) = (0, 0);
+    std::fs::create_dir_all(to).unwrap();
+    let mut stack = vec![from.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(from).unwrap();
+            let dest = to.join(rel);
+            if path.is_dir() {
+                std::fs::create_dir_all(&dest).unwrap();
+                stack.push(path);
+                continue;
+            }
+            let name = path.to_string_lossy().into_owned();
+            let md = name.contains("/drivers/md/");
+            let other = name.contains("/drivers/block/") || name.contains("/fs/xfs/");
+            match name.strip_suffix(".ko.xz") {
+                Some(stem) if md || other => {
+                    let elf = xtask::image::modules::decompress(&path).unwrap();
+                    let stem = to.join(std::path::Path::new(stem).strip_prefix(from).unwrap());
+                    if md {
+                        let packed = ruzstd::encoding::compress_to_vec(
+                            elf.as_slice(),
+                            ruzstd::encoding::CompressionLevel::Fastest,
+                        );
+                        std::fs::write(format!("{}.ko.zst", stem.display()), packed).unwrap();
+                        zst += 1;
+                    } else {
+                        let mut enc =
+                            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                        enc.write_all(&elf).unwrap();
+                        std::fs::write(format!("{}.ko.gz", stem.display()), enc.finish().unwrap())
+                            .unwrap();
+                        gz += 1;
+                    }
+                }
+                _ => std::os::unix::fs::symlink(&path, &dest).unwrap(),
+            }
+        }
+    }
+    (zst, gz)
+}
+
+#[test]
+fn a_modules_tree_of_zstd_and_gzip_modules_runs_the_smoke_case() {
+    let debian = bench();
+    let modules = debian
+        .kernel
+        .modules
+        .clone()
+        .expect("Debian's kernel is modular");
+    let tree = tempfile::tempdir().unwrap();
+    let to = tree.path().join(modules.file_name().unwrap());
+    let (zst, gz) = recompressed_modules(&modules, &to);
+    assert!(zst > 5 && gz > 2, "{zst} .ko.zst and {gz} .ko.gz modules");
+    let opts = xtask::bench::Options {
+        kernel: xtask::kernel::KernelSpec::BzImage {
+            path: debian.kernel.vmlinuz.clone(),
+            modules: Some(to),
+        },
+        accel: Some(debian.accel),
+        install: false,
+        restore: true,
+    };
+    let given = xtask::bench::Bench::prepare(&opts).unwrap();
+    let plan = plan_file("smoke", 7);
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_on(&given, &plan, &dir.path().join("smoke"));
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reason);
+}

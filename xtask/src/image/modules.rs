@@ -154,14 +154,29 @@ pub fn decompress(file: &Path) -> Result<Vec<u8>> {
     if name.ends_with(".ko") {
         return Ok(raw);
     }
+    use std::io::Read;
+    let mut out = Vec::new();
     if name.ends_with(".ko.xz") {
-        let mut out = Vec::new();
         lzma_rs::xz_decompress(&mut raw.as_slice(), &mut out)
             .map_err(|e| anyhow::anyhow!("decompress {}: {e:?}", file.display()))?;
         return Ok(out);
     }
+    // Fedora, Arch and Ubuntu trees (`CONFIG_MODULE_COMPRESS_ZSTD`, `_GZIP`).
+    if name.ends_with(".ko.zst") {
+        ruzstd::decoding::StreamingDecoder::new(raw.as_slice())
+            .map_err(|e| anyhow::anyhow!("decompress {}: {e}", file.display()))?
+            .read_to_end(&mut out)
+            .with_context(|| format!("decompress {}", file.display()))?;
+        return Ok(out);
+    }
+    if name.ends_with(".ko.gz") {
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .with_context(|| format!("decompress {}", file.display()))?;
+        return Ok(out);
+    }
     bail!(
-        "{}: unsupported module compression (the bench reads .ko and .ko.xz)",
+        "{}: unsupported module compression (the bench reads .ko, .ko.xz, .ko.zst and .ko.gz)",
         file.display()
     )
 }
@@ -231,6 +246,39 @@ mod tests {
             depends: depends.iter().map(|d| normalize(d)).collect(),
             aliases: vec![format!("md-{name}")],
         }
+    }
+
+    #[test]
+    fn zstd_and_gzip_modules_decompress_and_others_are_named() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let elf: Vec<u8> = (0..5000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let zst = dir.path().join("raid1.ko.zst");
+        std::fs::write(
+            &zst,
+            ruzstd::encoding::compress_to_vec(
+                elf.as_slice(),
+                ruzstd::encoding::CompressionLevel::Fastest,
+            ),
+        )
+        .unwrap();
+        assert_eq!(decompress(&zst).unwrap(), elf);
+        let gz = dir.path().join("md-mod.ko.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&elf).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        assert_eq!(decompress(&gz).unwrap(), elf);
+        std::fs::write(dir.path().join("bad.ko.zst"), b"not zstd").unwrap();
+        let e = decompress(&dir.path().join("bad.ko.zst")).unwrap_err();
+        assert!(format!("{e:#}").contains("bad.ko.zst"), "{e:#}");
+        std::fs::write(dir.path().join("x.ko.lz4"), b"").unwrap();
+        let e = decompress(&dir.path().join("x.ko.lz4")).unwrap_err();
+        assert!(
+            e.to_string().contains("unsupported module compression"),
+            "{e}"
+        );
+        assert_eq!(module_name("raid1.ko.zst"), Some("raid1"));
+        assert_eq!(module_name("md-mod.ko.gz"), Some("md-mod"));
     }
 
     #[test]
