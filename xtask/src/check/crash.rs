@@ -54,6 +54,8 @@ pub fn safety(divergent: &[u64], dirty: &BTreeSet<u64>, chunks: u64, bytes_compa
             "chunks": chunks,
             "uncovered_chunks": uncovered,
             "bytes_compared": bytes_compared,
+            "divergent": divergent,
+            "dirty": dirty,
         }),
     }
 }

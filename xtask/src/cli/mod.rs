@@ -12,18 +12,20 @@ pub mod run;
 pub mod setup;
 
 use crate::report::files::ResultFiles;
+use crate::report::html::HtmlFile;
 use crate::report::junit::JunitFile;
 use crate::report::ktap::Ktap;
 use crate::result::events::{Events, Reporter};
 use std::path::Path;
 
-/// The reporters of a run: the result files first (JSON, KTAP, JUnit), so that what the
+/// The reporters of a run: the result files first (JSON, KTAP, JUnit, HTML), so that what the
 /// terminal shows is already on disk, then `screen`.
 fn reporters(screen: Box<dyn Reporter>) -> Events {
     Events::new(vec![
         Box::<ResultFiles>::default(),
         Box::new(Ktap::file()),
         Box::<JunitFile>::default(),
+        Box::<HtmlFile>::default(),
         screen,
     ])
 }

@@ -3,16 +3,13 @@
 //! an error, a SKIP skipped, each with the reason and the replay command, and the tail of
 //! the case's consoles as system-out.
 
+use super::consoles::CaseDirs;
 use crate::result::events::{Event, Reporter};
 use crate::result::{CaseResult, Verdict};
 use anyhow::{Context, Result};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// The console lines a testcase carries.
-const CONSOLE_TAIL: usize = 40;
 
 /// The XML for `results`, each with the console tail its case left (`consoles`, in the
 /// same order; empty where none).
@@ -69,50 +66,18 @@ pub fn render(results: &[CaseResult], consoles: &[String]) -> Result<String> {
     report.to_string().context("serialize the JUnit report")
 }
 
-/// The last lines of every console a case left, boot by boot.
-fn console_tail(dir: &Path) -> String {
-    let mut out = String::new();
-    for log in crate::run::console_logs(dir) {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(CONSOLE_TAIL);
-        out.push_str(&format!(
-            "==> {} <==\n",
-            log.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        for l in &lines[from..] {
-            out.push_str(l);
-            out.push('\n');
-        }
-    }
-    out
-}
-
 /// Writes `junit.xml` into the run's directory when the run ends.
 #[derive(Default)]
 pub struct JunitFile {
-    /// Each case's directory, by name and seed, as the cases end.
-    dirs: BTreeMap<(String, u64), PathBuf>,
+    dirs: CaseDirs,
 }
 
 impl Reporter for JunitFile {
     fn report(&mut self, event: &Event) -> Result<()> {
+        self.dirs.note(event);
         match event {
-            Event::CaseEnded { dir, result, .. } => {
-                self.dirs
-                    .insert((result.case.clone(), result.seed), dir.to_path_buf());
-                Ok(())
-            }
             Event::RunEnded { run_dir, results } => {
-                let consoles: Vec<String> = results
-                    .iter()
-                    .map(|r| {
-                        self.dirs
-                            .get(&(r.case.clone(), r.seed))
-                            .map(|d| console_tail(d))
-                            .unwrap_or_default()
-                    })
-                    .collect();
+                let consoles = self.dirs.console_tails(results);
                 let path = run_dir.join("junit.xml");
                 std::fs::write(&path, render(results, &consoles)?)
                     .with_context(|| format!("write {}", path.display()))

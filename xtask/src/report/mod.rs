@@ -2,7 +2,9 @@
 //! files, and the comparison of two kernels.
 
 pub mod compare;
+pub mod consoles;
 pub mod files;
+pub mod html;
 pub mod junit;
 pub mod ktap;
 pub mod terminal;
