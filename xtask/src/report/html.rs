@@ -126,7 +126,8 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-
 .legend span.cell{width:10px;height:10px;display:inline-block;margin:0 3px 0 10px}
 .timeline{display:flex;max-width:1040px;height:18px;margin:4px 0}
 .timeline span{overflow:hidden;white-space:nowrap;font-size:11px;color:#fff;padding-left:2px;border-right:1px solid #fff}
-pre{background:#f4f4f4;padding:6px;max-height:24em;overflow:auto;font-size:12px}";
+pre{background:#f4f4f4;padding:6px;max-height:24em;overflow:auto;font-size:12px}
+.reason{white-space:pre-wrap}";
 
 /// The page for a run's `results`, each with its consoles' tail.
 pub fn render(title: &str, results: &[CaseResult], consoles: &[String]) -> String {
