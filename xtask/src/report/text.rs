@@ -22,6 +22,25 @@ pub fn kernel_line(bench: &Bench) -> String {
     )
 }
 
+/// The line a log (not a terminal) gets when a case starts: `[3/35] START name`.
+pub fn start_line(done: usize, total: usize, case: &str) -> String {
+    format!("[{done}/{total}] START {case}")
+}
+
+/// The line a log gets when one of a case's phases ends.
+pub fn phase_line(case: &str, phase: &str, ms: u64, elapsed_ms: u64) -> String {
+    format!(
+        "      {case}: {phase} {:.1}s (at {:.1}s)",
+        ms as f64 / 1000.0,
+        elapsed_ms as f64 / 1000.0
+    )
+}
+
+/// A running case's live row: its name, what it did last, how long it has run.
+pub fn live_row(case: &str, last: &str) -> String {
+    format!("{case:<40} {last}")
+}
+
 /// The line printed when a case ends.
 pub fn case_line(r: &CaseResult) -> String {
     let boot = r
@@ -123,6 +142,16 @@ pub fn flaky(results: &[CaseResult]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_lines_say_which_case_started_and_which_phase_ended_when() {
+        assert_eq!(start_line(2, 35, "smoke"), "[2/35] START smoke");
+        assert_eq!(
+            phase_line("smoke", "boot 1", 1234, 5678),
+            "      smoke: boot 1 1.2s (at 5.7s)"
+        );
+        assert!(live_row("smoke", "boot 1").starts_with("smoke "));
+    }
+
     use super::*;
     use crate::result::tests::result;
 
