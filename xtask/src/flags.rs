@@ -188,6 +188,20 @@ pub struct Selection {
     /// Leave out the cases this name or glob selects (repeatable).
     #[arg(long, value_name = "NAME|GLOB")]
     pub exclude: Vec<String>,
+    /// Only share I of N of the selected cases (by a hash of each name): N CI jobs with
+    /// `--partition 1/N` ... `N/N` run every case once.
+    #[arg(long, value_name = "I/N", value_parser = parse_partition)]
+    pub partition: Option<(u32, u32)>,
+}
+
+fn parse_partition(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{s:?}: give I/N with 1 <= I <= N, e.g. 2/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 impl Selection {
@@ -195,6 +209,7 @@ impl Selection {
         xtask::case::select::Filters {
             include: self.filters.clone(),
             exclude: self.exclude.clone(),
+            partition: self.partition,
         }
     }
 }

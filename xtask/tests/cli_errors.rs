@@ -142,3 +142,30 @@ fn a_case_filter_is_an_exact_name_or_a_glob_and_one_that_selects_nothing_is_name
         ["crash-levels@raid6-n4-file", "raid1-file-bitmap-crash"]
     );
 }
+
+#[test]
+fn a_partition_outside_its_count_is_a_usage_error_and_the_shares_list_every_case_once() {
+    let (code, err) = xtask(&["run", "--list", "--partition", "4/3"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("give I/N with 1 <= I <= N"), "{err}");
+    let list = |args: &[&str]| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect()
+    };
+    let all = list(&["run", "--list"]);
+    let mut shares: Vec<String> = ["1/2", "2/2"]
+        .iter()
+        .flat_map(|p| list(&["run", "--list", "--partition", p]))
+        .collect();
+    shares.sort();
+    let mut want = all.clone();
+    want.sort();
+    assert_eq!(shares, want);
+}

@@ -108,19 +108,79 @@ pub fn plans(
     if loaded.is_empty() {
         bail!("--exclude left no case to run");
     }
+    let selected = loaded.len();
+    let loaded = match filters.partition {
+        Some((i, n)) => {
+            let share = partition(loaded, i, n);
+            if share.is_empty() {
+                bail!("--partition {i}/{n} holds none of the {selected} cases selected");
+            }
+            share
+        }
+        None => loaded,
+    };
     Ok(repeat(&loaded, repeat_n, seed))
 }
 
-/// `--case` and `--exclude`.
+/// Share `i` (from 1) of `n` of the plans: each case lands in the share its name hashes
+/// to, so a CI matrix of `n` jobs runs every case once, and a case stays in its share
+/// whatever else is selected.
+pub fn partition(plans: Vec<Plan>, i: u32, n: u32) -> Vec<Plan> {
+    use sha2::{Digest, Sha256};
+    plans
+        .into_iter()
+        .filter(|p| {
+            let h = Sha256::digest(p.name.as_bytes());
+            let v = u64::from_le_bytes(h[..8].try_into().expect("8 bytes"));
+            v % u64::from(n) == u64::from(i - 1)
+        })
+        .collect()
+}
+
+/// `--case`, `--exclude` and `--partition`.
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// `(i, n)`: share `i` of `n`, 1 <= i <= n.
+    pub partition: Option<(u32, u32)>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_are_disjoint_cover_everything_and_keep_a_case_in_its_share() {
+        let all: Vec<String> = (0..40).map(|i| format!("case-{i}")).collect();
+        let names: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+        let mut seen = Vec::new();
+        for i in 1..=3 {
+            let share = partition(plans(&names), i, 3);
+            assert!(
+                !share.is_empty() && share.len() < 40,
+                "share {i}: {}",
+                share.len()
+            );
+            seen.extend(share.into_iter().map(|p| p.name));
+        }
+        seen.sort();
+        let mut want = all.clone();
+        want.sort();
+        assert_eq!(seen, want, "every case in exactly one share");
+        // The same case lands in the same share when fewer are selected.
+        let alone = partition(plans(&["case-7"]), 1, 3).len()
+            + partition(plans(&["case-7"]), 2, 3).len() * 2
+            + partition(plans(&["case-7"]), 3, 3).len() * 3;
+        let among = (1..=3)
+            .find(|&i| {
+                partition(plans(&names), i, 3)
+                    .iter()
+                    .any(|p| p.name == "case-7")
+            })
+            .unwrap() as usize;
+        assert_eq!(alone, among);
+    }
 
     fn plans(names: &[&str]) -> Vec<Plan> {
         names

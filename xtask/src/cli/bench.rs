@@ -64,6 +64,7 @@ pub fn run(args: BenchArgs) -> Result<u8> {
     let filters = crate::case::select::Filters {
         include: vec![args.case.clone()],
         exclude: vec![],
+        partition: None,
     };
     let plans = crate::case::select::plans(&project, &[], &filters, Some(args.seed), 1)?;
     let plan = plans.first().context("no case selected")?;
