@@ -86,6 +86,22 @@ pub enum Cmd {
     /// A power-loss case's recording, judged again or one of its crash states written out.
     #[command(subcommand)]
     PowerLoss(PowerLossCmd),
+    /// Reports of a finished run, for other systems.
+    #[command(subcommand)]
+    Report(ReportCmd),
+}
+
+#[derive(Subcommand)]
+pub enum ReportCmd {
+    /// The run as KCIDB JSON (schema 5.3): a checkout and a build per kernel, a test per
+    /// case and per check.
+    Kcidb {
+        /// The run's directory (`results/<run>`).
+        run: PathBuf,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]

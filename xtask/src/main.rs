@@ -130,6 +130,9 @@ fn main() -> ExitCode {
                 seed: j.seed,
             })
         }
+        flags::Cmd::Report(flags::ReportCmd::Kcidb { run, out }) => {
+            xtask::cli::report::kcidb(&run, out.as_deref())
+        }
         flags::Cmd::PowerLoss(flags::PowerLossCmd::Write(w)) => {
             xtask::cli::power_loss::write(&w.case_dir, w.violation, &w.out)
         }

@@ -8,6 +8,7 @@ pub mod examine;
 pub mod exec;
 pub mod kernel_build;
 pub mod power_loss;
+pub mod report;
 pub mod run;
 pub mod setup;
 

@@ -6,6 +6,7 @@ pub mod consoles;
 pub mod files;
 pub mod html;
 pub mod junit;
+pub mod kcidb;
 pub mod ktap;
 pub mod terminal;
 pub mod text;
