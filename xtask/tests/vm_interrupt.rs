@@ -1,5 +1,6 @@
 //! Ctrl-C in the middle of `cargo xtask run`: exit status 130, the running case's disk
-//! images gone, its plan and results kept, and its QEMU gone with the bench.
+//! images gone, its plan and results kept, and its QEMU gone with the bench. A SIGKILL
+//! cannot clean up: the next run sweeps what it left.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -137,4 +138,117 @@ fn interrupted_by(signal: i32, code: i32) {
                 .then_some(())
         },
     );
+}
+
+/// Starts the bench on a case that waits, until its guest is up; returns the child.
+fn start_waiting_run(case: &Path, results: &Path, tmp: &Path) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .env("TMPDIR", tmp)
+        .args(["run", case.to_str().unwrap(), "--no-install", "--results"])
+        .arg(results)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    poll(
+        Duration::from_secs(600),
+        || "no booted guest".into(),
+        || {
+            let booted = find(results, 2, &|p| p.ends_with("result.json"))
+                .iter()
+                .any(|r| {
+                    std::fs::read_to_string(r)
+                        .is_ok_and(|t| t.contains("\"boot_ms\"") && !t.contains("\"boot_ms\": []"))
+                });
+            (booted && !qemu_children(child.id()).is_empty()).then_some(())
+        },
+    );
+    child
+}
+
+#[test]
+fn what_a_sigkill_leaves_the_next_run_sweeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("long.yaml");
+    std::fs::write(
+        &case,
+        "description: a guest that waits\ndisks: [{name: d, size: 64MiB}]\nsteps:\n  - run: {cmd: 'sleep 600', timeout: 15m}\n",
+    )
+    .unwrap();
+    let quick = dir.path().join("quick.yaml");
+    std::fs::write(
+        &quick,
+        "description: d\ndisks: []\nsteps:\n  - run: 'true'\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut child = start_waiting_run(&case, &results, &tmp);
+    let qemu = qemu_children(child.id());
+    let pid = child.id();
+    child.kill().unwrap(); // SIGKILL: no handler runs
+    child.wait().unwrap();
+    poll(
+        Duration::from_secs(30),
+        || "QEMU outlived the SIGKILLed bench".into(),
+        || {
+            qemu.iter()
+                .all(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| {
+                        s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z'))
+                    })
+                })
+                .then_some(())
+        },
+    );
+    let is_disks = |p: &Path| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("disks-"))
+    };
+    let mine = |p: &Path| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&format!("mdbb-{pid}-")))
+    };
+    // What the kill left: the disks, the VM's socket directory, a case still running.
+    assert_eq!(find(&results, 2, &is_disks).len(), 1);
+    assert_eq!(find(&tmp, 0, &mine).len(), 1);
+    let result = find(&results, 2, &|p| p.ends_with("result.json"))[0].clone();
+    let verdict = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap()["verdict"]
+            .clone()
+    };
+    assert_eq!(verdict(&result), "running");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .env("TMPDIR", &tmp)
+        .args(["run", quick.to_str().unwrap(), "--no-install", "--results"])
+        .arg(&results)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("swept what killed runs left: 1 running cases marked interrupted"),
+        "{stderr}"
+    );
+    assert!(
+        find(&results, 2, &is_disks).is_empty(),
+        "the killed case's disks stay"
+    );
+    assert!(
+        find(&tmp, 0, &mine).is_empty(),
+        "the killed run's sockets stay"
+    );
+    assert_eq!(verdict(&result), "interrupted");
+    assert!(
+        find(&results, 1, &|p| p.ends_with("owner")).is_empty(),
+        "an owner file outlived its run"
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "temporary directories left: {left:?}");
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 pub fn run(opts: &Options, cmd: &str) -> Result<u8> {
     let bench = Bench::prepare(opts)?;
-    let dir = tempfile::Builder::new().prefix("mdbb-exec-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix(&crate::host::owner::temp_prefix("exec-"))
+        .tempdir()?;
     let cfg = bench.vm_config(512, 2, vec![], dir.path().join("console.log"));
     let mut vm = bench.boot(&cfg)?;
     eprintln!(

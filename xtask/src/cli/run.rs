@@ -43,6 +43,14 @@ pub fn run(args: RunArgs) -> Result<u8> {
     }
     let bench = Bench::prepare(&args.bench)?;
     let results_root = args.results.unwrap_or_else(|| project.join("results"));
+    let killed = crate::run::interrupt::sweep_killed_runs(&results_root);
+    let temp = crate::host::owner::sweep_temp(&std::env::temp_dir());
+    if killed + temp.len() > 0 {
+        eprintln!(
+            "note: swept what killed runs left: {killed} running cases marked interrupted (their disks removed), {} temporary directories",
+            temp.len()
+        );
+    }
     let run_dir = new_run_dir(&results_root)?;
     super::on_interrupt(&run_dir)?;
     let jobs = args

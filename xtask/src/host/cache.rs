@@ -63,8 +63,21 @@ impl Cache {
         if done.exists() {
             return Ok(done);
         }
+        // Partial entries of builders that were killed: theirs is the pid in the name.
+        let partial = format!(".{key}.partial-");
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name
+                .strip_prefix(&partial)
+                .and_then(|r| r.split('-').next())
+            {
+                if !super::owner::alive(pid) {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{key}.partial-"))
+            .prefix(&format!("{partial}{}-", std::process::id()))
             .tempdir_in(&dir)
             .with_context(|| format!("create a temporary directory in {}", dir.display()))?;
         // A signal mid-build removes the partial entry too.

@@ -3,6 +3,7 @@
 
 mod accel;
 pub mod cache;
+pub mod owner;
 pub mod scratch;
 
 pub use accel::{pick_accel, Accel};

@@ -35,7 +35,9 @@ impl FileMap {
 /// Where `path`'s blocks lie in the ext4 `image`.
 pub fn locate(image: &Path, path: &str) -> Result<FileMap> {
     let sh = Shell::new()?;
-    let tmp = tempfile::Builder::new().prefix("mdbb-ext4-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&crate::host::owner::temp_prefix("ext4-"))
+        .tempdir()?;
     let _registered = crate::host::scratch::register(tmp.path());
     let copy = tmp.path().join("fs.img");
     cmd!(sh, "cp --sparse=always {image} {copy}")

@@ -130,10 +130,13 @@ impl Reporter for ResultFiles {
             Event::CaseProgress { dir, result, .. } | Event::CaseEnded { dir, result, .. } => {
                 write_json(&dir.join("result.json"), result)
             }
-            Event::RunEnded { run_dir, results } => match &self.run {
-                Some(run) => write_json(&run_dir.join("summary.json"), &run.summary(results)),
-                None => Ok(()),
-            },
+            Event::RunEnded { run_dir, results } => {
+                let _ = std::fs::remove_file(run_dir.join(OWNER));
+                match &self.run {
+                    Some(run) => write_json(&run_dir.join("summary.json"), &run.summary(results)),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -153,7 +156,10 @@ fn keep_kernel_files(bench: &Bench, run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A new directory under `root` named for the time the run started.
+/// The file in a run directory that names the process running it, until it ends.
+pub const OWNER: &str = "owner";
+
+/// A new directory under `root` named for the time the run started, with its owner.
 pub fn new_run_dir(root: &Path) -> Result<PathBuf> {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
@@ -165,7 +171,12 @@ pub fn new_run_dir(root: &Path) -> Result<PathBuf> {
             format!("{stamp}.{n}")
         });
         match std::fs::create_dir_all(root).and_then(|_| std::fs::create_dir(&dir)) {
-            Ok(()) => return Ok(dir),
+            Ok(()) => {
+                // Who runs it, for the sweep of a run that was SIGKILLed.
+                std::fs::write(dir.join(OWNER), crate::host::owner::me())
+                    .with_context(|| format!("write {}", dir.join(OWNER).display()))?;
+                return Ok(dir);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e).with_context(|| format!("create {}", dir.display())),
         }

@@ -56,9 +56,62 @@ pub fn install(removed: impl Fn(usize) + Send + 'static) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a SIGKILLed run left in `results`, swept by the next run: every run directory
+/// whose owner is gone (`report::files::OWNER`) gets its running cases marked
+/// `interrupted` and their disk images removed. Returns the cases swept.
+pub fn sweep_killed_runs(results: &Path) -> usize {
+    let mut swept = 0;
+    for run in std::fs::read_dir(results).into_iter().flatten().flatten() {
+        let owner_file = run.path().join(crate::report::files::OWNER);
+        let Ok(owner) = std::fs::read_to_string(&owner_file) else {
+            continue;
+        };
+        if crate::host::owner::alive(&owner) {
+            continue;
+        }
+        for case in std::fs::read_dir(run.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let result = case.path().join("result.json");
+            let running = std::fs::read(&result)
+                .ok()
+                .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+                .is_some_and(|v| v["verdict"] == "running");
+            if !running {
+                continue;
+            }
+            for d in std::fs::read_dir(case.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if d.file_name().to_string_lossy().starts_with("disks-") {
+                    let _ = std::fs::remove_dir_all(d.path());
+                }
+            }
+            mark(
+                &case.path(),
+                &format!(
+                    "the run was killed (its process, {}, is gone); swept by a later run",
+                    owner.split_whitespace().next().unwrap_or("?")
+                ),
+            );
+            swept += 1;
+        }
+        let _ = std::fs::remove_file(&owner_file);
+    }
+    swept
+}
+
 /// Rewrites a case's `result.json` (if it has one) with the verdict `interrupted`, whole
 /// or not at all.
 fn mark_interrupted(case_dir: &Path) {
+    mark(case_dir, "the run was interrupted (SIGINT or SIGTERM)");
+}
+
+fn mark(case_dir: &Path, reason: &str) {
     let path = case_dir.join("result.json");
     let Ok(text) = std::fs::read(&path) else {
         return;
@@ -67,7 +120,7 @@ fn mark_interrupted(case_dir: &Path) {
         return;
     };
     value["verdict"] = "interrupted".into();
-    value["reason"] = "the run was interrupted (SIGINT or SIGTERM)".into();
+    value["reason"] = reason.into();
     let _ = crate::result::json::write_json(&path, &value);
 }
 

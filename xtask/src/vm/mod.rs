@@ -40,7 +40,9 @@ impl Vm {
     pub fn start(cfg: &VmConfig, limit: Duration) -> Result<Vm> {
         let started = Instant::now();
         // Socket paths must fit in sun_path (108 bytes): keep them short, outside the case dir.
-        let sockets = tempfile::Builder::new().prefix("mdbb-").tempdir()?;
+        let sockets = tempfile::Builder::new()
+            .prefix(&crate::host::owner::temp_prefix(""))
+            .tempdir()?;
         let registered = crate::host::scratch::register(sockets.path());
         let qmp_path = sockets.path().join("qmp");
         let agent_path = sockets.path().join("agent");
