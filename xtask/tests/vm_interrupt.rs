@@ -54,44 +54,17 @@ fn sigterm_removes_the_running_cases_disks_and_keeps_its_results() {
 
 fn interrupted_by(signal: i32, code: i32) {
     let dir = tempfile::tempdir().unwrap();
-    let case = dir.path().join("long.yaml");
-    std::fs::write(
-        &case,
-        "description: a guest that waits\ndisks: [{name: d, size: 64MiB}]\nsteps:\n  - run: {cmd: 'sleep 600', timeout: 15m}\n",
-    )
-    .unwrap();
-    let results = dir.path().join("results");
-    // The child's temporary directories (its VM's sockets) go here, to be counted.
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .env("TMPDIR", &tmp)
-        .args(["run", case.to_str().unwrap(), "--no-install", "--results"])
-        .arg(&results)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (case, results, tmp) = waiting_case(dir.path());
+    let mut child = start_waiting_run(&case, &results, &tmp, Stdio::piped());
     let is_disks = |p: &Path| {
         p.file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("disks-"))
     };
-    // Running: the disk directory exists and the guest is up (its first boot recorded).
-    let qemu = poll(
-        Duration::from_secs(600),
-        || "no booted guest".into(),
-        || {
-            let disks = find(&results, 2, &is_disks);
-            let booted = find(&results, 2, &|p| p.ends_with("result.json"))
-                .iter()
-                .any(|r| {
-                    std::fs::read_to_string(r)
-                        .is_ok_and(|t| t.contains("\"boot_ms\"") && !t.contains("\"boot_ms\": []"))
-                });
-            let q = qemu_children(child.id());
-            (!disks.is_empty() && booted && !q.is_empty()).then_some(q)
-        },
+    assert!(
+        !find(&results, 2, &is_disks).is_empty(),
+        "no disks while running"
     );
+    let qemu = qemu_children(child.id());
     unsafe { libc::kill(child.id() as i32, signal) };
     let status = poll(
         Duration::from_secs(30),
@@ -140,14 +113,34 @@ fn interrupted_by(signal: i32, code: i32) {
     );
 }
 
-/// Starts the bench on a case that waits, until its guest is up; returns the child.
-fn start_waiting_run(case: &Path, results: &Path, tmp: &Path) -> std::process::Child {
+/// A case whose guest waits, its results directory, and a temporary directory for the
+/// bench's (to be counted).
+fn waiting_case(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let case = dir.join("long.yaml");
+    std::fs::write(
+        &case,
+        "description: a guest that waits\ndisks: [{name: d, size: 64MiB}]\nsteps:\n  - run: {cmd: 'sleep 600', timeout: 15m}\n",
+    )
+    .unwrap();
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    (case, dir.join("results"), tmp)
+}
+
+/// Starts the bench on `case` until its guest is up (the first boot recorded); returns
+/// the child.
+fn start_waiting_run(
+    case: &Path,
+    results: &Path,
+    tmp: &Path,
+    stderr: Stdio,
+) -> std::process::Child {
     let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .env("TMPDIR", tmp)
         .args(["run", case.to_str().unwrap(), "--no-install", "--results"])
         .arg(results)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     poll(
@@ -169,22 +162,14 @@ fn start_waiting_run(case: &Path, results: &Path, tmp: &Path) -> std::process::C
 #[test]
 fn what_a_sigkill_leaves_the_next_run_sweeps() {
     let dir = tempfile::tempdir().unwrap();
-    let case = dir.path().join("long.yaml");
-    std::fs::write(
-        &case,
-        "description: a guest that waits\ndisks: [{name: d, size: 64MiB}]\nsteps:\n  - run: {cmd: 'sleep 600', timeout: 15m}\n",
-    )
-    .unwrap();
+    let (case, results, tmp) = waiting_case(dir.path());
     let quick = dir.path().join("quick.yaml");
     std::fs::write(
         &quick,
         "description: d\ndisks: []\nsteps:\n  - run: 'true'\n",
     )
     .unwrap();
-    let results = dir.path().join("results");
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    let mut child = start_waiting_run(&case, &results, &tmp);
+    let mut child = start_waiting_run(&case, &results, &tmp, Stdio::null());
     let qemu = qemu_children(child.id());
     let pid = child.id();
     child.kill().unwrap(); // SIGKILL: no handler runs

@@ -7,6 +7,9 @@
 
 use std::path::Path;
 
+/// The file in a run directory that names the process running it, until it ends.
+pub const OWNER_FILE: &str = "owner";
+
 /// The prefix of this process's temporary directories: `mdbb-<pid>-`.
 pub fn temp_prefix(what: &str) -> String {
     format!("mdbb-{}-{what}", std::process::id())
@@ -81,7 +84,7 @@ mod tests {
         for d in [&gone, &mine, &other] {
             std::fs::create_dir(d).unwrap();
         }
-        assert_eq!(sweep_temp(dir.path()), [gone.clone()]);
+        assert_eq!(sweep_temp(dir.path()), std::slice::from_ref(&gone));
         assert!(!gone.exists() && mine.exists() && other.exists());
     }
 }

@@ -60,14 +60,7 @@ pub fn judge(base: &[CaseResult], patched: &[CaseResult]) -> Vec<Row> {
             let mut regressions = Vec::new();
             let mut notes = Vec::new();
             if b.verdict == Verdict::Pass && p.verdict == Verdict::Fail {
-                let why = p
-                    .reason
-                    .as_deref()
-                    .unwrap_or("")
-                    .lines()
-                    .next()
-                    .unwrap_or("");
-                regressions.push(format!("passes on base, fails on patched: {why}"));
+                regressions.push(format!("passes on base, fails on patched: {}", p.why()));
             }
             let known: BTreeSet<&String> = bs.splats.iter().collect();
             for s in ps.splats.iter().filter(|s| !known.contains(s)) {
@@ -82,12 +75,7 @@ pub fn judge(base: &[CaseResult], patched: &[CaseResult]) -> Vec<Row> {
             if b.verdict == Verdict::Xpass && p.verdict == Verdict::Xfail {
                 regressions.push(format!(
                     "passes on base, fails on patched as the case knows the stock kernel to: {}",
-                    p.reason
-                        .as_deref()
-                        .unwrap_or("")
-                        .lines()
-                        .next()
-                        .unwrap_or("")
+                    p.why()
                 ));
             }
             if p.verdict == Verdict::Error || b.verdict == Verdict::Error {

@@ -131,7 +131,7 @@ impl Reporter for ResultFiles {
                 write_json(&dir.join("result.json"), result)
             }
             Event::RunEnded { run_dir, results } => {
-                let _ = std::fs::remove_file(run_dir.join(OWNER));
+                let _ = std::fs::remove_file(run_dir.join(crate::host::owner::OWNER_FILE));
                 match &self.run {
                     Some(run) => write_json(&run_dir.join("summary.json"), &run.summary(results)),
                     None => Ok(()),
@@ -156,9 +156,6 @@ fn keep_kernel_files(bench: &Bench, run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The file in a run directory that names the process running it, until it ends.
-pub const OWNER: &str = "owner";
-
 /// A new directory under `root` named for the time the run started, with its owner.
 pub fn new_run_dir(root: &Path) -> Result<PathBuf> {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
@@ -173,8 +170,16 @@ pub fn new_run_dir(root: &Path) -> Result<PathBuf> {
         match std::fs::create_dir_all(root).and_then(|_| std::fs::create_dir(&dir)) {
             Ok(()) => {
                 // Who runs it, for the sweep of a run that was SIGKILLed.
-                std::fs::write(dir.join(OWNER), crate::host::owner::me())
-                    .with_context(|| format!("write {}", dir.join(OWNER).display()))?;
+                std::fs::write(
+                    dir.join(crate::host::owner::OWNER_FILE),
+                    crate::host::owner::me(),
+                )
+                .with_context(|| {
+                    format!(
+                        "write {}",
+                        dir.join(crate::host::owner::OWNER_FILE).display()
+                    )
+                })?;
                 return Ok(dir);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

@@ -143,13 +143,7 @@ pub fn render(title: &str, results: &[CaseResult], consoles: &[String]) -> Strin
     h.push_str("<table id=\"verdicts\"><tr><th>case</th><th>verdict</th><th>checks</th><th>time</th><th>why</th></tr>\n");
     for (i, r) in results.iter().enumerate() {
         let ok = r.checks.iter().filter(|c| c.ok).count();
-        let why = r
-            .reason
-            .as_deref()
-            .unwrap_or("")
-            .lines()
-            .next()
-            .unwrap_or("");
+        let why = r.why();
         let _ = writeln!(
             h,
             "<tr><td><a href=\"#case-{i}\">{}</a></td><td class=\"v-{v}\">{v}</td><td>{ok}/{}</td><td>{:.1} s</td><td>{}</td></tr>",

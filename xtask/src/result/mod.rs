@@ -80,6 +80,16 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
+    /// The first line of why the case did not pass ("" when it did).
+    pub fn why(&self) -> &str {
+        self.reason
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("")
+    }
+
     /// A number a check recorded (`safety`'s `divergent_chunks`).
     pub fn check_figure(&self, check: &str, key: &str) -> Option<u64> {
         self.checks

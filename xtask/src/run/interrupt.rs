@@ -57,12 +57,12 @@ pub fn install(removed: impl Fn(usize) + Send + 'static) -> anyhow::Result<()> {
 }
 
 /// What a SIGKILLed run left in `results`, swept by the next run: every run directory
-/// whose owner is gone (`report::files::OWNER`) gets its running cases marked
+/// whose owner is gone (`host::owner::OWNER_FILE`) gets its running cases marked
 /// `interrupted` and their disk images removed. Returns the cases swept.
 pub fn sweep_killed_runs(results: &Path) -> usize {
     let mut swept = 0;
     for run in std::fs::read_dir(results).into_iter().flatten().flatten() {
-        let owner_file = run.path().join(crate::report::files::OWNER);
+        let owner_file = run.path().join(crate::host::owner::OWNER_FILE);
         let Ok(owner) = std::fs::read_to_string(&owner_file) else {
             continue;
         };
