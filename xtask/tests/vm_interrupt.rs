@@ -97,11 +97,15 @@ fn interrupted_by(signal: i32, code: i32) {
     let r: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&results_json[0]).unwrap()).unwrap();
     assert_eq!(r["verdict"], "interrupted", "{r}");
+    wait_gone(&qemu);
+}
+
+/// Polls until every one of `qemu` is gone, or a zombie waiting for a reaper not ours.
+fn wait_gone(qemu: &[u32]) {
     poll(
         Duration::from_secs(30),
-        || "QEMU outlived the bench".into(),
+        || format!("QEMU {qemu:?} outlived the bench"),
         || {
-            // Gone, or a zombie waiting for a reaper that is not ours.
             qemu.iter()
                 .all(|p| {
                     std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| {
@@ -174,19 +178,7 @@ fn what_a_sigkill_leaves_the_next_run_sweeps() {
     let pid = child.id();
     child.kill().unwrap(); // SIGKILL: no handler runs
     child.wait().unwrap();
-    poll(
-        Duration::from_secs(30),
-        || "QEMU outlived the SIGKILLed bench".into(),
-        || {
-            qemu.iter()
-                .all(|p| {
-                    std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| {
-                        s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z'))
-                    })
-                })
-                .then_some(())
-        },
-    );
+    wait_gone(&qemu);
     let is_disks = |p: &Path| {
         p.file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("disks-"))
