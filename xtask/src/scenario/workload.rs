@@ -40,13 +40,24 @@ impl Scenario<'_, '_> {
             span,
             direct: w.direct,
         };
-        // The shell runs the preamble first (join a cgroup, mark itself for fault
-        // injection), so the writers it execs inherit what it set.
+        // The shell writes its pid, then runs the preamble (join a cgroup, mark itself for
+        // fault injection), so the writers it execs inherit what it set.
         let cmd = format!(
-            "{preamble}echo $$ > {WORKLOAD_PID}; exec /usr/bin/agent workload {}",
+            "echo $$ > {WORKLOAD_PID}; {preamble}exec /usr/bin/agent workload {}",
             agent::workload::args(&workload)
         );
-        guest::spawn(vm, &cmd).map_err(Failure::Bench)
+        self.sh(vm, &format!("rm -f {WORKLOAD_PID}"), 10)?;
+        let id = guest::spawn(vm, &cmd).map_err(Failure::Bench)?;
+        // The spawn returns before the shell runs: what signals the writers next needs
+        // their pid on file.
+        guest::poll_until(
+            vm,
+            &format!("test -s {WORKLOAD_PID}"),
+            &[],
+            Duration::from_secs(30),
+        )
+        .map_err(|e| Failure::Bench(e.context("the workload's pid file")))?;
+        Ok(id)
     }
 
     /// SIGTERM to the writers, then reaps them through the agent.
