@@ -40,10 +40,10 @@ impl Scenario<'_, '_> {
             span,
             direct: w.direct,
         };
-        // The shell writes its pid, then runs the preamble (join a cgroup, mark itself for
-        // fault injection), so the writers it execs inherit what it set.
+        // The shell runs the preamble first (join a cgroup, mark itself for fault
+        // injection), so the writers it execs inherit what it set.
         let cmd = format!(
-            "echo $$ > {WORKLOAD_PID}; {preamble}exec /usr/bin/agent workload {}",
+            "{preamble}echo $$ > {WORKLOAD_PID}; exec /usr/bin/agent workload {}",
             agent::workload::args(&workload)
         );
         self.sh(vm, &format!("rm -f {WORKLOAD_PID}"), 10)?;
