@@ -82,6 +82,12 @@ pub struct Judge<'v, 'r> {
     memo: HashMap<(u64, Vec<u32>), bool>,
     /// Divergent chunks with only the durable writes surviving.
     durable_divergent: BTreeSet<u64>,
+    /// The writes that touch a superblock md reads at assembly: the members' (any of
+    /// the three v1 places) and the bitmap's.
+    head_writes: Vec<usize>,
+    /// What the superblocks say under a set of those writes surviving: `None` to judge
+    /// the bits, else the outcome they decide alone.
+    head_memo: HashMap<Vec<u32>, Option<Outcome>>,
     pub memo_hits: u64,
     pub memo_misses: u64,
     pub remember: bool,
@@ -117,11 +123,28 @@ impl<'v, 'r> Judge<'v, 'r> {
             }
             write_chunks.insert(r, chunks.into_iter().collect());
         }
+        // v1.1 at 0, v1.2 at 4 KiB, v1.0 in the last 12 KiB: each read 4 KiB long.
+        const HEAD: u64 = 12 << 10;
+        let mut head_writes: Vec<usize> = Vec::new();
+        if layout.superblocks {
+            for &d in &layout.members {
+                let size = views.sizes[d];
+                head_writes.extend(views.touching(d, 0, HEAD.min(size)));
+                head_writes.extend(views.touching(d, size.saturating_sub(HEAD), HEAD.min(size)));
+            }
+        }
+        if let Some((disk, off)) = layout.bitmap.locate(0) {
+            head_writes.extend(views.touching(disk, off, BITMAP_SUPER_LEN as u64));
+        }
+        head_writes.sort_unstable();
+        head_writes.dedup();
         Self {
             views,
             layout,
             chunk_writes,
             write_chunks,
+            head_writes,
+            head_memo: HashMap::new(),
             memo: HashMap::new(),
             durable_divergent: layout.base_divergent.clone(),
             memo_hits: 0,
@@ -197,14 +220,44 @@ impl<'v, 'r> Judge<'v, 'r> {
     /// Judges one state; `variable` holds the chunks the state's undecided writes touch
     /// (the others are as the durable writes left them).
     pub fn judge(&mut self, survives: Survives, variable: &BTreeSet<u64>) -> io::Result<Outcome> {
+        let key: Vec<u32> = self
+            .head_writes
+            .iter()
+            .copied()
+            .filter(|&w| survives(w))
+            .map(|w| w as u32)
+            .collect();
+        let decided = match self.head_memo.get(&key) {
+            Some(d) => d.clone(),
+            None => {
+                let d = self.heads(survives)?;
+                self.head_memo.insert(key, d.clone());
+                d
+            }
+        };
+        if let Some(outcome) = decided {
+            return Ok(outcome);
+        }
+        self.bits_cover(survives, variable)
+    }
+
+    /// What md makes of the state's superblocks: a bitmap it refuses, or one older than
+    /// the members (a full recovery); `None` when the bits decide.
+    fn heads(&self, survives: Survives) -> io::Result<Option<Outcome>> {
         let l = self.layout;
         let mut head = [0u8; BITMAP_SUPER_LEN];
         if let Err(e) = self.read_bitmap(0, &mut head, survives) {
-            return Ok(Outcome::Refused(format!("the bitmap's superblock: {e}")));
+            return Ok(Some(Outcome::Refused(format!(
+                "the bitmap's superblock: {e}"
+            ))));
         }
         let sb = match BitmapSuper::decode(&head) {
             Ok(sb) => sb,
-            Err(e) => return Ok(Outcome::Refused(format!("the bitmap's superblock: {e}"))),
+            Err(e) => {
+                return Ok(Some(Outcome::Refused(format!(
+                    "the bitmap's superblock: {e}"
+                ))))
+            }
         };
         if l.superblocks {
             let mut newest = 0;
@@ -213,18 +266,24 @@ impl<'v, 'r> Judge<'v, 'r> {
                 match superblock::read_from(&mut self.views.reader(d, survives), size) {
                     Ok((_, msb)) => newest = newest.max(msb.events),
                     Err(e) => {
-                        return Ok(Outcome::Refused(format!(
+                        return Ok(Some(Outcome::Refused(format!(
                             "the md superblock of {}: {e}",
                             self.views.rec.disks[d].name
-                        )))
+                        ))))
                     }
                 }
             }
             // md_bitmap_read_sb: an older bitmap forces a full recovery.
             if sb.events < newest || sb.state & STATE_STALE != 0 {
-                return Ok(Outcome::FullRecovery);
+                return Ok(Some(Outcome::FullRecovery));
             }
         }
+        Ok(None)
+    }
+
+    /// Whether every chunk that disagrees in the state has its bit set.
+    fn bits_cover(&mut self, survives: Survives, variable: &BTreeSet<u64>) -> io::Result<Outcome> {
+        let l = self.layout;
         let mut divergent: BTreeSet<u64> = self
             .durable_divergent
             .difference(variable)

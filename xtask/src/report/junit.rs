@@ -142,16 +142,10 @@ mod junitparser {
             \x20   for case in suite:\n\
             \x20       kinds = [type(r).__name__ + ':' + (r.message or '') for r in case.result]\n\
             \x20       print('CASE', case.name, case.classname, case.time, kinds or ['passed'])\n";
-        let out = std::process::Command::new("python3")
-            .args(["-c", script])
-            .arg(&xml)
-            .output()
-            .expect("python3");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "junitparser could not read the report (pip install junitparser):\n{text}{}",
-            String::from_utf8_lossy(&out.stderr)
+        let text = crate::report::python(
+            script,
+            &[xml.as_os_str()],
+            "junitparser (pip install junitparser; CI installs it)",
         );
         assert!(
             text.contains("SUITE md-bitmap-bench 6.12 6 1 1 2"),

@@ -209,16 +209,10 @@ mod kcidb_io {
             data = json.load(open(sys.argv[1]))\n\
             kcidb_io.schema.LATEST.validate(data)\n\
             print('VALID', kcidb_io.schema.LATEST.major, kcidb_io.schema.LATEST.minor, len(data['tests']))\n";
-        let out = std::process::Command::new("python3")
-            .args(["-c", script])
-            .arg(&file)
-            .output()
-            .expect("python3");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "kcidb-io refused the document (pip install kcidb-io; CI installs it):\n{text}{}",
-            String::from_utf8_lossy(&out.stderr)
+        let text = crate::report::python(
+            script,
+            &[file.as_os_str()],
+            "kcidb-io (pip install kcidb-io; CI installs it)",
         );
         assert!(
             text.contains(&format!("VALID 5 3 {}", tests.len())),

@@ -270,18 +270,10 @@ mod kunit_parser {
             c = t.counts\n\
             print('COUNTS', c.passed, c.failed, c.crashed, c.skipped, c.errors, t.status.name)\n\
             print('NAMES', ','.join(s.name for s in t.subtests))\n";
-        let out = std::process::Command::new("python3")
-            .args(["-c", script])
-            .arg(dir)
-            .arg(ktap)
-            .output()
-            .expect("python3");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
+        crate::report::python(
+            script,
+            &[dir.as_os_str(), ktap.as_os_str()],
+            "the kernel's kunit_parser.py",
+        )
     }
 }

@@ -10,3 +10,21 @@ pub mod kcidb;
 pub mod ktap;
 pub mod terminal;
 pub mod text;
+
+/// Runs a Python `script` of a real consumer of a report (kunit_parser, junitparser,
+/// kcidb-io) on `args`; its stdout, or the test fails saying what `consumer` is missing.
+#[cfg(test)]
+pub(crate) fn python(script: &str, args: &[&std::ffi::OsStr], consumer: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{consumer} refused or is missing:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}

@@ -15,15 +15,7 @@ pub fn create(plan: &Plan, dir: &Path) -> Result<Vec<Disk>> {
             let f = std::fs::File::create(&path)
                 .with_context(|| format!("create {}", path.display()))?;
             f.set_len(d.size)?; // sparse
-            Ok(Disk {
-                name: d.name.clone(),
-                path,
-                cache: cache.into(),
-                drive_options: vec![],
-                blkdebug: None,
-                log: None,
-                write_cache: true,
-            })
+            Ok(Disk::new(&d.name, path, cache))
         })
         .collect()
 }

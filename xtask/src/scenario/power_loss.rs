@@ -165,8 +165,7 @@ fn unrecorded_load(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
         .collect();
     let mut vm = s.boot_with(2, disks)?;
     s.phase("boot 2 (unrecorded)");
-    s.mount_bitmap_fs(&mut vm)?;
-    s.assemble_array(&mut vm, &s.members())?;
+    s.assemble(&mut vm, &s.members())?;
     s.wait_in_sync(&mut vm, Duration::from_secs(60))?;
     s.phase("assemble (unrecorded)");
     load(s, &mut vm, p)?;
@@ -269,8 +268,7 @@ fn record_load(
         "cd /sys/kernel/tracing && echo 0 > tracing_on && echo global > trace_clock && echo 131072 > buffer_size_kb && echo 1 > events/block/block_rq_issue/enable && echo 1 > events/block/block_rq_complete/enable && echo > trace && echo 1 > tracing_on",
         30,
     )?;
-    s.mount_bitmap_fs(vm)?;
-    s.assemble_array(vm, &s.members())?;
+    s.assemble(vm, &s.members())?;
     s.wait_in_sync(vm, Duration::from_secs(60))?;
     s.phase("assemble (recorded)");
     load(s, vm, p)?;
@@ -343,8 +341,7 @@ fn confirm(
     let result = (|| -> Result<Vec<u64>, Failure> {
         let mut vm = state.boot(3)?;
         state.phase("boot 3 (the violating state)");
-        state.mount_bitmap_fs(&mut vm)?;
-        state.assemble_array(&mut vm, &state.members())?;
+        state.assemble(&mut vm, &state.members())?;
         state.wait_in_sync(&mut vm, Duration::from_secs(600))?;
         state.stop_array(&mut vm)?;
         vm.quit(Duration::from_secs(60)).map_err(Failure::Bench)?;

@@ -115,8 +115,7 @@ impl Scenario<'_, '_> {
     /// sync, its bitmap clean, with the case's daemon period.
     fn assemble_prepared(&mut self, vm: &mut Vm) -> Result<Duration, Failure> {
         let started = Instant::now();
-        self.mount_bitmap_fs(vm)?;
-        self.assemble_array(vm, &self.members())?;
+        self.assemble(vm, &self.members())?;
         self.wait_in_sync(vm, Duration::from_secs(60))?;
         self.check_daemon_sleep(vm)?;
         match self.wait_bitmap_clean(vm, Duration::from_secs(30)) {

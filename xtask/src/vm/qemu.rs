@@ -28,20 +28,26 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// The raw file `path` as the guest's disk `name`, QEMU caching it as `cache` says,
+    /// with a write cache and nothing in between.
+    pub fn new(name: &str, path: PathBuf, cache: &str) -> Disk {
+        Disk {
+            name: name.into(),
+            path,
+            cache: cache.into(),
+            drive_options: vec![],
+            blkdebug: None,
+            log: None,
+            write_cache: true,
+        }
+    }
+
     /// A new sparse disk of `size` zero bytes, `dir/<name>.img`, host-cached (what the
     /// guest sees does not depend on the host's caching: both modes present a write cache).
     pub fn zeros(dir: &Path, name: &str, size: u64) -> anyhow::Result<Disk> {
         let path = dir.join(format!("{name}.img"));
         std::fs::File::create(&path)?.set_len(size)?;
-        Ok(Disk {
-            name: name.into(),
-            path,
-            cache: "writeback".into(),
-            drive_options: vec![],
-            blkdebug: None,
-            log: None,
-            write_cache: true,
-        })
+        Ok(Disk::new(name, path, "writeback"))
     }
 }
 

@@ -202,15 +202,7 @@ mod tests {
                 .map(|(i, &s)| {
                     let path = dir.join(format!("d{i}.img"));
                     std::fs::File::create(&path).unwrap().set_len(s).unwrap();
-                    Disk {
-                        name: format!("d{i}"),
-                        path,
-                        cache: "none".into(),
-                        drive_options: vec![],
-                        blkdebug: None,
-                        log: None,
-                        write_cache: true,
-                    }
+                    Disk::new(&format!("d{i}"), path, "none")
                 })
                 .collect(),
             console_log: dir.join("c.log"),

@@ -79,17 +79,7 @@ pub fn console(dir: &tempfile::TempDir, plan: &Plan) -> String {
 
 /// A sparse scratch disk of `size` bytes named `name`, in `dir`.
 pub fn scratch_disk(dir: &Path, name: &str, size: u64) -> xtask::vm::Disk {
-    let path = dir.join(format!("{name}.img"));
-    std::fs::File::create(&path).unwrap().set_len(size).unwrap();
-    xtask::vm::Disk {
-        name: name.into(),
-        path,
-        cache: "writeback".into(),
-        drive_options: vec![],
-        blkdebug: None,
-        log: None,
-        write_cache: true,
-    }
+    xtask::vm::Disk::zeros(dir, name, size).unwrap()
 }
 
 /// A bench for `kernel`. CI installs the packages first; a test never runs apt-get.
