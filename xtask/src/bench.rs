@@ -24,7 +24,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            kernel: KernelSpec::Debian,
+            kernel: KernelSpec::Debian(Default::default()),
             accel: None,
             install: true,
             restore: true,

@@ -16,11 +16,13 @@ pub struct Cli {
 
 #[derive(clap::Args, Clone)]
 pub struct KernelFlags {
-    /// A bzImage to boot instead of Debian's 6.12 cloud kernel.
-    #[arg(long, value_name = "BZIMAGE", conflicts_with_all = ["tree", "debian_source"])]
-    pub kernel: Option<PathBuf>,
-    /// Its modules tree (lib/modules/RELEASE, or a directory holding one); omit when
-    /// md, raid1/10/456 and virtio_blk are built in.
+    /// The kernel to boot instead of Debian's 6.12 cloud kernel: a bzImage, `debian`,
+    /// `debian:6.1`, a kernel tree or TREE@REV. `run` takes it again for more kernels in
+    /// one run (results grouped per kernel).
+    #[arg(long, value_name = "KERNEL")]
+    pub kernel: Vec<String>,
+    /// The modules tree of a single bzImage `--kernel` (lib/modules/RELEASE, or a
+    /// directory holding one); omit when md, raid1/10/456 and virtio_blk are built in.
     #[arg(long, value_name = "DIR", requires = "kernel")]
     pub modules: Option<PathBuf>,
     #[command(flatten)]
@@ -100,6 +102,16 @@ pub enum ReportCmd {
         run: PathBuf,
         /// Write here instead of stdout.
         #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Join runs (the shards of `run --partition I/N`) into one run directory: every
+    /// case's directory, summary.json, results.ktap, junit.xml, index.html.
+    Merge {
+        /// The runs' directories (`results/<run>`).
+        #[arg(required = true, value_name = "RUN")]
+        runs: Vec<PathBuf>,
+        /// The joined run's directory (default: a new one under results/).
+        #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
 }

@@ -21,21 +21,44 @@ fn build_spec(b: &flags::BuildFlags) -> Option<xtask::kernel::build::BuildSpec> 
     })
 }
 
-fn kernel_options(k: &flags::KernelFlags) -> xtask::bench::Options {
+/// The bench options of every kernel the flags name, in their order (`--kernel`s, then
+/// the tree or source build); Debian's 6.12 when they name none.
+fn all_kernel_options(k: &flags::KernelFlags) -> anyhow::Result<Vec<xtask::bench::Options>> {
     use xtask::kernel::KernelSpec;
-    xtask::bench::Options {
-        kernel: match (&k.kernel, build_spec(&k.build)) {
-            (Some(path), _) => KernelSpec::BzImage {
-                path: path.clone(),
-                modules: k.modules.clone(),
-            },
-            (None, Some(spec)) => KernelSpec::Build(spec),
-            (None, None) => KernelSpec::Debian,
-        },
-        accel: k.host.accel,
-        install: !k.host.no_install,
-        restore: !k.host.cold_boot,
+    let mut specs = Vec::new();
+    for arg in &k.kernel {
+        specs.push(KernelSpec::from_arg(arg, k.build.base, &k.build.configs)?);
     }
+    if let Some(modules) = &k.modules {
+        match specs.as_mut_slice() {
+            [KernelSpec::BzImage { modules: m, .. }] => *m = Some(modules.clone()),
+            _ => anyhow::bail!("--modules goes with a single bzImage --kernel"),
+        }
+    }
+    specs.extend(build_spec(&k.build).map(KernelSpec::Build));
+    if specs.is_empty() {
+        specs.push(KernelSpec::Debian(Default::default()));
+    }
+    Ok(specs
+        .into_iter()
+        .map(|kernel| xtask::bench::Options {
+            kernel,
+            accel: k.host.accel,
+            install: !k.host.no_install,
+            restore: !k.host.cold_boot,
+        })
+        .collect())
+}
+
+/// The one kernel of a command that boots one.
+fn kernel_options(k: &flags::KernelFlags) -> anyhow::Result<xtask::bench::Options> {
+    let mut all = all_kernel_options(k)?;
+    anyhow::ensure!(
+        all.len() == 1,
+        "this command boots one kernel; {} given (only `run` takes several)",
+        all.len()
+    );
+    Ok(all.remove(0))
 }
 
 fn kernel_build(k: &flags::KernelBuild) -> anyhow::Result<u8> {
@@ -99,26 +122,32 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         flags::Cmd::Compare(c) => compare(c),
-        flags::Cmd::Run(r) => xtask::cli::run::run(xtask::cli::run::RunArgs {
-            filters: r.select.filters(),
-            cases: r.select.cases,
-            list: r.list,
-            bench: kernel_options(&r.kernel),
-            seed: r.seed,
-            jobs: r.jobs,
-            results: r.results,
-            repeat: r.repeat,
-            format: r.format,
+        flags::Cmd::Run(r) => all_kernel_options(&r.kernel).and_then(|kernels| {
+            xtask::cli::run::run(xtask::cli::run::RunArgs {
+                filters: r.select.filters(),
+                cases: r.select.cases,
+                list: r.list,
+                kernels,
+                seed: r.seed,
+                jobs: r.jobs,
+                results: r.results,
+                repeat: r.repeat,
+                format: r.format,
+            })
         }),
-        flags::Cmd::Bench(b) => xtask::cli::bench::run(xtask::cli::bench::BenchArgs {
-            options: kernel_options(&b.kernel),
-            case: b.case,
-            boots: b.boots,
-            seed: b.seed,
-            results: b.results,
+        flags::Cmd::Bench(b) => kernel_options(&b.kernel).and_then(|options| {
+            xtask::cli::bench::run(xtask::cli::bench::BenchArgs {
+                options,
+                case: b.case,
+                boots: b.boots,
+                seed: b.seed,
+                results: b.results,
+            })
         }),
-        flags::Cmd::Setup(k) => xtask::cli::setup::run(&kernel_options(&k)),
-        flags::Cmd::Exec(e) => xtask::cli::exec::run(&kernel_options(&e.kernel), &e.command),
+        flags::Cmd::Setup(k) => kernel_options(&k).and_then(|o| xtask::cli::setup::run(&o)),
+        flags::Cmd::Exec(e) => {
+            kernel_options(&e.kernel).and_then(|o| xtask::cli::exec::run(&o, &e.command))
+        }
         flags::Cmd::Examine(x) => xtask::cli::examine::run(&x.paths),
         flags::Cmd::Kernel(flags::KernelCmd::Build(k)) => kernel_build(&k),
         flags::Cmd::PowerLoss(flags::PowerLossCmd::Judge(j)) => {
@@ -132,6 +161,9 @@ fn main() -> ExitCode {
         }
         flags::Cmd::Report(flags::ReportCmd::Kcidb { run, out }) => {
             xtask::cli::report::kcidb(&run, out.as_deref())
+        }
+        flags::Cmd::Report(flags::ReportCmd::Merge { runs, out }) => {
+            xtask::cli::report::merge(&runs, out.as_deref())
         }
         flags::Cmd::PowerLoss(flags::PowerLossCmd::Write(w)) => {
             xtask::cli::power_loss::write(&w.case_dir, w.violation, &w.out)

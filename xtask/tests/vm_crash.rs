@@ -127,7 +127,12 @@ fn crash_under_memory_pressure_reaches_pressure_and_keeps_the_promise() {
 /// different kernel bug, and fails the test.
 fn assert_the_ordering_race(r: &xtask::result::CaseResult) {
     assert_eq!(r.verdict, Verdict::Fail, "{:?}\n{:#?}", r.reason, r.checks);
-    let failed: Vec<&str> = r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+    let failed: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_ref())
+        .collect();
     assert!(
         failed
             .iter()

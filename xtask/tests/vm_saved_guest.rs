@@ -9,8 +9,8 @@ use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 use xtask::result::Verdict;
 
-fn checks(r: &xtask::result::CaseResult) -> Vec<(&'static str, bool)> {
-    r.checks.iter().map(|c| (c.name, c.ok)).collect()
+fn checks(r: &xtask::result::CaseResult) -> Vec<(&str, bool)> {
+    r.checks.iter().map(|c| (c.name.as_ref(), c.ok)).collect()
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 /// has nothing to judge and would pass whatever the kernel did.
 pub fn crash_left_divergence(divergent: &[u64]) -> Check {
     Check {
-        name: "crash_left_divergence",
+        name: "crash_left_divergence".into(),
         ok: !divergent.is_empty(),
         summary: if divergent.is_empty() {
             "the crash left the members identical: the safety check had nothing to judge".into()
@@ -33,7 +33,7 @@ pub fn uncovered(divergent: &[u64], dirty: impl Fn(u64) -> bool) -> Vec<u64> {
 pub fn safety(divergent: &[u64], dirty: &BTreeSet<u64>, chunks: u64, bytes_compared: u64) -> Check {
     let uncovered = uncovered(divergent, |c| dirty.contains(&c));
     Check {
-        name: "safety",
+        name: "safety".into(),
         ok: uncovered.is_empty(),
         summary: if uncovered.is_empty() {
             format!(
@@ -104,7 +104,7 @@ pub fn resync_bounds(
         ));
     }
     Check {
-        name: "resync_bounds",
+        name: "resync_bounds".into(),
         ok,
         summary,
         figures: json!({
@@ -141,7 +141,7 @@ pub fn converged(
         problems.push(format!("{dirty_after} chunks still dirty on disk"));
     }
     Check {
-        name: "converged",
+        name: "converged".into(),
         ok: problems.is_empty(),
         summary: if problems.is_empty() {
             format!("members identical over {bytes_compared} bytes, mismatch_cnt 0, bitmap clean")
@@ -163,7 +163,7 @@ pub fn converged(
 /// what the deadline saw.
 pub fn initial_bitmap_clean(waited: Result<std::time::Duration, String>) -> Check {
     Check {
-        name: "initial_bitmap_clean",
+        name: "initial_bitmap_clean".into(),
         ok: waited.is_ok(),
         summary: match &waited {
             Ok(d) => format!(
@@ -180,7 +180,7 @@ pub fn initial_bitmap_clean(waited: Result<std::time::Duration, String>) -> Chec
 /// could not write is stale.
 pub fn bitmap_kicked(kicked: &[String]) -> Check {
     Check {
-        name: "bitmap_kicked",
+        name: "bitmap_kicked".into(),
         ok: !kicked.is_empty(),
         summary: match kicked.first() {
             Some(l) => format!("md kicked the bitmap file after the write error: {l}"),
@@ -194,7 +194,7 @@ pub fn bitmap_kicked(kicked: &[String]) -> Check {
 /// recovery.
 pub fn untrusted_bitmap(full_recovery: &[String]) -> Check {
     Check {
-        name: "untrusted_bitmap",
+        name: "untrusted_bitmap".into(),
         ok: !full_recovery.is_empty(),
         summary: match full_recovery.first() {
             Some(l) => format!("the next assembly did not trust the kicked bitmap: {l}"),

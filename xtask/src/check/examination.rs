@@ -49,7 +49,7 @@ pub fn direct_matches_disk(samples: &[FileSample]) -> Check {
         format!("{} O_DIRECT reads equal the disk ({moving} with dirty bits); the page cache lagged in {lagged}", samples.len())
     };
     Check {
-        name: "direct_matches_disk",
+        name: "direct_matches_disk".into(),
         ok,
         summary,
         figures: json!({ "samples": samples.len(), "mismatches": mismatches.len(), "samples_with_dirty_bits": moving, "page_cache_lagged": lagged }),
@@ -61,7 +61,7 @@ pub fn direct_matches_disk(samples: &[FileSample]) -> Check {
 pub fn page_cache_after_release(cached: &[u8], raw: &[u8]) -> Check {
     let diff = first_difference(cached, raw);
     Check {
-        name: "page_cache_after_release",
+        name: "page_cache_after_release".into(),
         ok: diff.is_none(),
         summary: match diff {
             None => format!(
@@ -93,7 +93,7 @@ pub fn mdadm_agrees(pairs: &[(String, String)]) -> Check {
         .collect();
     let ok = !pairs.is_empty() && disagree.is_empty();
     Check {
-        name: "mdadm_agrees",
+        name: "mdadm_agrees".into(),
         ok,
         summary: if pairs.is_empty() {
             "the bitmap never held still across an mdadm -X: nothing compared".into()
@@ -124,7 +124,7 @@ pub fn write_open(errno: Option<i32>, expect: crate::case::WriteOpen) -> Check {
         None => "succeeded".to_string(),
     };
     Check {
-        name: "write_open",
+        name: "write_open".into(),
         ok,
         summary: format!("opening the bitmap file for writing while the array ran {what}; the case expects it {expect:?}"),
         figures: json!({ "errno": errno, "expected": expect }),

@@ -20,7 +20,7 @@ pub fn faults_injected(console: &str) -> Check {
     ranked.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     let n = faults.len();
     Check {
-        name: "faults_injected",
+        name: "faults_injected".into(),
         ok: n > 0,
         summary: if n > 0 {
             let list: Vec<String> = ranked
@@ -40,7 +40,7 @@ pub fn faults_injected(console: &str) -> Check {
 pub fn bitmap_errors(console: &str) -> Check {
     let found = crate::logs::kmsg::bitmap_complaints(console);
     Check {
-        name: "no_bitmap_errors",
+        name: "no_bitmap_errors".into(),
         ok: found.is_empty(),
         summary: if found.is_empty() {
             "md logged no bitmap error".into()

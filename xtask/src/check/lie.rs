@@ -26,7 +26,7 @@ pub fn bitmap_outcome(expected: LieOutcome, observed: LieOutcome, messages: &[St
         format!("md: {}", messages.join(" | "))
     };
     Check {
-        name: "bitmap_outcome",
+        name: "bitmap_outcome".into(),
         ok: expected == observed,
         summary: if expected == observed {
             format!("md {} the file, as expected; {said}", verb(observed))

@@ -25,7 +25,7 @@ pub fn pressure_reached(memory_events: &str, memory_pressure: &str) -> Check {
         .unwrap_or(0);
     let (high, max, oom) = (event("high "), event("max "), event("oom "));
     Check {
-        name: "pressure_reached",
+        name: "pressure_reached".into(),
         ok: high + max > 0 || stall_us > 0,
         summary: if high + max > 0 || stall_us > 0 {
             format!("the writers' cgroup hit memory.high {high} and memory.max {max} times; tasks stalled on memory {stall_us} us")
@@ -39,7 +39,7 @@ pub fn pressure_reached(memory_events: &str, memory_pressure: &str) -> Check {
 /// The writers were still writing when the crash came: none stopped on an I/O error.
 pub fn writers_alive(exit: Option<(Option<i32>, String)>) -> Check {
     Check {
-        name: "writers_alive",
+        name: "writers_alive".into(),
         ok: exit.is_none(),
         summary: match &exit {
             None => "the writers were still writing at the crash; none saw an I/O error".into(),

@@ -16,12 +16,13 @@ pub use lie::*;
 pub use load::*;
 pub use power_loss::*;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub ok: bool,
     pub summary: String,
     pub figures: Value,
@@ -44,7 +45,7 @@ pub const PRECONDITIONS: [&str; 6] = [
 
 impl Check {
     pub fn is_precondition(&self) -> bool {
-        PRECONDITIONS.contains(&self.name)
+        PRECONDITIONS.contains(&self.name.as_ref())
     }
 }
 

@@ -20,7 +20,7 @@ pub fn write_cache_as_modelled(model: DiskModel, seen: &[(String, String)]) -> C
         .map(|(d, s)| format!("{d}: {:?}", s.trim()))
         .collect();
     Check {
-        name: "write_cache_as_modelled",
+        name: "write_cache_as_modelled".into(),
         ok: wrong.is_empty() && !seen.is_empty(),
         summary: if wrong.is_empty() {
             format!(
@@ -43,7 +43,7 @@ pub fn write_cache_as_modelled(model: DiskModel, seen: &[(String, String)]) -> C
 /// hold whatever the kernel did.
 pub fn crash_states_judged(crash_points: usize, states: u64, writes: usize) -> Check {
     Check {
-        name: "crash_states_judged",
+        name: "crash_states_judged".into(),
         ok: crash_points > 0 && states > 0 && writes > 0,
         summary: format!("{states} crash states judged at {crash_points} crash points over {writes} recorded writes"),
         figures: json!({ "crash_points": crash_points, "states": states, "writes": writes }),
@@ -69,7 +69,7 @@ pub fn power_loss_safety(
     report: Value,
 ) -> Check {
     Check {
-        name: "power_loss_safety",
+        name: "power_loss_safety".into(),
         ok: unsafe_states == 0,
         summary: match &first {
             None => format!("no divergent chunk with a clear bit in any of {states} crash states"),
@@ -98,7 +98,7 @@ pub fn power_loss_confirmed(outcome: Result<Vec<u64>, String>, uncovered: &[u64]
         Err(_) => vec![],
     };
     Check {
-        name: "power_loss_confirmed",
+        name: "power_loss_confirmed".into(),
         ok: !still.is_empty(),
         summary: match &outcome {
             Ok(_) if !still.is_empty() => format!(

@@ -16,3 +16,40 @@ pub fn kcidb(run: &Path, out: Option<&Path>) -> Result<u8> {
     }
     Ok(exit::OK)
 }
+
+/// `report merge RUN...`: the runs joined into `out` (or a new run directory); exits as
+/// the joined run would have.
+pub fn merge(runs: &[std::path::PathBuf], out: Option<&Path>) -> Result<u8> {
+    use crate::report::merge;
+    let parts = runs
+        .iter()
+        .map(|r| merge::read(r))
+        .collect::<Result<Vec<_>>>()?;
+    let out = match out {
+        Some(dir) => {
+            anyhow::ensure!(
+                !dir.exists(),
+                "{}: exists; the joined run needs a directory of its own",
+                dir.display()
+            );
+            dir.to_path_buf()
+        }
+        None => crate::report::files::new_run_dir(&crate::host::project_root().join("results"))?,
+    };
+    let results = match merge::join(&parts, &out, merge::Place::Copy) {
+        Ok(r) => r,
+        Err(e) => {
+            // No half-joined run left behind.
+            let _ = std::fs::remove_dir_all(&out);
+            return Err(e);
+        }
+    };
+    let _ = std::fs::remove_file(out.join(crate::host::owner::OWNER_FILE));
+    println!(
+        "{}\njoined {} runs into {}",
+        crate::report::text::summary(&results),
+        parts.len(),
+        out.display()
+    );
+    Ok(exit::exit_code(&results))
+}

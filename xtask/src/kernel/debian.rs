@@ -1,5 +1,6 @@
-//! Debian's newest 6.12 cloud kernel, fetched from the package archive with `apt-get
-//! download`, checked against the archive's sha256 and unpacked into the cache once.
+//! Debian's newest cloud kernel of a series (6.12 from bookworm-backports, the default;
+//! 6.1, bookworm's own), fetched from the package archive with `apt-get download`,
+//! checked against the archive's sha256 and unpacked into the cache once.
 
 use super::{Kernel, KernelInfo};
 use crate::host::cache::{sha256_file, Cache};
@@ -8,8 +9,59 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-/// The Debian package family the default kernel comes from; newer versions replace older
-/// ones in the archive, so the newest match is taken and its exact version recorded.
+/// A Debian kernel series, as `--kernel debian:SERIES` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Series {
+    /// `linux-image-6.12.N+deb12-cloud-amd64-unsigned` (bookworm-backports).
+    #[default]
+    V6_12,
+    /// `linux-image-6.1.0-N-cloud-amd64-unsigned` (bookworm).
+    V6_1,
+}
+
+impl Series {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "6.12" => Some(Series::V6_12),
+            "6.1" => Some(Series::V6_1),
+            _ => None,
+        }
+    }
+
+    /// The series a package of the archive belongs to.
+    pub fn of_package(package: &str) -> Option<Self> {
+        [Series::V6_12, Series::V6_1]
+            .into_iter()
+            .find(|s| package.starts_with(s.number_prefix()))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Series::V6_12 => "6.12",
+            Series::V6_1 => "6.1",
+        }
+    }
+
+    /// The package family: newer versions replace older ones in the archive, so the
+    /// newest match is taken and its exact version recorded.
+    pub fn package_pattern(self) -> &'static str {
+        match self {
+            Series::V6_12 => r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$",
+            Series::V6_1 => r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$",
+        }
+    }
+
+    /// What precedes the number that orders the family's packages (6.12's patch level,
+    /// 6.1's ABI number).
+    fn number_prefix(self) -> &'static str {
+        match self {
+            Series::V6_12 => "linux-image-6.12.",
+            Series::V6_1 => "linux-image-6.1.0-",
+        }
+    }
+}
+
+/// The default kernel's family (what `cargo xtask run` boots without `--kernel`).
 pub const DEBIAN_PACKAGE_PATTERN: &str = r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,14 +71,16 @@ struct Candidate {
     sha256: String,
 }
 
-pub(super) fn debian(cache: &Cache) -> Result<Kernel> {
-    let candidate = match debian_candidate() {
+pub(super) fn debian(cache: &Cache, series: Series) -> Result<Kernel> {
+    let candidate = match debian_candidate(series) {
         Ok(c) => c,
         Err(e) => {
-            // Offline with an old cache: the newest kernel already fetched still serves.
+            // Offline with an old cache: the newest kernel of the series already fetched
+            // still serves.
+            let family = format!("debian-{}", series.number_prefix());
             if let Some(dir) = cache.entries("kernels").into_iter().find(|d| {
                 d.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("debian-"))
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&family))
             }) {
                 eprintln!("note: {e:#}; using the cached {}", dir.display());
                 return load_entry(&dir);
@@ -54,14 +108,15 @@ fn load_entry(dir: &Path) -> Result<Kernel> {
     })
 }
 
-fn debian_candidate() -> Result<Candidate> {
+fn debian_candidate(series: Series) -> Result<Candidate> {
+    let pattern = series.package_pattern();
     let out = Command::new("apt-cache")
-        .args(["search", "--names-only", DEBIAN_PACKAGE_PATTERN])
+        .args(["search", "--names-only", pattern])
         .output()
         .context("run apt-cache (is this Debian?)")?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let package = newest_package(text.lines().filter_map(|l| l.split_whitespace().next()))
-        .with_context(|| format!("no Debian package matches {DEBIAN_PACKAGE_PATTERN} in the apt lists (run `apt-get update`, or pass --kernel)"))?;
+    let package = newest_package(series, text.lines().filter_map(|l| l.split_whitespace().next()))
+        .with_context(|| format!("no Debian package matches {pattern} in the apt lists (run `apt-get update`, or pass another --kernel)"))?;
     let out = Command::new("apt-cache")
         .args(["show", "--no-all-versions", &package])
         .output()
@@ -80,14 +135,14 @@ fn debian_candidate() -> Result<Candidate> {
     })
 }
 
-/// The package with the highest 6.12.N among `names`.
-fn newest_package<'a>(names: impl Iterator<Item = &'a str>) -> Option<String> {
+/// The package of `series` with the highest number (6.12.N, 6.1.0-N) among `names`.
+fn newest_package<'a>(series: Series, names: impl Iterator<Item = &'a str>) -> Option<String> {
     let patch = |n: &str| -> Option<u32> {
-        n.strip_prefix("linux-image-6.12.")?
-            .split('+')
-            .next()?
-            .parse()
-            .ok()
+        let rest = n.strip_prefix(series.number_prefix())?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        rest[..digits].parse().ok()
     };
     names
         .filter_map(|n| Some((patch(n)?, n)))
@@ -182,7 +237,23 @@ mod tests {
             "linux-image-6.12.117+deb12-cloud-amd64-unsigned",
             "linux-image-6.12.107+deb12-cloud-amd64-unsigned",
         ];
-        assert_eq!(newest_package(names.into_iter()).unwrap(), names[1]);
-        assert_eq!(newest_package(std::iter::empty()), None);
+        assert_eq!(
+            newest_package(Series::V6_12, names.into_iter()).unwrap(),
+            names[1]
+        );
+        assert_eq!(newest_package(Series::V6_12, std::iter::empty()), None);
+        let old = [
+            "linux-image-6.1.0-9-cloud-amd64-unsigned",
+            "linux-image-6.1.0-57-cloud-amd64-unsigned",
+            "linux-image-6.12.117+deb12-cloud-amd64-unsigned",
+        ];
+        assert_eq!(
+            newest_package(Series::V6_1, old.into_iter()).unwrap(),
+            old[1]
+        );
+        assert_eq!(Series::from_name("6.1"), Some(Series::V6_1));
+        assert_eq!(Series::of_package(old[0]), Some(Series::V6_1));
+        assert_eq!(Series::of_package(names[0]), Some(Series::V6_12));
+        assert_eq!(Series::from_name("5.10"), None);
     }
 }

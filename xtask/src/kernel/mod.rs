@@ -8,17 +8,18 @@ pub mod config;
 mod debian;
 
 pub use bzimage::{bzimage_release, modules_tree};
-pub use debian::DEBIAN_PACKAGE_PATTERN;
+pub use debian::{Series, DEBIAN_PACKAGE_PATTERN};
 
 use crate::host::cache::{sha256_file, Cache};
 use crate::kernel::build::{self as kbuild, Base, BuildInfo, BuildSpec, Source};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
 pub enum KernelSpec {
-    Debian,
+    /// Debian's newest cloud kernel of a series.
+    Debian(Series),
     BzImage {
         path: PathBuf,
         modules: Option<PathBuf>,
@@ -33,7 +34,16 @@ impl KernelSpec {
     /// of a git tree). `base` and `fragments` apply to the trees.
     pub fn from_arg(arg: &str, base: Base, fragments: &[PathBuf]) -> Result<Self> {
         if arg == "debian" {
-            return Ok(KernelSpec::Debian);
+            return Ok(KernelSpec::Debian(Series::default()));
+        }
+        if let Some(name) = arg.strip_prefix("debian:") {
+            return Series::from_name(name)
+                .map(KernelSpec::Debian)
+                .with_context(|| {
+                    format!(
+                        "kernel {arg}: Debian's cloud kernels here are debian:6.12 and debian:6.1"
+                    )
+                });
         }
         let build = |source| {
             KernelSpec::Build(BuildSpec {
@@ -60,7 +70,7 @@ impl KernelSpec {
                 }));
             }
         }
-        bail!("kernel {arg}: neither debian, a bzImage, a kernel tree, nor TREE@REV")
+        bail!("kernel {arg}: neither debian[:SERIES], a bzImage, a kernel tree, nor TREE@REV")
     }
 }
 
@@ -97,7 +107,7 @@ pub struct KernelInfo {
 /// The kernel `spec` names; `install` lets a build apt-get what it lacks (when root).
 pub fn acquire(cache: &Cache, spec: &KernelSpec, install: bool) -> Result<Kernel> {
     match spec {
-        KernelSpec::Debian => debian::debian(cache),
+        KernelSpec::Debian(series) => debian::debian(cache, *series),
         KernelSpec::BzImage { path, modules } => bzimage::given(path, modules.as_deref()),
         KernelSpec::Build(b) => built(cache, b, install),
     }
@@ -163,8 +173,19 @@ mod tests {
         let err = arg("/no/such").unwrap_err().to_string();
         assert_eq!(
             err,
-            "kernel /no/such: neither debian, a bzImage, a kernel tree, nor TREE@REV"
+            "kernel /no/such: neither debian[:SERIES], a bzImage, a kernel tree, nor TREE@REV"
         );
-        assert!(matches!(arg("debian"), Ok(KernelSpec::Debian)));
+        assert!(matches!(
+            arg("debian"),
+            Ok(KernelSpec::Debian(Series::V6_12))
+        ));
+        assert!(matches!(
+            arg("debian:6.1"),
+            Ok(KernelSpec::Debian(Series::V6_1))
+        ));
+        assert!(arg("debian:5.10")
+            .unwrap_err()
+            .to_string()
+            .contains("debian:6.1"));
     }
 }

@@ -22,12 +22,13 @@
 //! (backtraces) print stacks but no line any pattern starts with.
 
 use regex::{Captures, Regex};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Splat {
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
     pub title: String,
     /// The console log it was found in (a case with two boots has two).
     pub log: String,
@@ -39,7 +40,7 @@ pub struct Splat {
     pub excerpt: String,
     /// 1-based lines of later reports folded into this one: the same title again, or a
     /// consequence (a second Oops, the panic an Oops causes).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub folded: Vec<usize>,
 }
 
@@ -420,12 +421,16 @@ pub fn scan(log: &str) -> Vec<Splat> {
             "oops" | "gpf" => {
                 let n: usize = cap(&caps, "n").parse().unwrap_or(1);
                 (n > 1)
-                    .then(|| found.iter().rposition(|s| DIED_KINDS.contains(&s.kind)))
+                    .then(|| {
+                        found
+                            .iter()
+                            .rposition(|s| DIED_KINDS.contains(&s.kind.as_ref()))
+                    })
                     .flatten()
             }
             "panic" => found
                 .iter()
-                .rposition(|s| panic_follows(cap(&caps, "what"), s.kind)),
+                .rposition(|s| panic_follows(cap(&caps, "what"), &s.kind)),
             _ => None,
         }
         .or_else(|| {
@@ -436,7 +441,7 @@ pub fn scan(log: &str) -> Vec<Splat> {
         match cause {
             Some(k) => found[k].folded.push(i + 1),
             None => found.push(Splat {
-                kind,
+                kind: kind.into(),
                 title,
                 log: String::new(),
                 expected: false,
@@ -563,7 +568,7 @@ mod tests {
         let s = scan(log);
         assert_eq!(s.len(), 1);
         assert_eq!(
-            (s[0].kind, s[0].title.as_str(), s[0].line),
+            (s[0].kind.as_ref(), s[0].title.as_str(), s[0].line),
             ("warning", "WARNING in md_bitmap_startwrite", 2)
         );
         assert!(s[0]
@@ -577,7 +582,7 @@ mod tests {
         assert_eq!(s[0].title, "hung task: md0_raid1");
         let s = scan("[ 3.1] Kernel panic - not syncing: sysrq triggered crash\n");
         assert_eq!(
-            (s[0].kind, s[0].title.as_str()),
+            (s[0].kind.as_ref(), s[0].title.as_str()),
             ("panic", "panic: sysrq triggered crash")
         );
         assert!(scan("[ 1.0] md/raid1:md0: active with 2 out of 2 mirrors\n").is_empty());
@@ -687,9 +692,14 @@ mod tests {
             ),
         ];
         for (log, want) in cases {
-            let got: Vec<(&str, String)> =
-                scan(log).into_iter().map(|s| (s.kind, s.title)).collect();
-            let want: Vec<(&str, String)> = want.iter().map(|(k, t)| (*k, t.to_string())).collect();
+            let got: Vec<(String, String)> = scan(log)
+                .into_iter()
+                .map(|s| (s.kind.to_string(), s.title))
+                .collect();
+            let want: Vec<(String, String)> = want
+                .iter()
+                .map(|(k, t)| (k.to_string(), t.to_string()))
+                .collect();
             assert_eq!(got, want, "{log}");
         }
     }
@@ -700,17 +710,20 @@ mod tests {
                    Call Trace:\n md_bitmap_flush+0x20/0x50 [md_mod]\n\
                    Oops: general protection fault, probably for non-canonical address 0xdead: 0000 [#1] SMP\n\
                    RIP: 0010:md_bitmap_unplug+0x1/0x2 [md_mod]\n";
-        let t: Vec<_> = scan(log).into_iter().map(|s| (s.kind, s.title)).collect();
+        let t: Vec<_> = scan(log)
+            .into_iter()
+            .map(|s| (s.kind.into_owned(), s.title))
+            .collect();
         assert_eq!(
             t,
             [
                 (
-                    "bug",
+                    "bug".to_string(),
                     "BUG: sleeping function called from invalid context in md_bitmap_flush"
                         .to_string()
                 ),
                 (
-                    "gpf",
+                    "gpf".to_string(),
                     "general protection fault in md_bitmap_unplug".to_string()
                 )
             ]

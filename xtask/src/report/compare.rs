@@ -173,7 +173,7 @@ mod tests {
         r.splats = splats
             .iter()
             .map(|t| crate::logs::splat::Splat {
-                kind: "warning",
+                kind: "warning".into(),
                 title: t.to_string(),
                 log: "console.log".into(),
                 expected: false,
@@ -183,7 +183,7 @@ mod tests {
             })
             .collect();
         r.checks = vec![crate::check::Check {
-            name: "resync_bounds",
+            name: "resync_bounds".into(),
             ok: true,
             summary: String::new(),
             figures: serde_json::json!({ "resynced_chunks": 10 }),

@@ -1,41 +1,22 @@
-//! The case directories of a run, noted as the cases end, and the last lines of the
-//! consoles each case left: what the JUnit and HTML reports show beside a verdict.
+//! The last lines of the consoles each case left: what the JUnit and HTML reports show
+//! beside a verdict. A result names its directory under the run's, so a report written
+//! later (`report merge`) finds the same consoles as one written when the run ended.
 
-use crate::result::events::Event;
 use crate::result::CaseResult;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Lines of each console kept.
 const CONSOLE_TAIL: usize = 40;
 
-#[derive(Default)]
-pub struct CaseDirs {
-    /// Each case's directory, by name and seed.
-    dirs: BTreeMap<(String, u64), PathBuf>,
-}
-
-impl CaseDirs {
-    pub fn note(&mut self, event: &Event) {
-        if let Event::CaseEnded { dir, result, .. } = event {
-            self.dirs
-                .insert((result.case.clone(), result.seed), dir.to_path_buf());
-        }
-    }
-
-    pub fn dir(&self, r: &CaseResult) -> Option<&Path> {
-        self.dirs
-            .get(&(r.case.clone(), r.seed))
-            .map(|d| d.as_path())
-    }
-
-    /// Each result's consoles' tails, in the results' order.
-    pub fn console_tails(&self, results: &[CaseResult]) -> Vec<String> {
-        results
-            .iter()
-            .map(|r| self.dir(r).map(console_tail).unwrap_or_default())
-            .collect()
-    }
+/// Each result's consoles' tails, in the results' order ("" where a case left none).
+pub fn console_tails(run_dir: &Path, results: &[CaseResult]) -> Vec<String> {
+    results
+        .iter()
+        .map(|r| {
+            let dir = if r.dir.is_empty() { &r.case } else { &r.dir };
+            console_tail(&run_dir.join(dir))
+        })
+        .collect()
 }
 
 /// The last lines of every console a case left, boot by boot.

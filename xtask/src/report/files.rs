@@ -9,7 +9,7 @@ use crate::result::events::{Event, Reporter};
 use crate::result::json::write_json;
 use crate::result::CaseResult;
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Writes the result files where the events say.
@@ -19,7 +19,7 @@ pub struct ResultFiles {
 }
 
 /// What `summary.json` says of the run besides its cases.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
     /// `git describe --always --dirty` of the bench's checkout.
     pub bench_version: String,
@@ -31,11 +31,15 @@ pub struct RunInfo {
     pub jobs: usize,
     /// RFC 3339, UTC.
     pub started: String,
-    #[serde(skip)]
+    #[serde(skip, default = "std::time::Instant::now")]
     pub started_at: std::time::Instant,
+    /// The runs this one joins (`report merge`, or each kernel of a run of several),
+    /// as directories; the host and the arguments above are the first one's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Host {
     pub hostname: String,
     pub os: String,
@@ -89,25 +93,31 @@ impl RunInfo {
             jobs,
             started: now(),
             started_at: std::time::Instant::now(),
+            parts: vec![],
         }
     }
 
     pub fn summary<'a>(&'a self, results: &'a [CaseResult]) -> Summary<'a> {
-        let mut counts = std::collections::BTreeMap::new();
-        for r in results {
-            *counts.entry(r.verdict.label()).or_insert(0) += 1;
-        }
         Summary {
             run: self,
             ended: now(),
             seconds: self.started_at.elapsed().as_secs_f64(),
-            counts,
+            counts: counts(results),
             cases: results,
         }
     }
 }
 
-fn now() -> String {
+/// How many results have each verdict, by its label.
+pub fn counts(results: &[CaseResult]) -> std::collections::BTreeMap<&'static str, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for r in results {
+        *counts.entry(r.verdict.label()).or_insert(0) += 1;
+    }
+    counts
+}
+
+pub fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
@@ -127,6 +137,11 @@ impl Reporter for ResultFiles {
                 keep_kernel_files(bench, run_dir)
             }
             Event::CaseStarted { plan, dir } => write_json(&dir.join("plan.json"), plan),
+            // Changes nothing in the result.
+            Event::CaseProgress {
+                progress: crate::result::events::Progress::Status(_),
+                ..
+            } => Ok(()),
             Event::CaseProgress { dir, result, .. } | Event::CaseEnded { dir, result, .. } => {
                 write_json(&dir.join("result.json"), result)
             }
@@ -212,6 +227,7 @@ mod summary_tests {
             jobs: 2,
             started: "2026-12-02T00:00:00Z".into(),
             started_at: std::time::Instant::now(),
+            parts: vec![],
         };
         let results = [
             result("a", Verdict::Pass, 1),

@@ -4,7 +4,7 @@
 //! and divergent-but-clean in an alarming colour), the reason, the replay command and the
 //! consoles' tail.
 
-use super::consoles::CaseDirs;
+use super::consoles::console_tails;
 use crate::result::events::{Event, Reporter};
 use crate::result::CaseResult;
 use anyhow::{Context, Result};
@@ -140,13 +140,27 @@ pub fn render(title: &str, results: &[CaseResult], consoles: &[String]) -> Strin
         esc(title),
         esc(title)
     );
-    h.push_str("<table id=\"verdicts\"><tr><th>case</th><th>verdict</th><th>checks</th><th>time</th><th>why</th></tr>\n");
+    // A run of several kernels says which kernel each row ran on.
+    let several = results.iter().any(|r| r.kernel != results[0].kernel);
+    let kernel_cell = |r: &CaseResult| {
+        if several {
+            format!("<td>{}</td>", esc(&crate::run::kernel_dir_name(&r.kernel)))
+        } else {
+            String::new()
+        }
+    };
+    let _ = writeln!(
+        h,
+        "<table id=\"verdicts\"><tr>{}<th>case</th><th>verdict</th><th>checks</th><th>time</th><th>why</th></tr>",
+        if several { "<th>kernel</th>" } else { "" }
+    );
     for (i, r) in results.iter().enumerate() {
         let ok = r.checks.iter().filter(|c| c.ok).count();
         let why = r.why();
         let _ = writeln!(
             h,
-            "<tr><td><a href=\"#case-{i}\">{}</a></td><td class=\"v-{v}\">{v}</td><td>{ok}/{}</td><td>{:.1} s</td><td>{}</td></tr>",
+            "<tr>{}<td><a href=\"#case-{i}\">{}</a></td><td class=\"v-{v}\">{v}</td><td>{ok}/{}</td><td>{:.1} s</td><td>{}</td></tr>",
+            kernel_cell(r),
             esc(&r.case),
             r.checks.len(),
             r.times.total_ms as f64 / 1000.0,
@@ -158,9 +172,14 @@ pub fn render(title: &str, results: &[CaseResult], consoles: &[String]) -> Strin
     for (i, r) in results.iter().enumerate() {
         let _ = writeln!(
             h,
-            "<section class=\"case\" id=\"case-{i}\" data-case=\"{}\"><h2>{} <span class=\"v-{v}\">{v}</span></h2>",
+            "<section class=\"case\" id=\"case-{i}\" data-case=\"{}\"><h2>{}{} <span class=\"v-{v}\">{v}</span></h2>",
             esc(&r.case),
             esc(&r.case),
+            if several {
+                format!(" on {}", esc(&crate::run::kernel_dir_name(&r.kernel)))
+            } else {
+                String::new()
+            },
             v = r.verdict.label()
         );
         timeline(&mut h, r);
@@ -225,19 +244,16 @@ fn timeline(h: &mut String, r: &CaseResult) {
 
 /// Writes `index.html` into the run's directory when the run ends.
 #[derive(Default)]
-pub struct HtmlFile {
-    dirs: CaseDirs,
-}
+pub struct HtmlFile;
 
 impl Reporter for HtmlFile {
     fn report(&mut self, event: &Event) -> Result<()> {
-        self.dirs.note(event);
         if let Event::RunEnded { run_dir, results } = event {
             let title = format!(
                 "md-bitmap-bench: {}",
                 run_dir.file_name().unwrap_or_default().to_string_lossy()
             );
-            let page = render(&title, results, &self.dirs.console_tails(results));
+            let page = render(&title, results, &console_tails(run_dir, results));
             let path = run_dir.join("index.html");
             std::fs::write(&path, page).with_context(|| format!("write {}", path.display()))?;
         }
@@ -258,14 +274,14 @@ mod chromium {
         let mut r = result("raid1-file-bitmap-crash", Verdict::Fail, 1);
         r.checks = vec![
             Check {
-                name: "safety",
+                name: "safety".into(),
                 ok: false,
                 summary: "1 divergent chunk has a clear bit: 20".into(),
                 figures: json!({ "chunks": 64, "dirty": [3, 4, 5, 6, 7, 8, 9],
                     "divergent": [4, 5, 20], "uncovered_chunks": [20] }),
             },
             Check {
-                name: "resync_bounds",
+                name: "resync_bounds".into(),
                 ok: true,
                 summary: String::new(),
                 figures: json!({ "resynced": [3, 4, 5, 6, 7, 8, 9, 30] }),

@@ -3,7 +3,7 @@
 //! an error, a SKIP skipped, each with the reason and the replay command, and the tail of
 //! the case's consoles as system-out.
 
-use super::consoles::CaseDirs;
+use super::consoles::console_tails;
 use crate::result::events::{Event, Reporter};
 use crate::result::{CaseResult, Verdict};
 use anyhow::{Context, Result};
@@ -68,16 +68,13 @@ pub fn render(results: &[CaseResult], consoles: &[String]) -> Result<String> {
 
 /// Writes `junit.xml` into the run's directory when the run ends.
 #[derive(Default)]
-pub struct JunitFile {
-    dirs: CaseDirs,
-}
+pub struct JunitFile;
 
 impl Reporter for JunitFile {
     fn report(&mut self, event: &Event) -> Result<()> {
-        self.dirs.note(event);
         match event {
             Event::RunEnded { run_dir, results } => {
-                let consoles = self.dirs.console_tails(results);
+                let consoles = console_tails(run_dir, results);
                 let path = run_dir.join("junit.xml");
                 std::fs::write(&path, render(results, &consoles)?)
                     .with_context(|| format!("write {}", path.display()))

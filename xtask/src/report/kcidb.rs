@@ -179,6 +179,7 @@ mod kcidb_io {
             jobs: 2,
             started: "2026-12-02T00:00:00Z".into(),
             started_at: std::time::Instant::now(),
+            parts: vec![],
         };
         let mut results = four_cases();
         results.extend(known_failures());

@@ -11,30 +11,57 @@ use anyhow::{Context, Result};
 use std::fmt::Write;
 
 /// The KTAP document of a run's results; `header` becomes a diagnostic line after the
-/// version line.
+/// version line. Results of several kernels nest one level deeper: a test per kernel,
+/// its cases as subtests.
 pub fn render(header: &str, results: &[CaseResult]) -> String {
     let mut out = String::from("KTAP version 1\n");
     for line in header.lines() {
         let _ = writeln!(out, "# {line}");
     }
-    let _ = writeln!(out, "1..{}", results.len());
-    for (i, r) in results.iter().enumerate() {
-        case(&mut out, i + 1, r);
+    let mut kernels: Vec<(&crate::kernel::KernelInfo, Vec<&CaseResult>)> = Vec::new();
+    for r in results {
+        match kernels.iter_mut().find(|(k, _)| **k == r.kernel) {
+            Some((_, rs)) => rs.push(r),
+            None => kernels.push((&r.kernel, vec![r])),
+        }
+    }
+    if kernels.len() <= 1 {
+        let _ = writeln!(out, "1..{}", results.len());
+        for (i, r) in results.iter().enumerate() {
+            case(&mut out, "", i + 1, r);
+        }
+        return out;
+    }
+    let _ = writeln!(out, "1..{}", kernels.len());
+    for (i, (kernel, rs)) in kernels.iter().enumerate() {
+        let name = test_name(&crate::run::kernel_dir_name(kernel));
+        let _ = writeln!(out, "    KTAP version 1");
+        let _ = writeln!(out, "    # Subtest: {name}");
+        let _ = writeln!(out, "    1..{}", rs.len());
+        for (j, r) in rs.iter().enumerate() {
+            case(&mut out, "    ", j + 1, r);
+        }
+        let broken = rs
+            .iter()
+            .any(|r| matches!(r.verdict, Verdict::Fail | Verdict::Error | Verdict::Running));
+        let _ = writeln!(out, "{} {} {name}", ok(!broken), i + 1);
     }
     out
 }
 
-fn case(out: &mut String, n: usize, r: &CaseResult) {
+/// Case `n` as a test at `indent`, its checks as subtests one level deeper.
+fn case(out: &mut String, indent: &str, n: usize, r: &CaseResult) {
     let name = test_name(&r.case);
+    let sub = format!("{indent}    ");
     if !r.checks.is_empty() {
-        let _ = writeln!(out, "    KTAP version 1");
-        let _ = writeln!(out, "    # Subtest: {name}");
-        let _ = writeln!(out, "    1..{}", r.checks.len());
+        let _ = writeln!(out, "{sub}KTAP version 1");
+        let _ = writeln!(out, "{sub}# Subtest: {name}");
+        let _ = writeln!(out, "{sub}1..{}", r.checks.len());
         for (j, c) in r.checks.iter().enumerate() {
-            let _ = writeln!(out, "    {} {} {}", ok(c.ok), j + 1, test_name(c.name));
+            let _ = writeln!(out, "{sub}{} {} {}", ok(c.ok), j + 1, test_name(&c.name));
             if !c.ok {
-                diagnostic(out, "    ", &c.summary);
-                diagnostic(out, "    ", &format!("figures: {}", c.figures));
+                diagnostic(out, &sub, &c.summary);
+                diagnostic(out, &sub, &format!("figures: {}", c.figures));
             }
         }
     }
@@ -55,11 +82,11 @@ fn case(out: &mut String, n: usize, r: &CaseResult) {
     };
     if r.verdict == Verdict::Fail {
         if let Some(reason) = &r.reason {
-            diagnostic(out, "", reason);
+            diagnostic(out, indent, reason);
         }
-        diagnostic(out, "", &format!("replay: {}", r.replay));
+        diagnostic(out, indent, &format!("replay: {}", r.replay));
     }
-    let _ = writeln!(out, "{result} {n} {name}{directive}");
+    let _ = writeln!(out, "{indent}{result} {n} {name}{directive}");
 }
 
 fn ok(ok: bool) -> &'static str {
@@ -141,8 +168,8 @@ pub(crate) mod tests {
     /// A run of four cases: one passed (two checks), one failed (a check failed), one
     /// skipped, one the bench could not judge.
     pub(crate) fn four_cases() -> Vec<CaseResult> {
-        let check = |name, ok| Check {
-            name,
+        let check = |name: &'static str, ok| Check {
+            name: name.into(),
             ok,
             summary: format!("{name} summary"),
             figures: serde_json::json!({ "divergent_chunks": 3 }),
@@ -163,7 +190,7 @@ pub(crate) mod tests {
     /// A case failing as it knows the stock kernel to (XFAIL) and one that did not (XPASS).
     pub(crate) fn known_failures() -> Vec<CaseResult> {
         let check = |ok| Check {
-            name: "power_loss_safety",
+            name: "power_loss_safety".into(),
             ok,
             summary: "power_loss_safety summary".into(),
             figures: serde_json::json!({}),
@@ -260,6 +287,20 @@ mod kunit_parser {
         // recognized"): it counts the XFAIL's failed check and the XPASS's passed one.
         let text = counts(&tests::known_failures());
         assert!(text.contains("COUNTS 1 1 0 0 0 FAILURE"), "{text}");
+        // Two kernels: a test each, their cases nested below.
+        let mut two = tests::four_cases();
+        let mut other = tests::four_cases();
+        for r in &mut other {
+            r.kernel.release = "6.1.0-57-cloud-amd64".into();
+            r.kernel.vmlinuz_sha256 = "abcdef0123".into();
+        }
+        two.extend(other);
+        let text = counts(&two);
+        assert!(text.contains("COUNTS 6 4 0 2 0 FAILURE"), "{text}");
+        assert!(
+            text.contains("NAMES 6.12-unknown,6.1.0-57-cloud-amd64-abcdef01"),
+            "{text}"
+        );
     }
 
     fn parse(dir: &std::path::Path, ktap: &std::path::Path) -> String {

@@ -8,6 +8,7 @@ pub mod html;
 pub mod junit;
 pub mod kcidb;
 pub mod ktap;
+pub mod merge;
 pub mod terminal;
 pub mod text;
 

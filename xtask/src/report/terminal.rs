@@ -114,6 +114,15 @@ impl Reporter for Terminal {
                     None => self.line(&text::start_line(self.done, self.total, &plan.run_name)),
                 }
             }
+            Event::CaseProgress {
+                plan,
+                progress: Progress::Status(now),
+                ..
+            } => {
+                if let Some(row) = self.live.as_ref().and_then(|l| l.rows.get(&plan.run_name)) {
+                    row.set_message(text::live_row(&plan.run_name, now));
+                }
+            }
             Event::CaseProgress { plan, progress, .. } => {
                 let last = match progress {
                     Progress::PhaseEnded(p) => Some((p.name.clone(), p.ms)),

@@ -4,17 +4,20 @@
 use crate::bench::Bench;
 use crate::result::{CaseResult, Verdict};
 
+/// A kernel as a person names it: its release and where it came from.
+pub fn kernel_label(k: &crate::kernel::KernelInfo) -> String {
+    format!(
+        "{} ({})",
+        k.release,
+        k.package_version.as_deref().unwrap_or(&k.source)
+    )
+}
+
 /// The kernel, QEMU and accelerator a run uses.
 pub fn kernel_line(bench: &Bench) -> String {
     format!(
-        "kernel {} ({}), QEMU {}, {}",
-        bench.kernel.info.release,
-        bench
-            .kernel
-            .info
-            .package_version
-            .as_deref()
-            .unwrap_or(&bench.kernel.info.source),
+        "kernel {}, QEMU {}, {}",
+        kernel_label(&bench.kernel.info),
         bench
             .qemu_version
             .trim_start_matches("QEMU emulator version "),

@@ -53,6 +53,9 @@ pub enum Progress<'a> {
     StepEnded(&'a StepRecord),
     /// A figure recorded without being judged.
     Figure(&'a str),
+    /// What the case is waiting on right now (the resync's progress), for a live row;
+    /// in no result, and no log line.
+    Status(&'a str),
 }
 
 /// A consumer of events. An error says the reporter could not do its part (a result file

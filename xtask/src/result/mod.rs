@@ -11,10 +11,11 @@ pub mod record;
 pub use failure::Failure;
 
 use crate::kernel::KernelInfo;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Every step and check held.
@@ -48,9 +49,13 @@ impl Verdict {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseResult {
     pub case: String,
+    /// The case's directory, relative to the run's: `NAME`, `NAME.2` with `--repeat`,
+    /// `KERNEL/NAME` in a run of several kernels.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dir: String,
     pub file: PathBuf,
     pub verdict: Verdict,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,13 +69,13 @@ pub struct CaseResult {
     pub steps: Vec<StepRecord>,
     pub splats: Vec<crate::logs::splat::Splat>,
     /// The verdicts a scenario judged from the disk images, with their figures.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<crate::check::Check>,
     /// Measurements a scenario records without judging them.
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub figures: std::collections::BTreeMap<String, serde_json::Value>,
     /// Named phases of a scenario and how long each took, in order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<Phase>,
     /// The command that runs this case again with the same seed.
     pub replay: String,
@@ -105,6 +110,7 @@ impl CaseResult {
     pub fn scratch(case: &str, kernel: KernelInfo) -> Self {
         CaseResult {
             case: case.into(),
+            dir: String::new(),
             file: PathBuf::new(),
             verdict: Verdict::Running,
             reason: None,
@@ -125,13 +131,13 @@ impl CaseResult {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Phase {
     pub name: String,
     pub ms: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Times {
     /// Per VM: from starting QEMU to the agent's first answer.
     pub boot_ms: Vec<u64>,
@@ -140,18 +146,18 @@ pub struct Times {
     pub total_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
     pub index: usize,
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
     pub cmd: String,
     pub ok: bool,
     pub elapsed_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<i32>,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stdout: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stderr: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

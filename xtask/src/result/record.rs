@@ -78,6 +78,11 @@ impl<'a> Record<'a> {
 
     /// The end of the case goes out through [`Record::end`]; a progress report that a
     /// reporter could not take is not the case's failure (the end's is).
+    /// What the case waits on now, as a live row shows it (`resync 42%`).
+    pub fn status(&self, text: &str) {
+        self.progress(Progress::Status(text));
+    }
+
     fn progress(&self, progress: Progress) {
         let _ = self.events.emit(&Event::CaseProgress {
             plan: self.plan,
@@ -129,7 +134,7 @@ mod tests {
 
     fn check(name: &'static str, ok: bool) -> Check {
         Check {
-            name,
+            name: name.into(),
             ok,
             summary: format!("{name} summary"),
             figures: serde_json::Value::Null,

@@ -110,7 +110,7 @@ fn known_failure(result: &mut CaseResult, k: &crate::case::KnownFailure) {
         .checks
         .iter()
         .filter(|c| !c.ok)
-        .map(|c| c.name)
+        .map(|c| c.name.as_ref())
         .collect();
     let only_known = !failed.is_empty() && failed.iter().all(|n| *n == k.check);
     match result.verdict {
@@ -158,7 +158,17 @@ pub fn replay_command(bench: &Bench, plan: &Plan) -> String {
     if plan.name.contains('@') {
         cmd.push_str(&format!(" --case {}", plan.name));
     }
-    if bench.kernel.info.source != "debian" {
+    let series = bench
+        .kernel
+        .info
+        .package
+        .as_deref()
+        .and_then(crate::kernel::Series::of_package);
+    if bench.kernel.info.source == "debian" {
+        if let Some(s) = series.filter(|s| *s != crate::kernel::Series::default()) {
+            cmd.push_str(&format!(" --kernel debian:{}", s.name()));
+        }
+    } else {
         cmd.push_str(&format!(" --kernel {}", bench.kernel.vmlinuz.display()));
         if let Some(m) = &bench.kernel.modules {
             cmd.push_str(&format!(" --modules {}", m.display()));
@@ -210,6 +220,7 @@ pub(super) fn panicked(
 fn blank_result(bench: &Bench, plan: &Plan) -> CaseResult {
     CaseResult {
         case: plan.name.clone(),
+        dir: plan.run_name.clone(),
         file: plan.file.clone(),
         verdict: Verdict::Running,
         reason: None,
@@ -241,7 +252,7 @@ mod tests {
         r.checks = ["writers_alive", "power_loss_safety"]
             .into_iter()
             .map(|name| Check {
-                name,
+                name: name.into(),
                 ok: !failed.contains(&name),
                 summary: String::new(),
                 figures: serde_json::Value::Null,

@@ -69,12 +69,8 @@ pub fn sweep_killed_runs(results: &Path) -> usize {
         if crate::host::owner::alive(&owner) {
             continue;
         }
-        for case in std::fs::read_dir(run.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let result = case.path().join("result.json");
+        for case in super::case_dirs(&run.path()) {
+            let result = case.join("result.json");
             let running = std::fs::read(&result)
                 .ok()
                 .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
@@ -82,17 +78,13 @@ pub fn sweep_killed_runs(results: &Path) -> usize {
             if !running {
                 continue;
             }
-            for d in std::fs::read_dir(case.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
+            for d in std::fs::read_dir(&case).into_iter().flatten().flatten() {
                 if d.file_name().to_string_lossy().starts_with("disks-") {
                     let _ = std::fs::remove_dir_all(d.path());
                 }
             }
             mark(
-                &case.path(),
+                &case,
                 &format!(
                     "the run was killed (its process, {}, is gone); swept by a later run",
                     owner.split_whitespace().next().unwrap_or("?")

@@ -71,6 +71,42 @@ pub fn run_plans(
     Ok(results)
 }
 
+/// The case directories of a run: those holding a `result.json`, directly under
+/// `run_dir` or, in a run of several kernels, under a kernel's directory.
+pub fn case_dirs(run_dir: &Path) -> Vec<std::path::PathBuf> {
+    let children = |dir: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut out = Vec::new();
+    for child in children(run_dir) {
+        if child.join("result.json").is_file() {
+            out.push(child);
+        } else {
+            out.extend(
+                children(&child)
+                    .into_iter()
+                    .filter(|c| c.join("result.json").is_file()),
+            );
+        }
+    }
+    out
+}
+
+/// The directory of one kernel's cases in a run of several: its release and the start
+/// of its image's hash (a patched kernel often has its base's release).
+pub fn kernel_dir_name(kernel: &crate::kernel::KernelInfo) -> String {
+    let sha = kernel.vmlinuz_sha256.get(..8).unwrap_or("unknown");
+    format!("{}-{sha}", kernel.release.replace('/', "_"))
+}
+
 /// As many VMs as the cores hold without slowing one down: under TCG a guest with
 /// several vCPUs runs them on one host thread (see `vm::qemu::accel_args`), under KVM
 /// each vCPU takes a core.

@@ -122,12 +122,17 @@ impl Scenario<'_, '_> {
 
     /// Polls until no resync/recovery/check runs and the array is in sync.
     pub fn wait_in_sync(&self, vm: &mut Vm, limit: Duration) -> Result<(), Failure> {
-        guest::poll_until(
+        guest::poll_until_showing(
             vm,
             // Prints md's state, so that a passed deadline says where md stood.
             "a=$(cat /sys/block/md0/md/sync_action) r=$(cat /sys/block/md0/md/resync_start) c=$(cat /sys/block/md0/md/sync_completed); echo \"sync_action $a, resync_start $r, sync_completed $c\"; [ \"$a\" = idle ] && [ \"$r\" = none ]",
             &[],
             limit,
+            &mut |out| {
+                if let Some(now) = sync_progress(&out.stdout) {
+                    self.rec.status(&now);
+                }
+            },
         )
         .map(|_| ())
         .map_err(|e| Failure::Case(format!("waiting for md0 to be in sync: {e:#}")))
@@ -320,5 +325,44 @@ impl Scenario<'_, '_> {
         ));
         self.phase(&format!("judge images {label}"));
         self.verdict()
+    }
+}
+
+/// The resync's progress from the wait's answer (`sync_action resync, resync_start ...,
+/// sync_completed 1024 / 262144`) as a live row shows it: `resync 0.4%`. None when md
+/// is not syncing (`sync_completed none`).
+fn sync_progress(answer: &str) -> Option<String> {
+    let action = answer
+        .split("sync_action ")
+        .nth(1)?
+        .split(',')
+        .next()?
+        .trim();
+    let (done, total) = answer.split("sync_completed ").nth(1)?.split_once('/')?;
+    let done: f64 = done.trim().parse().ok()?;
+    let total: f64 = total.split_whitespace().next()?.parse().ok()?;
+    (total > 0.0).then(|| format!("{action} {:.1}%", 100.0 * done / total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sync_progress;
+
+    #[test]
+    fn the_resyncs_progress_comes_from_sync_completed() {
+        assert_eq!(
+            sync_progress("sync_action resync, resync_start 2048, sync_completed 65536 / 262144\n")
+                .as_deref(),
+            Some("resync 25.0%")
+        );
+        assert_eq!(
+            sync_progress("sync_action recover, resync_start none, sync_completed 1 / 3"),
+            Some("recover 33.3%".into())
+        );
+        assert_eq!(
+            sync_progress("sync_action idle, resync_start none, sync_completed none"),
+            None
+        );
+        assert_eq!(sync_progress("garbage"), None);
     }
 }

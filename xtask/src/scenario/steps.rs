@@ -70,7 +70,7 @@ fn run_step(
     };
     let mut rec = StepRecord {
         index,
-        kind,
+        kind: kind.into(),
         cmd,
         ok: false,
         elapsed_ms: 0,

@@ -118,6 +118,18 @@ pub fn poll_until(
     env: &[(String, String)],
     limit: Duration,
 ) -> Result<agent::RunOutput> {
+    poll_until_showing(vm, cmd, env, limit, &mut |_| {})
+}
+
+/// [`poll_until`], handing each answer that is not yet true to `pending` (to show how far
+/// the guest got).
+pub fn poll_until_showing(
+    vm: &mut Vm,
+    cmd: &str,
+    env: &[(String, String)],
+    limit: Duration,
+    pending: &mut dyn FnMut(&agent::RunOutput),
+) -> Result<agent::RunOutput> {
     let deadline = Instant::now() + limit;
     poll::until(
         limit,
@@ -130,6 +142,7 @@ pub fn poll_until(
             Ok(if out.success() {
                 Probe::Done(out)
             } else {
+                pending(&out);
                 Probe::Pending(out)
             })
         },

@@ -12,7 +12,7 @@ use xtask::result::CaseResult;
 
 pub fn bench() -> &'static Bench {
     static BENCH: OnceLock<Bench> = OnceLock::new();
-    BENCH.get_or_init(|| bench_with(xtask::kernel::KernelSpec::Debian))
+    BENCH.get_or_init(|| bench_with(xtask::kernel::KernelSpec::Debian(Default::default())))
 }
 
 /// Plans a case given as YAML text, as if it were `cases/<name>.yaml`.
