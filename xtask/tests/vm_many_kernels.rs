@@ -91,7 +91,7 @@ fn the_shards_of_a_partition_merge_into_the_run_of_all_cases() {
         "--case",
         "raid1-file-bitmap-examine",
         "--case",
-        "raid1-file-bitmap-lie",
+        "raid1-file-bitmap-lie@bad-magic",
     ];
     let root = tempfile::tempdir().unwrap();
     let mut shards = Vec::new();
@@ -131,7 +131,7 @@ fn the_shards_of_a_partition_merge_into_the_run_of_all_cases() {
         names,
         [
             "raid1-file-bitmap-examine",
-            "raid1-file-bitmap-lie",
+            "raid1-file-bitmap-lie@bad-magic",
             "smoke"
         ]
     );

@@ -95,6 +95,40 @@ fn a_hung_command_ends_at_its_deadline_and_the_next_step_never_runs() {
 }
 
 #[test]
+fn a_command_the_shell_cannot_run_is_an_error_of_the_case_not_a_fail() {
+    for (name, cmd) in [
+        ("no-such-command", "mdadmm --detail /dev/md0"),
+        ("syntax", "'if then fi'"),
+        ("not-executable", "/etc/passwd"),
+    ] {
+        let plan = plan_inline(
+            name,
+            &format!("description: d\ndisks: []\nsteps:\n  - run: {cmd}\n  - run: echo never\n"),
+            5,
+        );
+        let (r, _dir) = run(&plan);
+        assert_eq!(r.verdict, Verdict::Error, "{cmd}: {:?}", r.reason);
+        assert!(
+            r.reason
+                .as_deref()
+                .unwrap()
+                .contains("the case's command cannot work"),
+            "{cmd}: {:?}",
+            r.reason
+        );
+        assert_eq!(r.steps.len(), 1);
+    }
+    // A case that expects the status means it.
+    let plan = plan_inline(
+        "expects-127",
+        "description: d\ndisks: []\nsteps:\n  - run: {cmd: no-such-tool, expect_status: 127}\n",
+        5,
+    );
+    let (r, _dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reason);
+}
+
+#[test]
 fn wait_for_polls_until_true_and_reports_its_deadline() {
     let plan = plan_inline(
         "waits",

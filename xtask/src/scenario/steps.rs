@@ -31,13 +31,40 @@ pub fn run(
     for (index, step) in plan.steps.iter().enumerate() {
         let record = run_step(&mut vm, index, step, &env, deadline);
         let failed = (!record.ok).then(|| step_failure(&record, &vm));
+        let broken = cannot_work(step, &record);
         rec.step(record);
         if let Some(why) = failed {
-            return Err(Failure::Case(why));
+            // A command the shell could not run says nothing about the kernel.
+            return Err(match broken {
+                Some(what) => Failure::Bench(anyhow::anyhow!(
+                    "{}: the case's command cannot work ({what}): {why}",
+                    plan.file.display()
+                )),
+                None => Failure::Case(why),
+            });
         }
     }
     vm.quit(Duration::from_secs(30))?;
     Ok(())
+}
+
+/// Why a failed step's command could not have worked whatever the kernel did: the shell
+/// found no such command (127), could not execute it (126), or could not parse it
+/// (busybox sh: exit 2, `syntax error`). A case that expects that status means it.
+fn cannot_work(step: &Step, r: &StepRecord) -> Option<&'static str> {
+    let expected = match step {
+        Step::Run(run) => Some(run.expect_status),
+        Step::WaitFor(_) => None,
+    };
+    if r.ok || r.status.is_none() || r.status == expected {
+        return None;
+    }
+    match r.status? {
+        127 => Some("exit 127: command not found"),
+        126 => Some("exit 126: command not executable"),
+        2 if r.stderr.contains("syntax error") => Some("a shell syntax error"),
+        _ => None,
+    }
 }
 
 fn step_failure(r: &StepRecord, vm: &Vm) -> String {
@@ -113,13 +140,23 @@ fn run_step(
         }
         Step::WaitFor(w) => {
             let limit = w.timeout.min(left);
-            match guest::poll_until(vm, &w.cmd, env, limit) {
+            let mut last = None;
+            match guest::poll_until_showing(vm, &w.cmd, env, limit, &mut |out| {
+                last = Some((out.status, out.stderr.clone()))
+            }) {
                 Ok(out) => {
                     rec.ok = true;
                     rec.status = out.status;
                     rec.stdout = out.stdout;
                 }
-                Err(e) => rec.error = Some(format!("{e:#}")),
+                Err(e) => {
+                    rec.error = Some(format!("{e:#}"));
+                    // What the last try said, to tell a command that cannot work.
+                    if let Some((status, stderr)) = last {
+                        rec.status = status;
+                        rec.stderr = stderr;
+                    }
+                }
             }
         }
     }
