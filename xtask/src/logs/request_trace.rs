@@ -32,12 +32,13 @@ pub struct RqEvent {
 }
 
 /// Parses the trace's `block_rq_issue: 253,0 WS 4096 () 2048 + 8 none,0,0 [md0_raid1]`
-/// and `block_rq_complete: 253,0 WS () 2048 + 8 none,0,0 [0]` lines; others are skipped.
+/// and `block_rq_complete: 253,0 WS () 2048 + 8 none,0,0 [0]` lines (Linux 6.1 prints
+/// no I/O priority, `none,0,0`); others are skipped.
 /// Returns the events and the lines that looked like one but did not parse.
 pub fn parse(trace: &str) -> (Vec<RqEvent>, Vec<String>) {
     static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(
-            r"\s(\d+\.\d+): block_rq_(issue|complete): (\d+),(\d+) (\S+) (?:\d+ )?\(.*?\) (\d+) \+ (\d+) \S+ \[(.*)\]$",
+            r"\s(\d+\.\d+): block_rq_(issue|complete): (\d+),(\d+) (\S+) (?:\d+ )?\(.*?\) (\d+) \+ (\d+)(?: \S+)? \[(.*)\]$",
         )
         .expect("valid")
     });
@@ -128,5 +129,12 @@ mod tests {
         assert_eq!((ev[3].op, ev[3].error), (RqOp::Flush, -5));
         assert!(ev[4].fua && ev[4].op == RqOp::Write);
         assert_eq!(ev[5].op, RqOp::Other);
+        // Linux 6.1's lines, without the I/O priority.
+        let (ev, bad) = parse(
+            "   mdadm-112     [000] .....     3.046410: block_rq_issue: 254,0 WS 4096 () 262016 + 8 [mdadm]\n\
+             <idle>-0   [000] d.h1.  3.046500: block_rq_complete: 254,0 WS () 262016 + 8 [0]\n",
+        );
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!((ev.len(), ev[0].sector, ev[1].issue), (2, 262016, false));
     }
 }
