@@ -77,21 +77,32 @@ pub fn render(summary: &Value, run_dir: &Path) -> Value {
             "misc": { "release": k["release"], "vmlinuz_sha256": k["vmlinuz_sha256"],
                 "build": k["build"] },
         });
-        if run_dir.join("kernel.config").is_file() {
-            build["config_url"] = json!(file_url(&run_dir.join("kernel.config")));
+        // A run of several kernels keeps each one's files in its own directory.
+        let own = serde_json::from_value::<crate::kernel::KernelInfo>(k.clone())
+            .map(|k| run_dir.join(crate::run::kernel_dir_name(&k)))
+            .ok()
+            .filter(|d| d.is_dir())
+            .unwrap_or_else(|| run_dir.to_path_buf());
+        if own.join("kernel.config").is_file() {
+            build["config_url"] = json!(file_url(&own.join("kernel.config")));
         }
-        if run_dir.join("kernel-build.log").is_file() {
-            build["log_url"] = json!(file_url(&run_dir.join("kernel-build.log")));
+        if own.join("kernel-build.log").is_file() {
+            build["log_url"] = json!(file_url(&own.join("kernel-build.log")));
         }
         builds.push(build);
     }
     let mut tests = Vec::new();
     for r in summary["cases"].as_array().unwrap_or(&empty) {
         let name = r["case"].as_str().unwrap_or("case");
-        let case_dir = run_dir.join(name);
+        let case_dir = run_dir.join(r["dir"].as_str().unwrap_or(name));
         let case_path = format!("{ORIGIN}.{}", path_part(name));
-        let case_id = format!("{ORIGIN}:{run}:{}:{}", path_part(name), r["seed"]);
         let build = build_id(&r["kernel"]);
+        // The same case and seed on two kernels are two tests.
+        let kernel = r["kernel"]["vmlinuz_sha256"]
+            .as_str()
+            .and_then(|s| s.get(..12))
+            .unwrap_or("unknown");
+        let case_id = format!("{ORIGIN}:{run}:{kernel}:{}:{}", path_part(name), r["seed"]);
         let verdict = r["verdict"].as_str().unwrap_or("error");
         let mut outputs =
             vec![json!({"name": "result.json", "url": file_url(&case_dir.join("result.json"))})];
@@ -183,12 +194,27 @@ mod kcidb_io {
         };
         let mut results = four_cases();
         results.extend(known_failures());
+        // The same cases and seeds on a second kernel.
+        let mut other = four_cases();
+        for r in &mut other {
+            r.kernel.release = "6.1.0-57-cloud-amd64".into();
+            r.kernel.vmlinuz_sha256 = "fe69a84e207e2ff5e842".into();
+        }
+        let run = RunInfo {
+            kernels: vec![results[0].kernel.clone(), other[0].kernel.clone()],
+            ..run
+        };
+        results.extend(other);
         let summary = serde_json::to_value(run.summary(&results)).unwrap();
         let doc = render(&summary, dir.path());
         let tests = doc["tests"].as_array().unwrap();
         // A test per case and one per check.
         let checks: usize = results.iter().map(|r| r.checks.len()).sum();
         assert_eq!(tests.len(), results.len() + checks);
+        let ids: std::collections::BTreeSet<&str> =
+            tests.iter().map(|t| t["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), tests.len(), "every test's id is its own");
+        assert_eq!(doc["builds"].as_array().unwrap().len(), 2);
         let status = |path: &str| {
             tests
                 .iter()
