@@ -173,3 +173,88 @@ fn a_fragment_with_a_typo_names_the_option() {
         "no object directory left behind"
     );
 }
+
+/// Every process whose command line names `path` (tar, make, the compiler).
+fn processes_naming(path: &std::path::Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect()
+}
+
+#[test]
+fn sigterm_during_a_kernel_build_exits_143_and_leaves_no_partial_entry_or_child() {
+    let tarball = std::path::Path::new("/usr/src/linux-source-6.12.tar.xz");
+    assert!(
+        tarball.is_file(),
+        "{} is missing: apt-get install linux-source-6.12 (CI installs it)",
+        tarball.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "run",
+            "smoke",
+            "--debian-source",
+            "6.12",
+            "--base",
+            "tinyconfig",
+        ])
+        .args(["--no-install", "--results"])
+        .arg(dir.path().join("results"))
+        .env("MDBB_CACHE", &cache)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let partials = |kind: &str| -> Vec<String> {
+        std::fs::read_dir(cache.join(kind))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".partial-"))
+            .collect()
+    };
+    // Signalled while it unpacks the source, the first thing a build from it does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while partials("sources").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no partial source entry within 120 s"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(partials("sources"), Vec::<String>::new());
+    assert_eq!(partials("builds"), Vec::<String>::new());
+    // tar dies with the bench (PR_SET_PDEATHSIG), shortly after it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = processes_naming(&cache);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 20 s after the bench exited: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

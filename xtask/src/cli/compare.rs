@@ -25,11 +25,12 @@ pub fn run(args: CompareArgs) -> Result<u8> {
     let project = crate::host::project_root();
     let plans =
         crate::case::select::plans(&project, &args.cases, &args.filters, args.seed, args.repeat)?;
+    super::on_interrupt()?;
     let base = Bench::prepare(&args.base).context("the base kernel")?;
     let patched = Bench::prepare(&args.patched).context("the patched kernel")?;
     let root = args.results.unwrap_or_else(|| project.join("results"));
     let run_dir = new_run_dir(&root)?;
-    super::on_interrupt(&run_dir)?;
+    super::results_in(&run_dir);
     let mut sides = Vec::new();
     for (label, bench) in [("base", &base), ("patched", &patched)] {
         let dir = run_dir.join(label);

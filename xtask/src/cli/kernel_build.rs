@@ -7,6 +7,7 @@ use crate::result::exit;
 use anyhow::Result;
 
 pub fn run(spec: &BuildSpec, install: bool) -> Result<u8> {
+    super::on_interrupt()?;
     let cache = Cache::from_env()?;
     let b = build::build(&cache, &crate::host::project_root(), spec, install)?;
     println!("bzImage  {}", b.bzimage.display());

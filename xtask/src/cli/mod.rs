@@ -31,13 +31,25 @@ fn reporters(screen: Box<dyn Reporter>) -> Events {
     ])
 }
 
-/// Ctrl-C removes the running cases' disks and says where the results so far are.
-fn on_interrupt(run_dir: &Path) -> anyhow::Result<()> {
-    let results = run_dir.to_path_buf();
+/// The run directory an interrupt names, once there is one.
+static RESULTS: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+
+/// Ctrl-C and SIGTERM, from a run's first moment (a kernel build included): the running
+/// cases' disks and every registered temporary directory (a partial cache entry) go, and
+/// the message says where the results so far are.
+fn on_interrupt() -> anyhow::Result<()> {
     crate::run::interrupt::install(move |removed| {
-        eprintln!(
-            "\ninterrupted: removed the disk images of {removed} running case(s); results so far in {}",
-            results.display()
-        );
+        match RESULTS.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(results) => eprintln!(
+                "\ninterrupted: removed the disk images of {removed} running case(s); results so far in {}",
+                results.display()
+            ),
+            None => eprintln!("\ninterrupted before any case ran; nothing left behind"),
+        }
     })
+}
+
+/// Where the results of the run so far are, for the interrupt's message.
+fn results_in(run_dir: &Path) {
+    *RESULTS.lock().unwrap_or_else(|e| e.into_inner()) = Some(run_dir.to_path_buf());
 }

@@ -45,6 +45,7 @@ pub fn run(args: RunArgs) -> Result<u8> {
         print!("{}", list(&plans));
         return Ok(exit::OK);
     }
+    super::on_interrupt()?;
     let benches = args
         .kernels
         .iter()
@@ -60,7 +61,7 @@ pub fn run(args: RunArgs) -> Result<u8> {
         );
     }
     let run_dir = new_run_dir(&results_root)?;
-    super::on_interrupt(&run_dir)?;
+    super::results_in(&run_dir);
     let jobs = args
         .jobs
         .unwrap_or_else(|| crate::run::default_jobs(&plans, benches[0].accel))

@@ -738,6 +738,18 @@ fn run_logged(cmd: &mut Command, log: &Path, progress: &mut Progress, what: &str
         .open(log)
         .with_context(|| format!("open {}", log.display()))?;
     writeln!(file, "$ {cmd:?}")?;
+    // make stops (and removes its half-made targets) when the bench dies, SIGKILLed or
+    // exiting on a signal, instead of building on into a removed directory.
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let (reader, writer) = std::io::pipe().context("create a pipe")?;
     let mut child = cmd
         .stdin(Stdio::null())
@@ -745,6 +757,7 @@ fn run_logged(cmd: &mut Command, log: &Path, progress: &mut Progress, what: &str
         .stderr(writer)
         .spawn()
         .with_context(|| format!("run {what}"))?;
+    let _registered = crate::host::scratch::register_child(child.id());
     // The Command still holds the pipe's write ends; replace them so that the pipe reads
     // end-of-file when the child (and its children) exit.
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
