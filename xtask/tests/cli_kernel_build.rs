@@ -1,6 +1,9 @@
 //! Bad input to the kernel build at the command line: one clear line naming what is wrong,
 //! exit status 125 (cannot test), and no cache entry that looks complete.
 
+mod common;
+
+use common::processes_naming;
 use std::process::Command;
 
 fn xtask(args: &[&str], cache: Option<&std::path::Path>) -> (i32, String) {
@@ -172,24 +175,6 @@ fn a_fragment_with_a_typo_names_the_option() {
         kbuild_after, kbuild_before,
         "no object directory left behind"
     );
-}
-
-/// Every process whose command line names `path` (tar, make, the compiler).
-fn processes_naming(path: &std::path::Path) -> Vec<String> {
-    let needle = path.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .chars()
-                .all(|c| c.is_ascii_digit())
-        })
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle))
-        .collect()
 }
 
 #[test]

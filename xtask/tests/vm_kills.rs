@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::processes_naming;
+
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,24 +34,6 @@ fn named(dir: &Path, depth: usize, pred: impl Fn(&str) -> bool) -> Vec<PathBuf> 
     walk(dir, depth, &mut all);
     all.into_iter()
         .filter(|p| p.file_name().is_some_and(|n| pred(&n.to_string_lossy())))
-        .collect()
-}
-
-/// Processes whose command line names `path` (QEMU names its disks under the results).
-fn processes_naming(path: &Path) -> Vec<String> {
-    let needle = path.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle) && !c.contains("vm_kills"))
         .collect()
 }
 

@@ -114,3 +114,21 @@ pub fn check_figures<'a>(r: &'a CaseResult, name: &str) -> &'a serde_json::Value
         .unwrap_or_else(|| panic!("no check {name}: {:#?}", r.checks))
         .figures
 }
+
+/// The processes whose command line names `path` (QEMU names its disks, tar and make the
+/// build's directories), but not the test process itself.
+pub fn processes_naming(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.bytes().all(|b| b.is_ascii_digit()) && n != me
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect()
+}
