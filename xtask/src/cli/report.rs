@@ -44,7 +44,6 @@ pub fn merge(runs: &[std::path::PathBuf], out: Option<&Path>) -> Result<u8> {
             return Err(e);
         }
     };
-    let _ = std::fs::remove_file(out.join(crate::host::owner::OWNER_FILE));
     println!(
         "{}\njoined {} runs into {}",
         crate::report::text::summary(&results),

@@ -90,7 +90,6 @@ pub fn run(args: RunArgs) -> Result<u8> {
     }
     let results =
         crate::report::merge::join(&parts, &run_dir, crate::report::merge::Place::Inside)?;
-    let _ = std::fs::remove_file(run_dir.join(crate::host::owner::OWNER_FILE));
     match args.format {
         Format::Human => println!(
             "{} kernels: {}\nresults: {}",

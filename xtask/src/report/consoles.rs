@@ -12,10 +12,7 @@ const CONSOLE_TAIL: usize = 40;
 pub fn console_tails(run_dir: &Path, results: &[CaseResult]) -> Vec<String> {
     results
         .iter()
-        .map(|r| {
-            let dir = if r.dir.is_empty() { &r.case } else { &r.dir };
-            console_tail(&run_dir.join(dir))
-        })
+        .map(|r| console_tail(&run_dir.join(r.dir_name())))
         .collect()
 }
 

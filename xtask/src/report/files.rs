@@ -205,14 +205,14 @@ pub fn new_run_dir(root: &Path) -> Result<PathBuf> {
 }
 
 #[cfg(test)]
-mod summary_tests {
+pub(crate) mod tests {
     use super::*;
     use crate::result::tests::result;
     use crate::result::Verdict;
 
-    #[test]
-    fn the_summary_says_what_ran_where_and_counts_the_verdicts() {
-        let run = RunInfo {
+    /// A run on `kernels` as `RunInfo::of` would record it, started at midnight.
+    pub(crate) fn run_info(kernels: Vec<crate::kernel::KernelInfo>) -> RunInfo {
+        RunInfo {
             bench_version: "v1-3-gabc".into(),
             arguments: vec!["xtask".into(), "run".into()],
             host: Host {
@@ -223,12 +223,17 @@ mod summary_tests {
             },
             accelerator: "tcg".into(),
             qemu: "7.2.22".into(),
-            kernels: vec![result("a", Verdict::Pass, 1).kernel],
+            kernels,
             jobs: 2,
             started: "2026-12-02T00:00:00Z".into(),
             started_at: std::time::Instant::now(),
             parts: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn the_summary_says_what_ran_where_and_counts_the_verdicts() {
+        let run = run_info(vec![result("a", Verdict::Pass, 1).kernel]);
         let results = [
             result("a", Verdict::Pass, 1),
             result("b", Verdict::Xfail, 2),

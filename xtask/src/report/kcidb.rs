@@ -169,29 +169,14 @@ pub fn of_run(run_dir: &Path) -> anyhow::Result<Value> {
 #[cfg(test)]
 mod kcidb_io {
     use super::*;
-    use crate::report::files::{Host, RunInfo};
+    use crate::report::files::tests::run_info;
+    use crate::report::files::RunInfo;
     use crate::report::ktap::tests::{four_cases, known_failures};
 
     #[test]
     fn the_document_validates_against_kcidb_io() {
         let dir = tempfile::tempdir().unwrap();
-        let run = RunInfo {
-            bench_version: "v1".into(),
-            arguments: vec![],
-            host: Host {
-                hostname: "h".into(),
-                os: "Debian".into(),
-                cpus: 2,
-                memory_bytes: 1,
-            },
-            accelerator: "tcg".into(),
-            qemu: "7.2".into(),
-            kernels: vec![four_cases()[0].kernel.clone()],
-            jobs: 2,
-            started: "2026-12-02T00:00:00Z".into(),
-            started_at: std::time::Instant::now(),
-            parts: vec![],
-        };
+        let run = run_info(vec![four_cases()[0].kernel.clone()]);
         let mut results = four_cases();
         results.extend(known_failures());
         // The same cases and seeds on a second kernel.

@@ -93,7 +93,7 @@ pub fn join(parts: &[Part], out: &Path, place: Place) -> Result<Vec<CaseResult>>
     let mut results = Vec::new();
     for p in parts {
         for r in &p.results {
-            let own = if r.dir.is_empty() { &r.case } else { &r.dir };
+            let own = r.dir_name();
             let from = p.dir.join(own);
             let rel = match place {
                 Place::Inside => from
@@ -146,6 +146,8 @@ pub fn join(parts: &[Part], out: &Path, place: Place) -> Result<Vec<CaseResult>>
         },
     )?;
     write_reports(out, &run.kernels, &results)?;
+    // The joined run is whole: it ends as a run does.
+    let _ = std::fs::remove_file(out.join(crate::host::owner::OWNER_FILE));
     Ok(results)
 }
 
@@ -205,29 +207,9 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::files::Host;
+    use crate::report::files::tests::run_info;
     use crate::report::ktap::tests::four_cases;
     use crate::result::Verdict;
-
-    fn run_info(started: &str, kernels: Vec<crate::kernel::KernelInfo>) -> RunInfo {
-        RunInfo {
-            bench_version: "v1".into(),
-            arguments: vec!["xtask".into(), "run".into(), "--partition".into()],
-            host: Host {
-                hostname: "h".into(),
-                os: "Debian".into(),
-                cpus: 2,
-                memory_bytes: 1,
-            },
-            accelerator: "tcg".into(),
-            qemu: "7.2".into(),
-            kernels,
-            jobs: 2,
-            started: started.into(),
-            started_at: std::time::Instant::now(),
-            parts: vec![],
-        }
-    }
 
     /// A shard on disk as a run leaves it: each case's directory with its console, then
     /// `summary.json`.
@@ -243,7 +225,10 @@ mod tests {
             .unwrap();
             write_json(&case.join("result.json"), r).unwrap();
         }
-        let run = run_info(started, vec![results[0].kernel.clone()]);
+        let run = RunInfo {
+            started: started.into(),
+            ..run_info(vec![results[0].kernel.clone()])
+        };
         let mut summary = serde_json::to_value(run.summary(results)).unwrap();
         // Each shard ran ten seconds.
         summary["ended"] = format!("{}10Z", &started[..started.len() - 3]).into();

@@ -95,6 +95,16 @@ impl CaseResult {
             .unwrap_or("")
     }
 
+    /// The case's directory under its run's (results from before `dir` was recorded
+    /// are in one named after the case).
+    pub fn dir_name(&self) -> &str {
+        if self.dir.is_empty() {
+            &self.case
+        } else {
+            &self.dir
+        }
+    }
+
     /// A number a check recorded (`safety`'s `divergent_chunks`).
     pub fn check_figure(&self, check: &str, key: &str) -> Option<u64> {
         self.checks
