@@ -99,8 +99,6 @@ impl Bench {
             accel: self.accel,
             disks,
             console_log,
-            trace_events: Vec::new(),
-            trace_log: None,
             incoming: None,
         }
     }

@@ -78,19 +78,22 @@ fn sha256_str(s: &str) -> String {
 /// for one ran real guest code, which is all the probe asks.
 fn kvm_boots(vmlinuz: &Path) -> bool {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-accel",
-        "kvm",
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-m",
-        "256",
-    ])
-    .args(["-serial", "stdio", "-no-reboot", "-kernel"])
-    .arg(vmlinuz)
-    .args(["-append", "console=ttyS0 panic=-1 loglevel=4"]);
+    // Sandboxed like every VM (`vm::sandbox`); it runs as the bench's user, since it is the
+    // one QEMU that must open /dev/kvm by path, and it boots only to a missing root.
+    cmd.args(crate::vm::sandbox::sandbox_args())
+        .args([
+            "-accel",
+            "kvm",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-m",
+            "256",
+        ])
+        .args(["-serial", "stdio", "-no-reboot", "-kernel"])
+        .arg(vmlinuz)
+        .args(["-append", "console=ttyS0 panic=-1 loglevel=4"]);
     let Ok(mut session) = rexpect::session::spawn_command(cmd, Some(30_000)) else {
         return false;
     };

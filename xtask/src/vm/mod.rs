@@ -1,11 +1,14 @@
-//! One QEMU process: started with its sockets already listening, owned by a guard that
-//! kills it on every path out (also when the bench itself dies: `PR_SET_PDEATHSIG`), with
-//! every wait bounded and watching for QEMU's own death.
+//! One QEMU process: started with its files and sockets handed over open, sandboxed and
+//! unprivileged, owned by a guard that kills it on every path out (also when the bench
+//! itself dies: `PR_SET_PDEATHSIG`), with every wait bounded and watching for QEMU's own
+//! death.
 
 pub mod channel;
 pub mod guest;
+pub mod handoff;
 pub mod qemu;
 pub mod qmp;
+pub mod sandbox;
 pub mod saved;
 
 use crate::poll::{self, Pace, Probe};
@@ -13,7 +16,7 @@ use crate::vm::channel::{Channel, ChannelError};
 use agent::{Request, Response};
 use anyhow::{bail, Context, Result};
 use std::io::Read;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,7 +30,6 @@ pub struct Vm {
     channel: Channel,
     console_log: PathBuf,
     stderr_log: PathBuf,
-    _sockets: (tempfile::TempDir, crate::host::scratch::Registered),
     /// From spawning QEMU to the agent's first answer.
     pub boot: Duration,
     /// The guest's uptime when the agent first answered.
@@ -39,25 +41,29 @@ impl Vm {
     /// Starts QEMU and waits, at most `limit`, until the agent answers.
     pub fn start(cfg: &VmConfig, limit: Duration) -> Result<Vm> {
         let started = Instant::now();
-        // Socket paths must fit in sun_path (108 bytes): keep them short, outside the case dir.
-        let sockets = tempfile::Builder::new()
-            .prefix(&crate::host::owner::temp_prefix(""))
-            .tempdir()?;
-        let registered = crate::host::scratch::register(sockets.path());
-        let qmp_path = sockets.path().join("qmp");
-        let agent_path = sockets.path().join("agent");
-        let qmp_listener = UnixListener::bind(&qmp_path)?;
-        let agent_listener = UnixListener::bind(&agent_path)?;
+        let (qmp_ours, qmp_theirs) = UnixStream::pair().context("socket pair for QMP")?;
+        let (agent_ours, agent_theirs) = UnixStream::pair().context("socket pair for the agent")?;
+        let mut handoff = qemu::hand_over(cfg)?;
+        let qmp_fd = handoff.socket(qmp_theirs.into());
+        let agent_fd = handoff.socket(agent_theirs.into());
+        let keep = handoff.raw_fds();
+        let jail = sandbox::jail();
         let stderr_log = cfg.console_log.with_extension("qemu-stderr");
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(qemu::all_args(cfg, &qmp_path, &agent_path))
+        cmd.args(qemu::all_args(cfg, &handoff, qmp_fd, agent_fd))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_log).context("create qemu.stderr")?);
-        // SAFETY: prctl is async-signal-safe; it ties QEMU's life to the thread that
-        // started it, so a bench killed by any signal leaves no QEMU behind.
+        // SAFETY: fcntl, setgroups, setres[ug]id and prctl are async-signal-safe. The death
+        // signal is armed after the change of user, which would clear it: it ties QEMU's
+        // life to the thread that started it, so a bench killed by any signal leaves no
+        // QEMU behind.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
+                handoff::keep_across_exec(&keep)?;
+                if let Some(j) = &jail {
+                    j.enter()?;
+                }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -71,16 +77,17 @@ impl Vm {
             }
             Err(e) => return Err(e).context("start qemu-system-x86_64"),
         };
+        // QEMU's ends of the sockets close here with the rest of what it was handed: its
+        // exit is then an end of file on ours.
+        drop(handoff);
         let deadline = started + limit;
         let mut guard = Partial {
             child: Some(child),
             stderr_log: stderr_log.clone(),
             console_log: cfg.console_log.clone(),
         };
-        let qmp_stream = guard.accept(&qmp_listener, deadline, "QMP")?;
-        let agent_stream = guard.accept(&agent_listener, deadline, "the agent port")?;
-        let qmp =
-            qmp::Qmp::handshake(qmp_stream, Duration::from_secs(10)).context("QMP handshake")?;
+        let qmp = guard.handshake(qmp_ours, deadline)?;
+        let agent_stream = agent_ours;
         let mut qmp = qmp;
         if let Some(saved) = &cfg.incoming {
             saved::load(&mut qmp, saved, deadline)?;
@@ -91,7 +98,6 @@ impl Vm {
             channel: Channel::new(agent_stream)?,
             console_log: cfg.console_log.clone(),
             stderr_log,
-            _sockets: (sockets, registered),
             boot: Duration::ZERO,
             guest_uptime_ms: 0,
             kernel_release: String::new(),
@@ -229,37 +235,36 @@ struct Partial {
 }
 
 impl Partial {
-    fn accept(
-        &mut self,
-        listener: &UnixListener,
-        deadline: Instant,
-        what: &str,
-    ) -> Result<UnixStream> {
-        listener.set_nonblocking(true)?;
+    /// QMP's greeting, awaited until `deadline`; QEMU's exit before it is reported with
+    /// what QEMU and the guest printed.
+    fn handshake(&mut self, stream: UnixStream, deadline: Instant) -> Result<qmp::Qmp> {
         let limit = deadline.saturating_duration_since(Instant::now());
-        let stream = poll::until(
-            limit,
-            Pace::ms(1, 20),
-            || {
-                match listener.accept() {
-                    Ok((stream, _)) => return Ok(Probe::Done(stream)),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(anyhow::Error::from(e).context(format!("accept {what}"))),
-                }
+        match qmp::Qmp::handshake(stream, limit.max(Duration::from_millis(1))) {
+            Ok(q) => Ok(q),
+            Err(e) => {
                 let child = self.child.as_mut().expect("child present");
-                if let Some(status) = child.try_wait()? {
-                    bail!(
-                        "QEMU exited ({status}) before connecting {what}:\n{}{}",
+                // QEMU's exit closes the socket a moment before the exit can be reaped.
+                let exited = poll::until(
+                    Duration::from_secs(2),
+                    Pace::ms(5, 50),
+                    || {
+                        Ok::<_, std::io::Error>(match child.try_wait()? {
+                            Some(status) => Probe::Done(status),
+                            None => Probe::Pending(()),
+                        })
+                    },
+                    |()| std::io::Error::other("still running"),
+                );
+                match exited {
+                    Ok(status) => bail!(
+                        "QEMU exited ({status}) before its QMP greeting:\n{}{}",
                         read_tail(&self.stderr_log, 20),
                         read_tail(&self.console_log, 20)
-                    );
+                    ),
+                    Err(_) => Err(e.context(format!("QMP handshake (boot deadline {limit:?})"))),
                 }
-                Ok(Probe::Pending(()))
-            },
-            |()| anyhow::anyhow!("QEMU did not connect {what} before the boot deadline"),
-        )?;
-        stream.set_nonblocking(false)?;
-        Ok(stream)
+            }
+        }
     }
 }
 

@@ -1,8 +1,12 @@
 //! The QEMU command line, built from small pure functions so that each part is tested
-//! without booting anything.
+//! without booting anything. Every file on it is handed over open (`vm::handoff`): the
+//! functions take the names QEMU is to use for them.
 
+use super::handoff::Handoff;
+use super::sandbox;
 use crate::host::Accel;
 use std::ffi::OsString;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
 /// One virtio-blk disk backed by a raw file.
@@ -61,9 +65,6 @@ pub struct VmConfig {
     pub accel: Accel,
     pub disks: Vec<Disk>,
     pub console_log: PathBuf,
-    /// Trace events QEMU writes to `trace_log` (e.g. `virtio_blk_handle_write`).
-    pub trace_events: Vec<String>,
-    pub trace_log: Option<PathBuf>,
     /// A saved guest (`vm::saved`) to start from instead of booting: QEMU waits for it
     /// (`-incoming defer`) and the VM resumes where the guest was saved.
     pub incoming: Option<PathBuf>,
@@ -110,39 +111,39 @@ pub fn accel_args(accel: Accel, cpus: u32) -> Vec<OsString> {
     }
 }
 
-pub fn boot_args(cfg: &VmConfig) -> Vec<OsString> {
+pub fn boot_args(cfg: &VmConfig, h: &Handoff) -> Vec<OsString> {
     let mut a = vec![
         "-kernel".into(),
-        cfg.kernel.clone().into(),
+        h.name(&cfg.kernel),
         "-initrd".into(),
-        cfg.initrd.clone().into(),
+        h.name(&cfg.initrd),
     ];
     a.push("-append".into());
     a.push(format!("{BASE_CMDLINE} {}", cfg.cmdline).trim().into());
     a
 }
 
-pub fn console_args(log: &Path) -> Vec<OsString> {
+pub fn console_args(log: &Path, h: &Handoff) -> Vec<OsString> {
     vec![
         "-chardev".into(),
-        chardev_path("file,id=console", log),
+        chardev_path("file,id=console", &h.name(log)),
         "-serial".into(),
         "chardev:console".into(),
     ]
 }
 
-/// QMP and the agent port connect to sockets the host already listens on, so nothing
-/// polls for a socket file to appear.
-pub fn control_args(qmp: &Path, agent: &Path) -> Vec<OsString> {
+/// QMP and the agent port are sockets connected before QEMU starts (one end of a socket
+/// pair each), so nothing waits for QEMU to connect and no socket file exists.
+pub fn control_args(qmp: RawFd, agent: RawFd) -> Vec<OsString> {
     vec![
         "-chardev".into(),
-        chardev_path("socket,id=qmp", qmp),
+        format!("socket,id=qmp,fd={qmp}").into(),
         "-mon".into(),
         "chardev=qmp,mode=control".into(),
         "-device".into(),
         "virtio-serial-pci,id=vser".into(),
         "-chardev".into(),
-        chardev_path("socket,id=agent", agent),
+        format!("socket,id=agent,fd={agent}").into(),
         "-device".into(),
         format!(
             "virtserialport,bus=vser.0,chardev=agent,name={}",
@@ -152,26 +153,34 @@ pub fn control_args(qmp: &Path, agent: &Path) -> Vec<OsString> {
     ]
 }
 
-fn chardev_path(prefix: &str, path: &Path) -> OsString {
+fn chardev_path(prefix: &str, path: &std::ffi::OsStr) -> OsString {
     let mut s = OsString::from(format!("{prefix},path="));
     s.push(escape_commas(path));
     s
 }
 
 /// QEMU option values escape a comma by doubling it.
-fn escape_commas(p: &Path) -> OsString {
+fn escape_commas(p: &std::ffi::OsStr) -> OsString {
     OsString::from(p.to_string_lossy().replace(',', ",,"))
 }
 
-pub fn drive_args(disks: &[Disk]) -> Vec<OsString> {
+/// The VM's name is its console log's path: QEMU's command line names no file, and this
+/// is how people (and the tests) tell which case a QEMU process belongs to.
+pub fn name_args(console_log: &Path) -> Vec<OsString> {
+    let mut name = OsString::from("guest=");
+    name.push(escape_commas(console_log.as_os_str()));
+    vec!["-name".into(), name]
+}
+
+pub fn drive_args(disks: &[Disk], h: &Handoff) -> Vec<OsString> {
     let mut a = Vec::new();
     for (i, d) in disks.iter().enumerate() {
         let mut drive = match (&d.blkdebug, &d.log) {
             (_, Some(log)) => {
                 let mut s = OsString::from("driver=blklogwrites,file.driver=file,file.filename=");
-                s.push(escape_commas(&d.path));
+                s.push(escape_commas(&h.name(&d.path)));
                 s.push(",log.driver=file,log.filename=");
-                s.push(escape_commas(log));
+                s.push(escape_commas(&h.name(log)));
                 s.push(",log-sector-size=512");
                 s
             }
@@ -179,14 +188,14 @@ pub fn drive_args(disks: &[Disk]) -> Vec<OsString> {
             // that blkdebug's rules key on.
             (Some(rules), None) => {
                 let mut s = OsString::from("driver=raw,file.driver=blkdebug,file.config=");
-                s.push(escape_commas(rules));
+                s.push(escape_commas(&h.name(rules)));
                 s.push(",file.image.filename=");
-                s.push(escape_commas(&d.path));
+                s.push(escape_commas(&h.name(&d.path)));
                 s
             }
             (None, None) => {
                 let mut s = OsString::from("file=");
-                s.push(escape_commas(&d.path));
+                s.push(escape_commas(&h.name(&d.path)));
                 s.push(",format=raw");
                 s
             }
@@ -222,26 +231,33 @@ fn cache_mode(mode: &str, write_cache: bool) -> &str {
     }
 }
 
-pub fn trace_args(events: &[String], log: Option<&Path>) -> Vec<OsString> {
-    let mut a = Vec::new();
-    for e in events {
-        a.push("-trace".into());
-        a.push(format!("enable={e}").into());
+/// Opens every file `cfg` names, for QEMU to take by descriptor.
+pub fn hand_over(cfg: &VmConfig) -> anyhow::Result<Handoff> {
+    let mut h = Handoff::default();
+    h.input(&cfg.kernel)?;
+    h.input(&cfg.initrd)?;
+    h.output(&cfg.console_log)?;
+    for d in &cfg.disks {
+        h.image(&d.path)?;
+        if let Some(log) = &d.log {
+            h.image(log)?;
+        }
+        if let Some(rules) = &d.blkdebug {
+            h.input(rules)?;
+        }
     }
-    if let (Some(log), false) = (log, events.is_empty()) {
-        a.push("-D".into());
-        a.push(log.into());
-    }
-    a
+    Ok(h)
 }
 
-pub fn all_args(cfg: &VmConfig, qmp: &Path, agent: &Path) -> Vec<OsString> {
+pub fn all_args(cfg: &VmConfig, h: &Handoff, qmp: RawFd, agent: RawFd) -> Vec<OsString> {
     let mut a = machine_args(cfg);
-    a.extend(boot_args(cfg));
-    a.extend(console_args(&cfg.console_log));
+    a.extend(sandbox::sandbox_args());
+    a.extend(name_args(&cfg.console_log));
+    a.extend(h.args().iter().cloned());
+    a.extend(boot_args(cfg, h));
+    a.extend(console_args(&cfg.console_log, h));
     a.extend(control_args(qmp, agent));
-    a.extend(drive_args(&cfg.disks));
-    a.extend(trace_args(&cfg.trace_events, cfg.trace_log.as_deref()));
+    a.extend(drive_args(&cfg.disks, h));
     if cfg.incoming.is_some() {
         a.extend(os(&["-incoming", "defer"]));
     }
@@ -268,7 +284,7 @@ mod tests {
             write_cache: true,
         }];
         assert_eq!(
-            strings(drive_args(&disks)),
+            strings(drive_args(&disks, &Handoff::default())),
             [
                 "-drive",
                 "file=/tmp/a,,b/m0.img,format=raw,if=none,id=drive0,cache=none,aio=threads,throttling.iops-write=50",
@@ -290,7 +306,7 @@ mod tests {
             write_cache: false,
         }];
         assert_eq!(
-            strings(drive_args(&disks)),
+            strings(drive_args(&disks, &Handoff::default())),
             [
                 "-drive",
                 "driver=blklogwrites,file.driver=file,file.filename=/tmp/m0.img,log.driver=file,log.filename=/tmp/m0.wlog,log-sector-size=512,if=none,id=drive0,cache=directsync,aio=threads",
@@ -313,8 +329,9 @@ mod tests {
             strings(accel_args(Accel::Kvm, 4)),
             ["-accel", "kvm", "-cpu", "host"]
         );
-        let c = strings(control_args(Path::new("/s/q"), Path::new("/s/a")));
-        assert!(c.contains(&"socket,id=qmp,path=/s/q".to_string()));
+        let c = strings(control_args(7, 8));
+        assert!(c.contains(&"socket,id=qmp,fd=7".to_string()));
+        assert!(c.contains(&"socket,id=agent,fd=8".to_string()));
         assert!(c.contains(&format!(
             "virtserialport,bus=vser.0,chardev=agent,name={}",
             agent::PORT_NAME
@@ -322,14 +339,45 @@ mod tests {
     }
 
     #[test]
-    fn trace_log_only_with_events() {
-        assert!(trace_args(&[], Some(Path::new("/t"))).is_empty());
+    fn qemu_is_told_of_no_file_by_path_and_runs_sandboxed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |n: &str| {
+            let p = dir.path().join(n);
+            std::fs::write(&p, b"x").unwrap();
+            p
+        };
+        let mut logged = Disk::new("m0", file("m0.img"), "none");
+        logged.log = Some(file("m0.wlog"));
+        let mut debugged = Disk::new("m1", file("m1.img"), "none");
+        debugged.blkdebug = Some(file("rules.conf"));
+        let cfg = VmConfig {
+            kernel: file("vmlinuz"),
+            initrd: file("initrd"),
+            cmdline: String::new(),
+            memory_mib: 512,
+            cpus: 1,
+            accel: Accel::Tcg,
+            disks: vec![logged, debugged, Disk::new("fs", file("fs.img"), "none")],
+            console_log: dir.path().join("console.log"),
+            incoming: None,
+        };
+        let h = hand_over(&cfg).unwrap();
+        let a = strings(all_args(&cfg, &h, 3, 4));
+        let here = dir.path().to_string_lossy().into_owned();
+        // The fd sets' `opaque=` labels name their files for people; nothing opens them.
+        let naming: Vec<&String> = a
+            .iter()
+            .filter(|s| s.contains(&here) && !s.starts_with("fd="))
+            .collect();
         assert_eq!(
-            strings(trace_args(
-                &["virtio_blk_handle_write".into()],
-                Some(Path::new("/t"))
-            )),
-            ["-trace", "enable=virtio_blk_handle_write", "-D", "/t"]
+            naming,
+            [&format!("guest={here}/console.log")],
+            "only -name names a path: {a:?}"
         );
+        assert!(a
+            .windows(2)
+            .any(|w| w[0] == "-sandbox" && w[1] == sandbox::SANDBOX));
+        assert!(a.windows(2).any(|w| w[0] == "-nic" && w[1] == "none"));
+        assert_eq!(a.iter().filter(|s| *s == "-add-fd").count(), 2 * 4 + 1);
     }
 }

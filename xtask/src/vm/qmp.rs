@@ -1,10 +1,12 @@
-//! A QMP client for the few commands the bench sends (quit, stop, cont, I/O throttling).
+//! A QMP client for the few commands the bench sends (quit, stop, cont, I/O throttling,
+//! migration, and `getfd`, which carries a descriptor with it).
 //! QMP is one JSON object per line; the crates that wrap it bring an async runtime or a
 //! generated schema the bench does not need.
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, IoSlice, Write};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -43,6 +45,35 @@ impl Qmp {
     pub fn execute(&mut self, command: &str, arguments: Value) -> Result<Value> {
         let msg = json!({ "execute": command, "arguments": arguments });
         writeln!(self.writer, "{msg}")?;
+        self.reply(command)
+    }
+
+    /// Hands `fd` to QEMU under `name` (QMP `getfd`: the descriptor travels with the
+    /// command as SCM_RIGHTS), for a later command to name it (`fd:NAME`).
+    pub fn send_fd(&mut self, name: &str, fd: impl AsFd) -> Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let msg = format!(
+            "{}\n",
+            json!({ "execute": "getfd", "arguments": { "fdname": name } })
+        );
+        let fds = [fd.as_fd().as_raw_fd()];
+        let sent = sendmsg::<()>(
+            self.writer.as_raw_fd(),
+            &[IoSlice::new(msg.as_bytes())],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .context("QMP getfd: sendmsg")?;
+        anyhow::ensure!(
+            sent == msg.len(),
+            "QMP getfd: a short send ({sent} of {})",
+            msg.len()
+        );
+        self.reply("getfd").map(|_| ())
+    }
+
+    fn reply(&mut self, command: &str) -> Result<Value> {
         loop {
             let reply = self
                 .read_message()
