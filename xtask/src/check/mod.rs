@@ -31,11 +31,13 @@ pub struct Check {
 /// The checks that judge the run, not the kernel: that the crash left something to
 /// judge, that the pressure the case asked for was met, that the injectors fired, that
 /// the guest saw the disks a power-loss model assumes, that there were crash states, that
-/// a violation the model found is real. One of
+/// a violation the model found is real, that a wait's state came (without blocked tasks
+/// to blame the kernel for its absence). One of
 /// them failing means the case could not judge the kernel (an ERROR), never that the
 /// kernel broke a rule (a FAIL).
-pub const PRECONDITIONS: [&str; 6] = [
+pub const PRECONDITIONS: [&str; 7] = [
     "crash_left_divergence",
+    "awaited_state_reached",
     "pressure_reached",
     "faults_injected",
     "write_cache_as_modelled",

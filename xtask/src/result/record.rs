@@ -158,4 +158,16 @@ mod tests {
             _ => panic!("a broken rule fails the case"),
         }
     }
+
+    #[test]
+    fn a_stall_with_blocked_tasks_fails_and_one_without_is_an_error() {
+        assert!(matches!(
+            verdict_of(&[check("awaited_state_reached", false)]),
+            Err(Failure::Bench(_))
+        ));
+        match verdict_of(&[check("no_blocked_tasks", false)]) {
+            Err(Failure::Case(why)) => assert!(why.starts_with("no_blocked_tasks: "), "{why}"),
+            _ => panic!("tasks stuck in the kernel are the kernel's failure"),
+        }
+    }
 }

@@ -54,26 +54,25 @@ pub fn run(
             case_dir,
             disks: &disks,
             rec,
+            stalls: Default::default(),
         };
-        if let Some(c) = &plan.crash {
-            return crash::run(&mut s, c);
-        }
-        if let Some(e) = &plan.examination {
-            return examination::run(&mut s, e);
-        }
-        if let Some(r) = &plan.readd {
-            return readd::run(&mut s, r);
-        }
-        if let Some(b) = &plan.bitmap_eio {
-            return bitmap_eio::run(&mut s, b);
-        }
-        if let Some(l) = &plan.bitmap_lie {
-            return bitmap_lie::run(&mut s, l);
-        }
-        if let Some(p) = &plan.power_loss {
-            return power_loss::run(&mut s, p);
-        }
-        return steps::run(bench, plan, case_dir, disks.clone(), s.rec);
+        let result = if let Some(c) = &plan.crash {
+            crash::run(&mut s, c)
+        } else if let Some(e) = &plan.examination {
+            examination::run(&mut s, e)
+        } else if let Some(r) = &plan.readd {
+            readd::run(&mut s, r)
+        } else if let Some(b) = &plan.bitmap_eio {
+            bitmap_eio::run(&mut s, b)
+        } else if let Some(l) = &plan.bitmap_lie {
+            bitmap_lie::run(&mut s, l)
+        } else if let Some(p) = &plan.power_loss {
+            power_loss::run(&mut s, p)
+        } else {
+            return steps::run(bench, plan, case_dir, disks.clone(), s.rec);
+        };
+        s.land_stalls();
+        return result;
     }
     steps::run(bench, plan, case_dir, disks, rec)
 }
@@ -86,6 +85,9 @@ pub struct Scenario<'a, 'r> {
     pub case_dir: &'a Path,
     pub disks: &'a [Disk],
     pub rec: &'a mut Record<'r>,
+    /// The checks of waits that passed their deadline ([`Scenario::stalled`]), not yet
+    /// in the record.
+    pub stalls: std::cell::RefCell<Vec<Check>>,
 }
 
 impl Scenario<'_, '_> {
@@ -139,23 +141,55 @@ impl Scenario<'_, '_> {
         Ok(out.stdout)
     }
 
-    /// The failure of a guest that stopped making progress, with the stacks of its
-    /// blocked tasks (sysrq `w`), also kept as `blocked-tasks.txt`.
+    /// A wait that passed its deadline, judged as a named check. With tasks blocked in the
+    /// kernel (sysrq `w`), the kernel is stuck: `no_blocked_tasks` fails, a FAIL. With none,
+    /// the state the case waited for never came and nothing points at the kernel (a load
+    /// that never outran its throttle, a command of the case that waits forever):
+    /// `awaited_state_reached` fails, a precondition, so the case could not judge (ERROR).
+    /// The check lands in the record when the scenario returns ([`run`]): the waits that
+    /// stall are the shared ones, which only read the scenario.
     pub fn stalled(&self, vm: &mut Vm, why: String) -> Failure {
         let report = stall::blocked_tasks(vm);
         let _ = std::fs::write(self.case_dir.join("blocked-tasks.txt"), &report);
-        if report.is_empty() {
-            return Failure::Case(format!(
-                "{why}; sysrq w printed no blocked tasks\n{}",
-                vm.console_tail(10)
-            ));
-        }
         let tasks = crate::logs::blocked::task_names(&report);
-        Failure::Case(format!(
-            "{why}; blocked tasks: {} (stacks in blocked-tasks.txt)\n{}",
-            tasks.join(", "),
+        let check = if report.is_empty() {
+            Check {
+                name: "awaited_state_reached".into(),
+                ok: false,
+                summary: format!("{why}; sysrq w printed no blocked tasks"),
+                figures: serde_json::json!({ "waiting_for": why, "blocked_tasks": tasks }),
+            }
+        } else {
+            Check {
+                name: "no_blocked_tasks".into(),
+                ok: false,
+                summary: format!(
+                    "{why}; blocked tasks: {} (stacks in blocked-tasks.txt)",
+                    tasks.join(", ")
+                ),
+                figures: serde_json::json!({ "waiting_for": why, "blocked_tasks": tasks }),
+            }
+        };
+        let mut checks = self.rec.result.checks.clone();
+        checks.push(check.clone());
+        self.stalls.borrow_mut().push(check);
+        let context = if report.is_empty() {
+            vm.console_tail(10)
+        } else {
             report.lines().take(40).collect::<Vec<_>>().join("\n")
-        ))
+        };
+        match crate::result::record::verdict_of(&checks) {
+            Err(Failure::Case(why)) => Failure::Case(format!("{why}\n{context}")),
+            Err(Failure::Bench(e)) => Failure::Bench(e.context(context)),
+            Ok(()) => unreachable!("a check just failed"),
+        }
+    }
+
+    /// Moves the checks of stalled waits into the record.
+    pub fn land_stalls(&mut self) {
+        for c in self.stalls.take() {
+            self.rec.add(c);
+        }
     }
 
     pub fn phase(&mut self, name: &str) {

@@ -337,6 +337,7 @@ fn confirm(
         case_dir: s.case_dir,
         disks: &disks,
         rec: &mut *s.rec,
+        stalls: Default::default(),
     };
     let result = (|| -> Result<Vec<u64>, Failure> {
         let mut vm = state.boot(3)?;
@@ -351,6 +352,7 @@ fn confirm(
         state.phase("assemble and resync the violating state");
         Ok(after.divergent)
     })();
+    state.land_stalls();
     result.map_err(|f| match f {
         Failure::Case(why) => why,
         Failure::Bench(e) => format!("{e:#}"),

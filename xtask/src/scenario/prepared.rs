@@ -85,6 +85,7 @@ impl Scenario<'_, '_> {
             case_dir: dir,
             disks: &disks,
             rec: &mut rec,
+            stalls: Default::default(),
         };
         let failed = |f: Failure| match f {
             Failure::Case(why) => anyhow::anyhow!(why),
