@@ -107,14 +107,8 @@ fn opaque(path: &Path) -> String {
 
 /// `file`'s bytes in a memfd, which any user may open through `/proc/self/fd`.
 fn private_copy(path: &Path, mut file: File) -> Result<OwnedFd> {
-    let name = std::ffi::CString::new("mdbb-input").expect("no NUL");
-    // SAFETY: memfd_create takes a valid C string and returns a new descriptor or -1.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("memfd_create");
-    }
-    // SAFETY: fd is a fresh descriptor owned by nothing else.
-    let mut copy = unsafe { File::from(<OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)) };
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let mut copy = File::from(memfd_create("mdbb-input", MFdFlags::MFD_CLOEXEC)?);
     std::io::copy(&mut file, &mut copy)
         .with_context(|| format!("copy {} for QEMU", path.display()))?;
     Ok(copy.into())

@@ -158,19 +158,7 @@ impl Vm {
     }
 
     fn wait_exit_status(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let child = &mut self.child;
-        poll::until(
-            limit,
-            Pace::ms(5, 100),
-            || {
-                Ok::<_, ()>(match child.try_wait() {
-                    Ok(Some(status)) => Probe::Done(status),
-                    _ => Probe::Pending(()),
-                })
-            },
-            |()| (),
-        )
-        .ok()
+        wait_for_exit(&mut self.child, limit)
     }
 
     pub fn qmp(&mut self) -> &mut qmp::Qmp {
@@ -244,24 +232,14 @@ impl Partial {
             Err(e) => {
                 let child = self.child.as_mut().expect("child present");
                 // QEMU's exit closes the socket a moment before the exit can be reaped.
-                let exited = poll::until(
-                    Duration::from_secs(2),
-                    Pace::ms(5, 50),
-                    || {
-                        Ok::<_, std::io::Error>(match child.try_wait()? {
-                            Some(status) => Probe::Done(status),
-                            None => Probe::Pending(()),
-                        })
-                    },
-                    |()| std::io::Error::other("still running"),
-                );
+                let exited = wait_for_exit(child, Duration::from_secs(2));
                 match exited {
-                    Ok(status) => bail!(
+                    Some(status) => bail!(
                         "QEMU exited ({status}) before its QMP greeting:\n{}{}",
                         read_tail(&self.stderr_log, 20),
                         read_tail(&self.console_log, 20)
                     ),
-                    Err(_) => Err(e.context(format!("QMP handshake (boot deadline {limit:?})"))),
+                    None => Err(e.context(format!("QMP handshake (boot deadline {limit:?})"))),
                 }
             }
         }
@@ -275,6 +253,22 @@ impl Drop for Partial {
             let _ = c.wait();
         }
     }
+}
+
+/// Polls for `child`'s exit, at most `limit`; its status if it exited.
+fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    poll::until(
+        limit,
+        Pace::ms(5, 100),
+        || {
+            Ok::<_, ()>(match child.try_wait() {
+                Ok(Some(status)) => Probe::Done(status),
+                _ => Probe::Pending(()),
+            })
+        },
+        |()| (),
+    )
+    .ok()
 }
 
 /// The last `lines` lines of a log, for error messages.

@@ -29,8 +29,13 @@ pub struct Jail {
 }
 
 /// The user QEMU runs as: `nobody` when the bench is root (none otherwise: the bench's
-/// own user is unprivileged already).
+/// own user is unprivileged already). Looked up once per run, not at every boot.
 pub fn jail() -> Option<Jail> {
+    static JAIL: std::sync::OnceLock<Option<Jail>> = std::sync::OnceLock::new();
+    *JAIL.get_or_init(look_up)
+}
+
+fn look_up() -> Option<Jail> {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         return None;
