@@ -169,6 +169,7 @@ fn main() -> ExitCode {
             xtask::cli::power_loss::write(&w.case_dir, w.violation, &w.out)
         }
     };
+    xtask::run::interrupt::yield_to_handler();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

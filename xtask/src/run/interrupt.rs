@@ -26,6 +26,16 @@ pub fn stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)
 }
 
+/// Where the main thread ends while a signal is being handled: the handler exits with
+/// 128 + the signal once it has cleaned up, so the main thread must not exit first with
+/// the error its own work met on the way (a wait for a child the handler reaped gets
+/// ECHILD, a directory it removed is missing) and turn an interruption into an ERROR.
+pub fn yield_to_handler() {
+    while stopping() {
+        std::thread::park();
+    }
+}
+
 /// Exit status of a run stopped by SIGINT.
 pub const INTERRUPTED: i32 = 128 + SIGINT;
 /// Exit status of a run stopped by SIGTERM.
