@@ -187,8 +187,16 @@ fn what_a_sigkill_leaves_the_next_run_sweeps() {
         p.file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(&format!("mdbb-{pid}-")))
     };
-    // What the kill left: the disks, the VM's socket directory, a case still running.
+    // What the kill left: the disks and a case still running. The VM's sockets are socket
+    // pairs (no directory); a temporary directory of the run's own (an ext4 image's copy,
+    // an `exec`'s files) is what a kill at another moment leaves, so one is planted under
+    // the dead run's name for the sweep to find.
     assert_eq!(find(&results, 2, &is_disks).len(), 1);
+    assert!(
+        find(&tmp, 0, &mine).is_empty(),
+        "a VM made a temporary directory"
+    );
+    std::fs::create_dir_all(tmp.join(format!("mdbb-{pid}-ext4-planted/sub"))).unwrap();
     assert_eq!(find(&tmp, 0, &mine).len(), 1);
     let result = find(&results, 2, &|p| p.ends_with("result.json"))[0].clone();
     let verdict = |p: &Path| -> serde_json::Value {
@@ -206,7 +214,8 @@ fn what_a_sigkill_leaves_the_next_run_sweeps() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("swept what killed runs left: 1 running cases marked interrupted"),
+        stderr.contains("swept what killed runs left: 1 running cases marked interrupted")
+            && stderr.contains(", 1 temporary directories"),
         "{stderr}"
     );
     assert!(
@@ -215,7 +224,7 @@ fn what_a_sigkill_leaves_the_next_run_sweeps() {
     );
     assert!(
         find(&tmp, 0, &mine).is_empty(),
-        "the killed run's sockets stay"
+        "the killed run's temporary directory stays"
     );
     assert_eq!(verdict(&result), "interrupted");
     assert!(
