@@ -31,8 +31,9 @@ pub fn run(s: &mut Scenario, spec: &BitmapLieSpec) -> Result<(), Failure> {
     if let Some(t) = &spec.crash.throttle {
         s.throttle(&mut vm, t)?;
     }
+    let start = s.block_stats(&mut vm)?;
     s.spawn_workload(&mut vm, &spec.crash.workload, "")?;
-    s.wait_kill_point(&mut vm, &spec.crash)?;
+    s.wait_kill_point(&mut vm, &spec.crash, &start)?;
     vm.kill().map_err(Failure::Bench)?;
     s.phase("load and crash");
     let before = s.read_images("after-crash").map_err(Failure::Bench)?;

@@ -113,8 +113,9 @@ fn load_and_crash(
     if let Some(f) = load_faults {
         preamble.push_str(&faults::arm(s, &mut vm, f)?);
     }
+    let start = s.block_stats(&mut vm)?;
     let workload = s.spawn_workload(&mut vm, &crash.workload, &preamble)?;
-    let written = s.wait_kill_point(&mut vm, crash)?;
+    let written = s.wait_kill_point(&mut vm, crash, &start)?;
     if let Some(f) = load_faults {
         faults::note_budget(s, &mut vm, f)?;
     }
@@ -158,7 +159,14 @@ fn load_and_crash(
         s.phase("writers stopped, daemon clearing");
     }
     match crash.mode {
-        CrashMode::Sigkill => vm.kill().map_err(Failure::Bench)?,
+        CrashMode::Sigkill => {
+            if crash.at == CrashPoint::Writing {
+                // The readings above took round trips, in which the lagging member's queue
+                // may have drained: the kill follows a look that saw it behind.
+                s.wait_kill_point(&mut vm, crash, &start)?;
+            }
+            vm.kill().map_err(Failure::Bench)?
+        }
         CrashMode::QmpQuit => vm.quit(Duration::from_secs(60)).map_err(Failure::Bench)?,
         CrashMode::Panic => {
             // The call never answers: the guest panics and QEMU exits (panic=-1, -no-reboot).

@@ -7,6 +7,7 @@ use crate::check;
 use crate::poll::{self, Pace, Probe};
 use crate::result::Failure;
 use crate::vm::{guest, Vm};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub const WORKLOAD_PID: &str = "/tmp/workload.pid";
@@ -80,54 +81,66 @@ impl Scenario<'_, '_> {
             * 512)
     }
 
-    /// Waits for the kill point: bytes written to md0, or time since the load started.
-    pub fn wait_kill_point(&self, vm: &mut Vm, crash: &CrashSpec) -> Result<u64, Failure> {
+    /// What every block device of the guest has written so far: the kill point's baseline,
+    /// read before the load starts.
+    pub fn block_stats(&self, vm: &mut Vm) -> Result<BlockStats, Failure> {
+        Ok(BlockStats::parse(&self.sh(vm, BlockStats::CMD, 10)?))
+    }
+
+    /// Waits for the kill point: bytes written to md0, or time since the load started;
+    /// then, with a throttled member, until a SIGKILL must leave the members apart.
+    /// `start` is [`Scenario::block_stats`] from before the load. Returns the bytes md0
+    /// wrote.
+    pub fn wait_kill_point(
+        &mut self,
+        vm: &mut Vm,
+        crash: &CrashSpec,
+        start: &BlockStats,
+    ) -> Result<u64, Failure> {
         let started = Instant::now();
         let limit = Duration::from_secs(300);
-        // While writing, the kill waits until the lagging member has writes queued in
-        // QEMU too: only those are lost, so only then can the members differ (a slow
-        // guest may never outrun the throttle, and would crash with nothing to judge).
+        // While writing, the kill waits until the lagging member is behind on data: only
+        // its queued writes are lost, so only then can the members differ (a slow guest
+        // may never outrun the throttle, and would crash with nothing to judge).
         let lagging = crash
             .throttle
             .as_ref()
             .filter(|_| crash.at == CrashPoint::Writing)
-            .map(|t| self.dev(&t.disk).trim_start_matches("/dev/").to_string());
+            .map(|t| {
+                let peer = mirror_peer(self.array.level, &self.array.members, &t.disk)
+                    .map(|p| dev_name(&self.dev(p)));
+                (dev_name(&self.dev(&t.disk)), peer)
+            });
         let cmd = match &lagging {
-            Some(name) => format!("cat /sys/block/md0/stat /sys/block/{name}/inflight"),
-            None => "cat /sys/block/md0/stat".to_string(),
+            Some((name, _)) => format!("{} /sys/block/{name}/inflight", BlockStats::CMD),
+            None => BlockStats::CMD.to_string(),
         };
         let waited = poll::until(
             limit,
             Pace::ms(50, 250),
             || {
-                let stat = self.sh(vm, &cmd, 10).map_err(Missed::Failed)?;
-                let fields: Vec<u64> = stat
-                    .split_whitespace()
-                    .map(|v| v.parse::<u64>().unwrap_or(0))
-                    .collect();
-                let written = fields.get(6).copied().unwrap_or(0) * 512;
-                // `inflight` (reads, writes) follows md0's stat fields.
-                let lagging_writes = fields.last().copied().unwrap_or(0);
+                let now = BlockStats::parse(&self.sh(vm, &cmd, 10).map_err(Missed::Failed)?);
+                let written = now.written_since(start, "md0") * 512;
                 let due = match (crash.after_written, crash.after_time) {
                     (Some(bytes), _) => written >= bytes.0,
                     (None, Some(t)) => started.elapsed() >= t,
                     (None, None) => true,
                 };
+                let lag = lagging
+                    .as_ref()
+                    .map(|(name, peer)| lag_at(start, &now, name, peer.as_deref()));
                 // The first condition of the kill point not met yet, as a deadline says it.
                 let waiting_for = if !due {
                     Some(format!("the workload wrote only {written} bytes"))
-                } else if lagging.is_some() && lagging_writes == 0 {
-                    Some(format!(
-                        "the throttled member {} never had a write in flight (the load does not outrun its throttle)",
-                        lagging.as_deref().unwrap_or_default()
-                    ))
+                } else if let Some(Err(why)) = &lag {
+                    Some(why.clone())
                 } else if !self.pressure_ok(vm, crash).map_err(Missed::Failed)? {
                     Some("the writers' cgroup never reached memory pressure (no memory.high/max event, no memory stall)".to_string())
                 } else {
                     None
                 };
                 let Some(why) = waiting_for else {
-                    return Ok(Probe::Done(written));
+                    return Ok(Probe::Done((written, lag.and_then(Result::ok))));
                 };
                 if let Some(status) = vm.exited() {
                     return Err(Missed::Failed(Failure::Case(format!(
@@ -139,7 +152,12 @@ impl Scenario<'_, '_> {
             Missed::Deadline,
         );
         match waited {
-            Ok(written) => Ok(written),
+            Ok((written, lag)) => {
+                if let Some(lag) = lag {
+                    self.note_figure("lag_at_kill_point", lag);
+                }
+                Ok(written)
+            }
             Err(Missed::Failed(f)) => Err(f),
             Err(Missed::Deadline(why)) => {
                 Err(self.stalled(vm, format!("{why} in {limit:?} (deadline passed)")))
@@ -197,5 +215,195 @@ impl Scenario<'_, '_> {
             guest::spawn(vm, &cmd).map_err(Failure::Bench)?;
         }
         Ok(())
+    }
+}
+
+/// The guest's block devices at one moment, as the kill point reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockStats {
+    /// Sectors written (`stat` field 7), by device name (`md0`, `vdb`).
+    written: BTreeMap<String, u64>,
+    /// Writes in flight (`inflight`'s second field), by device name, where read.
+    inflight_writes: BTreeMap<String, u64>,
+}
+
+impl BlockStats {
+    /// Every device's `stat`, each line prefixed with its path; `inflight` files may follow.
+    pub const CMD: &'static str = "grep -H . /sys/block/*/stat";
+
+    pub fn parse(text: &str) -> BlockStats {
+        let mut stats = BlockStats::default();
+        for line in text.lines() {
+            let Some((path, fields)) = line.split_once(':') else {
+                continue;
+            };
+            let mut parts = path.trim_start_matches("/sys/block/").split('/');
+            let (Some(dev), Some(file)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let fields: Vec<u64> = fields
+                .split_whitespace()
+                .map_while(|v| v.parse().ok())
+                .collect();
+            match (file, fields.as_slice()) {
+                ("stat", [_, _, _, _, _, _, sectors, ..]) => {
+                    stats.written.insert(dev.to_string(), *sectors);
+                }
+                ("inflight", [_, writes]) => {
+                    stats.inflight_writes.insert(dev.to_string(), *writes);
+                }
+                _ => {}
+            }
+        }
+        stats
+    }
+
+    /// Sectors `dev` wrote between `start` and this reading.
+    pub fn written_since(&self, start: &BlockStats, dev: &str) -> u64 {
+        let at = |s: &BlockStats| s.written.get(dev).copied().unwrap_or(0);
+        at(self).saturating_sub(at(start))
+    }
+}
+
+/// How far a mirror member must trail its peer before a kill is sure to leave them apart:
+/// more than the metadata md may have in flight on it at once (a bitmap page and a
+/// superblock, 4 KiB each at most), so at least one data write is among what it lacks.
+const LAG_MIN_BYTES: u64 = 64 << 10;
+
+/// Writes the throttled member must have queued at the kill point. The queue drains at
+/// the throttle's pace while writers wait on a bitmap update and send nothing new (seen
+/// with RAID10's internal bitmap: 197 KiB behind at the last look, identical members
+/// after the kill), so a queue of one write may be gone before the kill lands; without
+/// a mirror to compare with, more writes than md's metadata (bitmap page, superblock,
+/// flush) can be also proves a data write among them.
+const MIN_QUEUED_BEHIND_MIRROR: u64 = 2;
+const MIN_QUEUED_WITHOUT_MIRROR: u64 = 4;
+
+/// Whether the throttled member `lagging` is behind enough for a kill to leave the
+/// members apart: writes queued on it, and against its mirror `peer`, data the peer
+/// completed since `start` that `lagging` did not; without a mirror (parity levels),
+/// more writes queued than metadata can be. Ok: what it saw, for the result; Err: what
+/// it waits for.
+fn lag_at(
+    start: &BlockStats,
+    now: &BlockStats,
+    lagging: &str,
+    peer: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let queued = now.inflight_writes.get(lagging).copied().unwrap_or(0);
+    let never = format!("the throttled member {lagging} never");
+    let outrun = "(the load does not outrun its throttle)";
+    match peer {
+        Some(peer) => {
+            let behind = now
+                .written_since(start, peer)
+                .saturating_sub(now.written_since(start, lagging))
+                * 512;
+            if behind >= LAG_MIN_BYTES && queued >= MIN_QUEUED_BEHIND_MIRROR {
+                Ok(serde_json::json!({ "member": lagging, "peer": peer, "behind_bytes": behind, "writes_in_flight": queued }))
+            } else {
+                Err(format!(
+                    "{never} fell {LAG_MIN_BYTES} bytes behind its mirror {peer} with {MIN_QUEUED_BEHIND_MIRROR} writes in flight {outrun}; {behind} bytes and {queued} writes at the last look"
+                ))
+            }
+        }
+        None if queued >= MIN_QUEUED_WITHOUT_MIRROR => {
+            Ok(serde_json::json!({ "member": lagging, "writes_in_flight": queued }))
+        }
+        None => Err(format!(
+            "{never} had {MIN_QUEUED_WITHOUT_MIRROR} writes in flight {outrun}; {queued} at the last look"
+        )),
+    }
+}
+
+/// The member holding the same data as `disk`, when the level keeps whole copies: any
+/// other member of a mirror; RAID10's near-2 partner (member `i ^ 1`, with an even
+/// number of members, mdadm's default layout). Parity levels have none.
+fn mirror_peer<'m>(level: u32, members: &'m [String], disk: &str) -> Option<&'m str> {
+    let i = members.iter().position(|m| m == disk)?;
+    match level {
+        1 => members.iter().find(|m| *m != disk).map(String::as_str),
+        10 if members.len() % 2 == 0 => members.get(i ^ 1).map(String::as_str),
+        _ => None,
+    }
+}
+
+/// `vdb` of `/dev/vdb`.
+fn dev_name(dev: &str) -> String {
+    dev.trim_start_matches("/dev/").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("m{i}")).collect()
+    }
+
+    #[test]
+    fn the_peer_holds_the_same_data() {
+        assert_eq!(mirror_peer(1, &members(3), "m1"), Some("m0"));
+        assert_eq!(mirror_peer(1, &members(2), "m0"), Some("m1"));
+        assert_eq!(mirror_peer(10, &members(4), "m1"), Some("m0"));
+        assert_eq!(mirror_peer(10, &members(4), "m2"), Some("m3"));
+        assert_eq!(mirror_peer(10, &members(3), "m1"), None, "copies wrap");
+        assert_eq!(mirror_peer(5, &members(3), "m1"), None);
+        assert_eq!(mirror_peer(6, &members(4), "m1"), None);
+        assert_eq!(mirror_peer(1, &members(2), "fs"), None, "not a member");
+    }
+
+    /// `grep -H` of 6.12's 17-field `stat`s and an `inflight`, as the guest prints them.
+    fn reading(md0: u64, vdb: u64, vdc: u64, inflight: u64) -> BlockStats {
+        BlockStats::parse(&format!(
+            "/sys/block/md0/stat:     120        0     2200        0     3000        0 {md0:>8}        0        0        0        0        0        0        0        0        0        0\n\
+             /sys/block/vdb/stat:     100        0     1800       40     3100        5 {vdb:>8}    12000        0     2000    12040        0        0        0        0        0        0\n\
+             /sys/block/vdc/stat:     100        0     1800       40     2900        5 {vdc:>8}    99000        8     9000    99040        0        0        0        0        0        0\n\
+             /sys/block/vdc/inflight:        0        {inflight}\n"
+        ))
+    }
+
+    #[test]
+    fn stats_parse_per_device() {
+        let r = reading(500, 700, 600, 8);
+        assert_eq!(r.written.get("md0"), Some(&500));
+        assert_eq!(r.written.get("vdc"), Some(&600));
+        assert_eq!(r.inflight_writes.get("vdc"), Some(&8));
+        assert_eq!(r.inflight_writes.get("vdb"), None);
+        assert_eq!(r.written_since(&reading(100, 0, 0, 0), "md0"), 400);
+        assert_eq!(
+            BlockStats::parse("garbage\n/sys/block/x/stat: 1 2\n"),
+            BlockStats::default()
+        );
+    }
+
+    #[test]
+    fn a_mirror_member_is_behind_only_by_more_than_metadata() {
+        let start = reading(0, 1000, 1000, 0);
+        // The peer (vdb) wrote 64 KiB more than the throttled vdc since the start.
+        let lag = lag_at(&start, &reading(0, 1128, 1000, 2), "vdc", Some("vdb"));
+        assert_eq!(lag.unwrap()["behind_bytes"], 65536);
+        // 8 KiB behind: a bitmap page and a superblock may be all it lacks.
+        let why = lag_at(&start, &reading(0, 1016, 1000, 2), "vdc", Some("vdb")).unwrap_err();
+        assert!(
+            why.contains("never fell 65536 bytes behind its mirror vdb")
+                && why.contains("8192 bytes and 2 writes at the last look"),
+            "{why}"
+        );
+        // Far behind with one write left: it may drain before the kill lands.
+        assert!(lag_at(&start, &reading(0, 2000, 1000, 1), "vdc", Some("vdb")).is_err());
+        // What each had written before the load does not count.
+        let start = reading(0, 1000, 5000, 0);
+        assert!(lag_at(&start, &reading(0, 1128, 5000, 2), "vdc", Some("vdb")).is_ok());
+        assert!(lag_at(&start, &reading(0, 1128, 5128, 2), "vdc", Some("vdb")).is_err());
+    }
+
+    #[test]
+    fn without_a_mirror_more_writes_in_flight_than_metadata_will_do() {
+        let start = reading(0, 0, 0, 0);
+        let lag = lag_at(&start, &reading(0, 0, 0, 4), "vdc", None);
+        assert_eq!(lag.unwrap()["writes_in_flight"], 4);
+        let why = lag_at(&start, &reading(0, 0, 0, 3), "vdc", None).unwrap_err();
+        assert!(why.contains("never had 4 writes in flight"), "{why}");
     }
 }
