@@ -10,6 +10,14 @@ use xtask::check;
 use xtask::ondisk::bitmap::Bitmap;
 use xtask::result::Verdict;
 
+fn failed_checks(r: &xtask::result::CaseResult) -> Vec<&str> {
+    r.checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_ref())
+        .collect()
+}
+
 fn chunks(v: &serde_json::Value) -> Vec<u64> {
     v.as_array()
         .unwrap()
@@ -127,12 +135,7 @@ fn crash_under_memory_pressure_reaches_pressure_and_keeps_the_promise() {
 /// different kernel bug, and fails the test.
 fn assert_the_ordering_race(r: &xtask::result::CaseResult) {
     assert_eq!(r.verdict, Verdict::Fail, "{:?}\n{:#?}", r.reason, r.checks);
-    let failed: Vec<&str> = r
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.name.as_ref())
-        .collect();
+    let failed = failed_checks(r);
     assert!(
         failed
             .iter()
@@ -233,4 +236,33 @@ fn a_crash_during_the_resync_is_judged_twice_and_finished_from_the_bitmap() {
     let first = safety[0].figures["divergent_chunks"].as_u64().unwrap();
     let second = safety[1].figures["divergent_chunks"].as_u64().unwrap();
     assert!(first > 0 && second <= first, "{first} then {second}");
+}
+
+/// A kill point the load can never reach: one writer of 4 KiB at a time keeps the
+/// throttled member at most one write behind its mirror, never the 64 KiB the kill waits
+/// for. The wait ends at its deadline (the case's VM time) as an ERROR, the precondition
+/// `awaited_state_reached`, never as a FAIL of the kernel, although the writers sit in
+/// the kernel waiting for their I/O when it is asked for blocked tasks.
+#[test]
+fn a_kill_point_the_load_never_reaches_is_an_error_not_a_fail() {
+    let yaml = std::fs::read_to_string(bench().project.join("cases/raid1-file-bitmap-crash.yaml"))
+        .unwrap()
+        .replace("timeout: 15m", "timeout: 20s")
+        .replace(
+            "{writers: 8, min_io: 4K, max_io: 256K, direct: true}",
+            "{writers: 1, min_io: 4K, max_io: 4K, direct: true}",
+        )
+        .replace("after_time: 3s", "after_time: 1s");
+    let plan = plan_inline("kill-point-unreached", &yaml, 5);
+    let (r, _dir) = run(&plan);
+    assert_eq!(r.verdict, Verdict::Error, "{:?}\n{:#?}", r.reason, r.checks);
+    let failed = failed_checks(&r);
+    assert_eq!(failed, ["awaited_state_reached"], "{:#?}", r.checks);
+    let summary = &r.checks.iter().find(|c| !c.ok).unwrap().summary;
+    assert!(
+        summary.contains("never fell 65536 bytes behind its mirror")
+            && summary.contains("in 20s (deadline passed)")
+            && summary.contains("the load was still writing"),
+        "{summary}"
+    );
 }

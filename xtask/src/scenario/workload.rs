@@ -98,7 +98,8 @@ impl Scenario<'_, '_> {
         start: &BlockStats,
     ) -> Result<u64, Failure> {
         let started = Instant::now();
-        let limit = Duration::from_secs(300);
+        // No wait outlives the case's VM time.
+        let limit = Duration::from_secs(300).min(self.plan.vm.timeout);
         // While writing, the kill waits until the lagging member is behind on data: only
         // its queued writes are lost, so only then can the members differ (a slow guest
         // may never outrun the throttle, and would crash with nothing to judge).
@@ -115,12 +116,16 @@ impl Scenario<'_, '_> {
             Some((name, _)) => format!("{} /sys/block/{name}/inflight", BlockStats::CMD),
             None => BlockStats::CMD.to_string(),
         };
+        // md0's writes at the last two looks: a load still writing at the deadline is no
+        // stuck kernel, whatever sysrq w would show blocked on the throttled disk.
+        let mut md0_seen = [0, 0];
         let waited = poll::until(
             limit,
             Pace::ms(50, 250),
             || {
                 let now = BlockStats::parse(&self.sh(vm, &cmd, 10).map_err(Missed::Failed)?);
                 let written = now.written_since(start, "md0") * 512;
+                md0_seen = [md0_seen[1], written];
                 let due = match (crash.after_written, crash.after_time) {
                     (Some(bytes), _) => written >= bytes.0,
                     (None, Some(t)) => started.elapsed() >= t,
@@ -160,7 +165,16 @@ impl Scenario<'_, '_> {
             }
             Err(Missed::Failed(f)) => Err(f),
             Err(Missed::Deadline(why)) => {
-                Err(self.stalled(vm, format!("{why} in {limit:?} (deadline passed)")))
+                let why = format!("{why} in {limit:?} (deadline passed)");
+                if md0_seen[1] > md0_seen[0] {
+                    let summary = format!(
+                        "{why}; the load was still writing ({} bytes to md0 at the last look)",
+                        md0_seen[1]
+                    );
+                    Err(self.unreached(summary, why, vm.console_tail(10)))
+                } else {
+                    Err(self.stalled(vm, why))
+                }
             }
         }
     }
@@ -323,7 +337,7 @@ fn mirror_peer<'m>(level: u32, members: &'m [String], disk: &str) -> Option<&'m 
     let i = members.iter().position(|m| m == disk)?;
     match level {
         1 => members.iter().find(|m| *m != disk).map(String::as_str),
-        10 if members.len() % 2 == 0 => members.get(i ^ 1).map(String::as_str),
+        10 if members.len().is_multiple_of(2) => members.get(i ^ 1).map(String::as_str),
         _ => None,
     }
 }
