@@ -40,8 +40,8 @@ pub fn run(s: &mut Scenario, spec: &BitmapEioSpec) -> Result<(), Failure> {
         s.throttle(&mut vm, t)?;
     }
     let start = s.block_stats(&mut vm)?;
-    s.spawn_workload(&mut vm, &spec.crash.workload, "")?;
-    s.wait_kill_point(&mut vm, &spec.crash, &start)?;
+    let workload = s.spawn_workload(&mut vm, &spec.crash.workload, "")?;
+    s.wait_kill_point(&mut vm, &spec.crash, &start, workload)?;
     let dmesg = s.sh(&mut vm, "dmesg", 10)?;
     vm.kill().map_err(Failure::Bench)?;
     s.add(check::bitmap_kicked(&kmsg::bitmap_kicked_messages(&dmesg)));

@@ -32,8 +32,8 @@ pub fn run(s: &mut Scenario, spec: &BitmapLieSpec) -> Result<(), Failure> {
         s.throttle(&mut vm, t)?;
     }
     let start = s.block_stats(&mut vm)?;
-    s.spawn_workload(&mut vm, &spec.crash.workload, "")?;
-    s.wait_kill_point(&mut vm, &spec.crash, &start)?;
+    let workload = s.spawn_workload(&mut vm, &spec.crash.workload, "")?;
+    s.wait_kill_point(&mut vm, &spec.crash, &start, workload)?;
     vm.kill().map_err(Failure::Bench)?;
     s.phase("load and crash");
     let before = s.read_images("after-crash").map_err(Failure::Bench)?;

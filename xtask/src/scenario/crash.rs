@@ -115,7 +115,7 @@ fn load_and_crash(
     }
     let start = s.block_stats(&mut vm)?;
     let workload = s.spawn_workload(&mut vm, &crash.workload, &preamble)?;
-    let written = s.wait_kill_point(&mut vm, crash, &start)?;
+    let written = s.wait_kill_point(&mut vm, crash, &start, workload)?;
     if let Some(f) = load_faults {
         faults::note_budget(s, &mut vm, f)?;
     }
@@ -123,6 +123,7 @@ fn load_and_crash(
     let exited = guest::wait(&mut vm, workload, Duration::ZERO)
         .map_err(Failure::Bench)?
         .map(|out| (out.status, out.stderr));
+    let writing = exited.is_none();
     s.add(check::writers_alive(exited));
     if crash.pressure.is_some() {
         let cg = WRITERS_CGROUP;
@@ -160,10 +161,10 @@ fn load_and_crash(
     }
     match crash.mode {
         CrashMode::Sigkill => {
-            if crash.at == CrashPoint::Writing {
+            if crash.at == CrashPoint::Writing && writing {
                 // The readings above took round trips, in which the lagging member's queue
                 // may have drained: the kill follows a look that saw it behind.
-                s.wait_kill_point(&mut vm, crash, &start)?;
+                s.wait_kill_point(&mut vm, crash, &start, workload)?;
             }
             vm.kill().map_err(Failure::Bench)?
         }

@@ -17,6 +17,8 @@ pub const WRITERS_CGROUP: &str = "/sys/fs/cgroup/writers";
 /// How a wait for the kill point ended, when it did not reach it.
 enum Missed {
     Failed(Failure),
+    /// The writers are gone (their state, as `/proc` last showed it).
+    Gone(String),
     Deadline(String),
 }
 
@@ -43,8 +45,11 @@ impl Scenario<'_, '_> {
         };
         // The shell runs the preamble first (join a cgroup, mark itself for fault
         // injection), so the writers it execs inherit what it set.
+        // The writers are the case's instrument: a memory limit squeezes md through them,
+        // and the OOM killer must take the case's dirtier, never them (seen: a memcg OOM
+        // in the pressure case killed the writers, and the kill point never came).
         let cmd = format!(
-            "{preamble}echo $$ > {WORKLOAD_PID}; exec /usr/bin/agent workload {}",
+            "echo -1000 > /proc/self/oom_score_adj; {preamble}echo $$ > {WORKLOAD_PID}; exec /usr/bin/agent workload {}",
             agent::workload::args(&workload)
         );
         self.sh(vm, &format!("rm -f {WORKLOAD_PID}"), 10)?;
@@ -89,13 +94,14 @@ impl Scenario<'_, '_> {
 
     /// Waits for the kill point: bytes written to md0, or time since the load started;
     /// then, with a throttled member, until a SIGKILL must leave the members apart.
-    /// `start` is [`Scenario::block_stats`] from before the load. Returns the bytes md0
-    /// wrote.
+    /// `start` is [`Scenario::block_stats`] from before the load, `workload` the
+    /// writers' spawn id. Returns the bytes md0 wrote.
     pub fn wait_kill_point(
         &mut self,
         vm: &mut Vm,
         crash: &CrashSpec,
         start: &BlockStats,
+        workload: u32,
     ) -> Result<u64, Failure> {
         let started = Instant::now();
         // No wait outlives the case's VM time.
@@ -112,10 +118,13 @@ impl Scenario<'_, '_> {
                     .map(|p| dev_name(&self.dev(p)));
                 (dev_name(&self.dev(&t.disk)), peer)
             });
-        let cmd = match &lagging {
+        let mut cmd = match &lagging {
             Some((name, _)) => format!("{} /sys/block/{name}/inflight", BlockStats::CMD),
             None => BlockStats::CMD.to_string(),
         };
+        cmd.push_str(&format!(
+            "; echo \"writers: $(grep ^State: /proc/$(cat {WORKLOAD_PID})/status 2>/dev/null)\""
+        ));
         // md0's writes at the last two looks: a load still writing at the deadline is no
         // stuck kernel, whatever sysrq w would show blocked on the throttled disk.
         let mut md0_seen = [0, 0];
@@ -123,7 +132,11 @@ impl Scenario<'_, '_> {
             limit,
             Pace::ms(50, 250),
             || {
-                let now = BlockStats::parse(&self.sh(vm, &cmd, 10).map_err(Missed::Failed)?);
+                let text = self.sh(vm, &cmd, 10).map_err(Missed::Failed)?;
+                if let Some(state) = writers_gone(&text) {
+                    return Err(Missed::Gone(state));
+                }
+                let now = BlockStats::parse(&text);
                 let written = now.written_since(start, "md0") * 512;
                 md0_seen = [md0_seen[1], written];
                 let due = match (crash.after_written, crash.after_time) {
@@ -164,6 +177,7 @@ impl Scenario<'_, '_> {
                 Ok(written)
             }
             Err(Missed::Failed(f)) => Err(f),
+            Err(Missed::Gone(state)) => Err(self.writers_ended(vm, workload, &state)),
             Err(Missed::Deadline(why)) => {
                 let why = format!("{why} in {limit:?} (deadline passed)");
                 if md0_seen[1] > md0_seen[0] {
@@ -175,6 +189,37 @@ impl Scenario<'_, '_> {
                 } else {
                     Err(self.stalled(vm, why))
                 }
+            }
+        }
+    }
+
+    /// The writers ended before the kill point. One that saw an error from md0 says so
+    /// and exits: `writers_alive` fails (FAIL). Killed by a signal (the OOM killer of a
+    /// case's memory limit, say), they could not load the array: the case could not
+    /// judge (ERROR), with the console's tail.
+    fn writers_ended(&mut self, vm: &mut Vm, workload: u32, state: &str) -> Failure {
+        let out = match guest::wait(vm, workload, Duration::from_secs(10)) {
+            Ok(out) => out,
+            Err(e) => return Failure::Bench(e.context("the writers' end")),
+        };
+        let console = vm.console_tail(10);
+        match out {
+            Some(out) if out.signal.is_none() => {
+                let c = check::writers_alive(Some((out.status, out.stderr)));
+                let summary = format!("{}: {}", c.name, c.summary);
+                self.add(c);
+                Failure::Case(format!("{summary}\n{console}"))
+            }
+            Some(out) => {
+                let why = format!(
+                    "the writers were killed by signal {} before the kill point",
+                    out.signal.unwrap_or_default()
+                );
+                self.unreached(why.clone(), why, console)
+            }
+            None => {
+                let why = format!("the writers ended before the kill point ({state})");
+                self.unreached(why.clone(), why, console)
             }
         }
     }
@@ -330,6 +375,21 @@ fn lag_at(
     }
 }
 
+/// From the kill point's reading, whether the writers are gone: their `/proc` entry
+/// missing or a zombie (`writers: State:\tZ (zombie)`); what it showed, if so.
+fn writers_gone(text: &str) -> Option<String> {
+    let state = text
+        .lines()
+        .find_map(|l| l.strip_prefix("writers:"))?
+        .trim();
+    let state = state.strip_prefix("State:").map(str::trim);
+    match state {
+        Some(s) if !s.starts_with('Z') => None,
+        Some(s) => Some(format!("state {s}")),
+        None => Some("no process".into()),
+    }
+}
+
 /// The member holding the same data as `disk`, when the level keeps whole copies: any
 /// other member of a mirror; RAID10's near-2 partner (member `i ^ 1`, with an even
 /// number of members, mdadm's default layout). Parity levels have none.
@@ -353,6 +413,18 @@ mod tests {
 
     fn members(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("m{i}")).collect()
+    }
+
+    #[test]
+    fn writers_are_gone_when_proc_has_no_live_process() {
+        assert_eq!(writers_gone("x\nwriters: State:\tS (sleeping)\n"), None);
+        assert_eq!(writers_gone("writers: State:\tD (disk sleep)"), None);
+        assert_eq!(
+            writers_gone("writers: State:\tZ (zombie)").as_deref(),
+            Some("state Z (zombie)")
+        );
+        assert_eq!(writers_gone("writers: ").as_deref(), Some("no process"));
+        assert_eq!(writers_gone("no such line"), None, "not asked");
     }
 
     #[test]
