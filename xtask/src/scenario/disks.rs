@@ -21,18 +21,23 @@ pub fn copy_image(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 impl Scenario<'_, '_> {
-    /// Slows one disk's writes with QMP `block_set_io_throttle`.
-    pub fn throttle(&self, vm: &mut Vm, t: &ThrottleSpec) -> Result<(), Failure> {
+    /// QEMU's name of `disk`'s drive (`drive1`).
+    pub fn drive_id(&self, disk: &str) -> String {
         let index = self
             .plan
             .disks
             .iter()
-            .position(|d| d.name == t.disk)
+            .position(|d| d.name == disk)
             .expect("validated");
+        format!("drive{index}")
+    }
+
+    /// Slows one disk's writes with QMP `block_set_io_throttle`.
+    pub fn throttle(&self, vm: &mut Vm, t: &ThrottleSpec) -> Result<(), Failure> {
         vm.qmp()
             .execute(
                 "block_set_io_throttle",
-                serde_json::json!({"device": format!("drive{index}"), "bps": 0, "bps_rd": 0, "bps_wr": 0,
+                serde_json::json!({"device": self.drive_id(&t.disk), "bps": 0, "bps_rd": 0, "bps_wr": 0,
                     "iops": 0, "iops_rd": 0, "iops_wr": t.iops_write}),
             )
             .map(|_| ())

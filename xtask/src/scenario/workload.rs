@@ -86,10 +86,12 @@ impl Scenario<'_, '_> {
             * 512)
     }
 
-    /// What every block device of the guest has written so far: the kill point's baseline,
-    /// read before the load starts.
+    /// What every block device of the guest, and every drive of QEMU, has written so far:
+    /// the kill point's baseline, read before the load starts.
     pub fn block_stats(&self, vm: &mut Vm) -> Result<BlockStats, Failure> {
-        Ok(BlockStats::parse(&self.sh(vm, BlockStats::CMD, 10)?))
+        let mut stats = BlockStats::parse(&self.sh(vm, BlockStats::CMD, 10)?);
+        stats.host = HostWrites::read(vm)?;
+        Ok(stats)
     }
 
     /// Waits for the kill point: bytes written to md0, or time since the load started;
@@ -115,11 +117,12 @@ impl Scenario<'_, '_> {
             .filter(|_| crash.at == CrashPoint::Writing)
             .map(|t| {
                 let peer = mirror_peer(self.array.level, &self.array.members, &t.disk)
-                    .map(|p| dev_name(&self.dev(p)));
-                (dev_name(&self.dev(&t.disk)), peer)
+                    .map(|p| (dev_name(&self.dev(p)), self.drive_id(p)));
+                (dev_name(&self.dev(&t.disk)), self.drive_id(&t.disk), peer)
             });
+        let max_io = crash.workload.max_io.0;
         let mut cmd = match &lagging {
-            Some((name, _)) => format!("{} /sys/block/{name}/inflight", BlockStats::CMD),
+            Some((name, ..)) => format!("{} /sys/block/{name}/inflight", BlockStats::CMD),
             None => BlockStats::CMD.to_string(),
         };
         cmd.push_str(&format!(
@@ -144,11 +147,11 @@ impl Scenario<'_, '_> {
                     (None, Some(t)) => started.elapsed() >= t,
                     (None, None) => true,
                 };
-                let lag = lagging
-                    .as_ref()
-                    .map(|(name, peer)| lag_at(start, &now, name, peer.as_deref()));
+                let mut lag = lagging.as_ref().map(|(name, _, peer)| {
+                    lag_at(start, &now, name, peer.as_ref().map(|(p, _)| p.as_str()))
+                });
                 // The first condition of the kill point not met yet, as a deadline says it.
-                let waiting_for = if !due {
+                let mut waiting_for = if !due {
                     Some(format!("the workload wrote only {written} bytes"))
                 } else if let Some(Err(why)) = &lag {
                     Some(why.clone())
@@ -157,6 +160,21 @@ impl Scenario<'_, '_> {
                 } else {
                     None
                 };
+                // Last, as close to the kill as it gets: QEMU's own count, which a busy
+                // host can put ahead of what the guest has seen complete.
+                if let (None, Some((_, drive, Some((_, peer_drive)))), Some(Ok(guest))) =
+                    (&waiting_for, &lagging, &lag)
+                {
+                    let host = HostWrites::read(vm).map_err(Missed::Failed)?;
+                    match host_lag(&start.host, &host, drive, peer_drive, max_io) {
+                        Ok(seen) => {
+                            let mut both = guest.clone();
+                            both["host"] = seen;
+                            lag = Some(Ok(both));
+                        }
+                        Err(why) => waiting_for = Some(why),
+                    }
+                }
                 let Some(why) = waiting_for else {
                     return Ok(Probe::Done((written, lag.and_then(Result::ok))));
                 };
@@ -284,6 +302,50 @@ pub struct BlockStats {
     written: BTreeMap<String, u64>,
     /// Writes in flight (`inflight`'s second field), by device name, where read.
     inflight_writes: BTreeMap<String, u64>,
+    /// QEMU's side, where read.
+    pub host: HostWrites,
+}
+
+/// QEMU's own count of each drive's completed writes (QMP `query-blockstats`): bytes and
+/// operations by drive id (`drive1`). A write counts once QEMU has it back from the
+/// host's file, before the guest hears of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostWrites(BTreeMap<String, (u64, u64)>);
+
+impl HostWrites {
+    pub fn read(vm: &mut Vm) -> Result<HostWrites, Failure> {
+        let reply = vm
+            .qmp()
+            .execute("query-blockstats", serde_json::json!({}))
+            .map_err(Failure::Bench)?;
+        Ok(HostWrites::parse(&reply))
+    }
+
+    pub fn parse(reply: &serde_json::Value) -> HostWrites {
+        let drives = reply.as_array().map(Vec::as_slice).unwrap_or_default();
+        HostWrites(
+            drives
+                .iter()
+                .filter_map(|d| {
+                    let stats = &d["stats"];
+                    Some((
+                        d["device"].as_str().filter(|n| !n.is_empty())?.to_string(),
+                        (
+                            stats["wr_bytes"].as_u64()?,
+                            stats["wr_operations"].as_u64()?,
+                        ),
+                    ))
+                })
+                .collect(),
+        )
+    }
+
+    /// Bytes and writes `drive` completed between `start` and this reading.
+    fn since(&self, start: &HostWrites, drive: &str) -> (u64, u64) {
+        let at = |h: &HostWrites| h.0.get(drive).copied().unwrap_or_default();
+        let ((b, o), (b0, o0)) = (at(self), at(start));
+        (b.saturating_sub(b0), o.saturating_sub(o0))
+    }
 }
 
 impl BlockStats {
@@ -390,6 +452,36 @@ fn writers_gone(text: &str) -> Option<String> {
     }
 }
 
+/// Writes QEMU must still hold back on the throttled drive: the throttle lets one go at a
+/// time, which may land before the kill does, and at least two more stay queued.
+const MIN_HOST_QUEUED: u64 = 3;
+
+/// Whether QEMU itself still lacks on `drive` what it completed on `peer` since `start`:
+/// at least [`MIN_HOST_QUEUED`] writes, and 64 KiB beyond one write of the load's largest
+/// (`max_io`) that may be on its way. The guest's view alone misled once on a host running
+/// four VMs on two cores: 209 KiB behind with 2 writes in flight as the guest saw it, and
+/// identical members after the kill, its completions not yet delivered.
+fn host_lag(
+    start: &HostWrites,
+    now: &HostWrites,
+    drive: &str,
+    peer: &str,
+    max_io: u64,
+) -> Result<serde_json::Value, String> {
+    let (peer_bytes, peer_ops) = now.since(start, peer);
+    let (bytes, ops) = now.since(start, drive);
+    let behind = peer_bytes.saturating_sub(bytes);
+    let queued = peer_ops.saturating_sub(ops);
+    let need = LAG_MIN_BYTES + max_io;
+    if behind >= need && queued >= MIN_HOST_QUEUED {
+        Ok(serde_json::json!({ "behind_bytes": behind, "writes_behind": queued }))
+    } else {
+        Err(format!(
+            "QEMU never held back {need} bytes and {MIN_HOST_QUEUED} writes of {drive} that {peer} had completed; {behind} bytes and {queued} writes at the last look"
+        ))
+    }
+}
+
 /// The member holding the same data as `disk`, when the level keeps whole copies: any
 /// other member of a mirror; RAID10's near-2 partner (member `i ^ 1`, with an even
 /// number of members, mdadm's default layout). Parity levels have none.
@@ -413,6 +505,63 @@ mod tests {
 
     fn members(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("m{i}")).collect()
+    }
+
+    /// `query-blockstats` as QEMU 7.2 answers it, cut to what is read.
+    fn host(d0: (u64, u64), d1: (u64, u64)) -> HostWrites {
+        HostWrites::parse(&serde_json::json!([
+            {"device": "drive0", "node-name": "#block123", "stats": {"wr_bytes": d0.0, "wr_operations": d0.1, "rd_bytes": 7}},
+            {"device": "drive1", "stats": {"wr_bytes": d1.0, "wr_operations": d1.1}},
+            {"device": "", "stats": {"wr_bytes": 1, "wr_operations": 1}},
+        ]))
+    }
+
+    #[test]
+    fn qemu_must_hold_back_more_than_one_write_of_the_largest() {
+        let start = host((1 << 20, 10), (1 << 20, 10));
+        assert_eq!(start.0.len(), 2, "a drive without a name is no member");
+        let max_io = 256 << 10;
+        let ok = host_lag(
+            &start,
+            &host((2 << 20, 20), ((2 << 20) - (320 << 10), 17)),
+            "drive1",
+            "drive0",
+            max_io,
+        );
+        assert_eq!(
+            ok.unwrap(),
+            serde_json::json!({"behind_bytes": 327680, "writes_behind": 3})
+        );
+        // One byte short of 64 KiB beyond a whole write on its way.
+        let short = host_lag(
+            &start,
+            &host((2 << 20, 20), ((2 << 20) - (320 << 10) + 1, 17)),
+            "drive1",
+            "drive0",
+            max_io,
+        );
+        assert!(short
+            .unwrap_err()
+            .contains("327679 bytes and 3 writes at the last look"));
+        // Far behind in bytes, but two writes: one may land before the kill.
+        assert!(host_lag(
+            &start,
+            &host((4 << 20, 12), ((1 << 20), 10)),
+            "drive1",
+            "drive0",
+            max_io
+        )
+        .is_err());
+        // What each had written before the load does not count.
+        let start = host((0, 0), (1 << 20, 10));
+        assert!(host_lag(
+            &start,
+            &host((1 << 20, 10), ((1 << 20), 10)),
+            "drive1",
+            "drive0",
+            max_io
+        )
+        .is_ok());
     }
 
     #[test]
