@@ -1,10 +1,10 @@
 //! What a case does in its VMs. The shared steps first: the VMs of one case and its guest
-//! commands (this file), the array it builds and takes down (`array`), the load and the
-//! kill point (`workload`), the disks' faults (`disks`), the block trace (`trace`), the
-//! readings of the disk images (`images`). Then one file per scenario, each reading as its
-//! steps: `steps` (a case's own commands), `crash`, `readd`, `bitmap_eio`, `bitmap_lie`,
-//! `examination`, `power_loss`, with `faults` (the kernel's fault injectors) and `stall` (blocked tasks)
-//! beside them.
+//! commands (this file), the array it builds and takes down (`array`), the load
+//! (`workload`) and the moment to crash it (`kill_point`), the disks' faults (`disks`),
+//! the block trace (`trace`), the readings of the disk images (`images`). Then one file
+//! per scenario, each reading as its steps: `steps` (a case's own commands), `crash`,
+//! `readd`, `bitmap_eio`, `bitmap_lie`, `examination`, `power_loss`, with `faults` (the
+//! kernel's fault injectors) and `stall` (blocked tasks) beside them.
 //!
 //! A scenario drives the guest, hands what it read to `images` and `logs`, and the
 //! verdicts to `check`; what it records goes into the case's [`Record`].
@@ -17,6 +17,7 @@ pub mod disks;
 pub mod examination;
 pub mod faults;
 pub mod images;
+pub mod kill_point;
 pub mod power_loss;
 pub mod prepared;
 pub mod readd;
