@@ -156,11 +156,8 @@ impl Scenario<'_, '_> {
         // The report has its heading even when no task is blocked.
         if tasks.is_empty() {
             let context = vm.console_tail(10);
-            return self.unreached(
-                format!("{why}; sysrq w printed no blocked tasks"),
-                why,
-                context,
-            );
+            let detail = "sysrq w printed no blocked tasks".to_string();
+            return self.unreached(why, Some(detail), context);
         }
         let check = Check {
             name: "no_blocked_tasks".into(),
@@ -175,14 +172,15 @@ impl Scenario<'_, '_> {
         self.failed_wait(check, context)
     }
 
-    /// A wait that passed its deadline while the guest was seen making progress (the load
-    /// still writing): tasks blocked at that moment are the load's own I/O, not a stuck
-    /// kernel, so the state never came and only `awaited_state_reached` fails (ERROR).
-    pub fn unreached(&self, summary: String, why: String, context: String) -> Failure {
+    /// A wait whose state never came with nothing to blame the kernel for (no task
+    /// blocked, the load still writing: tasks blocked then are its own I/O, the writers
+    /// gone): only `awaited_state_reached` fails (ERROR). `why` is what the wait waited
+    /// for, `detail` what was seen when it gave up.
+    pub fn unreached(&self, why: String, detail: Option<String>, context: String) -> Failure {
         let check = Check {
             name: "awaited_state_reached".into(),
             ok: false,
-            summary,
+            summary: detail.map_or_else(|| why.clone(), |d| format!("{why}; {d}")),
             figures: serde_json::json!({ "waiting_for": why, "blocked_tasks": [] }),
         };
         self.failed_wait(check, context)

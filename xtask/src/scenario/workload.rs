@@ -65,17 +65,6 @@ impl Scenario<'_, '_> {
         }
     }
 
-    /// Bytes md0 has written since assembly (`/sys/block/md0/stat`, field 7, in sectors).
-    pub fn md_written(&self, vm: &mut Vm) -> Result<u64, Failure> {
-        let stat = self.sh(vm, "cat /sys/block/md0/stat", 10)?;
-        Ok(stat
-            .split_whitespace()
-            .nth(6)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 512)
-    }
-
     /// The writers' cgroup's `memory.events` and `memory.pressure`.
     pub fn pressure_readings(&self, vm: &mut Vm) -> Result<(String, String), Failure> {
         let cg = WRITERS_CGROUP;
