@@ -55,7 +55,7 @@ pub struct FirstViolation<'a> {
     pub point: usize,
     pub after: &'a str,
     pub uncovered: &'a [u64],
-    /// `ordering` or `durability`.
+    /// The causes of the unsafe states, and the first uncovered chunk explained.
     pub cause: &'a str,
 }
 

@@ -43,7 +43,7 @@ pub fn judge(a: &JudgeArgs) -> Result<u8> {
     let model = a.model.unwrap_or(spec.model);
     let report = explore::explore(&loaded.rec, &views, &loaded.layout, model, bounds)?;
     println!(
-        "{}: {} crash points, {} states judged in {:.2} s ({:.0} states/s), {} unsafe at {} points ({} ordering, {} durability)",
+        "{}: {} crash points, {} states judged in {:.2} s ({:.0} states/s), {} unsafe at {} points{}",
         model.as_str(),
         report.crash_points,
         report.states_checked,
@@ -51,14 +51,20 @@ pub fn judge(a: &JudgeArgs) -> Result<u8> {
         report.states_per_second,
         report.unsafe_states,
         report.unsafe_points,
-        report.ordering_states,
-        report.durability_states
+        if report.states_by_cause.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", explore::causes_line(&report.states_by_cause))
+        }
     );
     if let Some(v) = report.violations.first() {
         println!(
             "first: cut after event {} ({}), chunks {:?} uncovered",
             v.point, v.after, v.uncovered
         );
+    }
+    for e in report.evidence.values() {
+        println!("{}: {}", e.cause.as_str(), e.evidence());
     }
     Ok(if report.unsafe_states == 0 {
         exit::OK

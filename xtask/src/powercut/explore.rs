@@ -40,10 +40,8 @@ pub struct Violation {
     pub after: String,
     pub uncovered: Vec<u64>,
     pub divergent: usize,
-    /// Why the first uncovered chunk's bit is not on the medium: `ordering` when no
-    /// write carrying it had completed at the cut (md sent the data before its bitmap
-    /// write completed), `durability` when one had but no flush had made it durable.
-    pub cause: Cause,
+    /// Why each uncovered chunk's bit is not on the medium, in the order of `uncovered`.
+    pub explained: Vec<Explanation>,
     /// Per disk: the undecided writes this state keeps, and those it loses.
     pub survived: BTreeMap<String, Vec<String>>,
     pub lost: BTreeMap<String, Vec<String>>,
@@ -51,11 +49,136 @@ pub struct Violation {
     pub survivors: Vec<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl Violation {
+    /// The distinct causes of the state's uncovered chunks.
+    pub fn causes(&self) -> BTreeSet<Cause> {
+        self.explained.iter().map(|e| e.cause).collect()
+    }
+}
+
+/// Why a divergent chunk's bit is clear in a state, read from the recording: which
+/// member write sent the chunk's data out, and what the bitmap writes that carry (or
+/// clear) its bit had done by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
+    /// A bitmap write setting the bit was issued before the data, and md had not seen it
+    /// complete when the data went out: md did not wait for it.
     Ordering,
+    /// md had seen a bitmap write setting the bit complete before the data went out, but
+    /// no flush made it durable, and the state lost it.
     Durability,
+    /// The bit was set, then a bitmap write issued after the data went out cleared it,
+    /// and the state keeps that clear while the members still differ.
+    Cleared,
+    /// No bitmap write setting the bit was issued before the data went out at all.
+    Unwritten,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 4] = [
+        Cause::Ordering,
+        Cause::Durability,
+        Cause::Cleared,
+        Cause::Unwritten,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Ordering => "ordering",
+            Cause::Durability => "durability",
+            Cause::Cleared => "cleared",
+            Cause::Unwritten => "unwritten",
+        }
+    }
+
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Cause::Ordering => "md sent the data before the bitmap write that sets its bit had completed",
+            Cause::Durability => "the bitmap write that sets the bit had completed before the data went out, but no flush had made it durable",
+            Cause::Cleared => "a bitmap write issued after the data cleared the bit, and the state keeps it while the members differ",
+            Cause::Unwritten => "no bitmap write setting the bit was issued before the data went out",
+        }
+    }
+}
+
+/// One request of the recording as evidence: what it was and when the guest saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub request: String,
+    pub issued_us: u64,
+    /// `None`: not completed within the recording.
+    pub completed_us: Option<u64>,
+}
+
+impl Seen {
+    fn of(rec: &Recording, r: usize) -> Self {
+        let q = &rec.requests[r];
+        let us = |i: usize| rec.events.get(i).map(|e| e.time_us);
+        Seen {
+            request: rec.describe(r),
+            issued_us: us(q.issued).unwrap_or(0),
+            completed_us: us(q.completed),
+        }
+    }
+
+    fn when(&self) -> String {
+        let s = |us: u64| format!("{:.6} s", us as f64 / 1e6);
+        match self.completed_us {
+            Some(c) => format!(
+                "{} (issued {}, completed {})",
+                self.request,
+                s(self.issued_us),
+                s(c)
+            ),
+            None => format!(
+                "{} (issued {}, never completed)",
+                self.request,
+                s(self.issued_us)
+            ),
+        }
+    }
+}
+
+/// One uncovered chunk explained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Explanation {
+    pub chunk: u64,
+    pub cause: Cause,
+    /// The member write whose data the bit should have covered (none for a chunk that
+    /// differed before the recording).
+    pub data: Option<Seen>,
+    /// The bitmap write that carried the bit (`ordering`, `durability`) or cleared it
+    /// (`cleared`).
+    pub bitmap: Option<Seen>,
+}
+
+impl Explanation {
+    /// One line a person reads: the chunk, the two writes and their times.
+    pub fn evidence(&self) -> String {
+        let data = self.data.as_ref().map_or(
+            "no member write (it differed before the recording)".into(),
+            Seen::when,
+        );
+        match (&self.bitmap, self.cause) {
+            (Some(b), Cause::Cleared) => format!(
+                "chunk {}: data {data}; cleared by {} after the data went out",
+                self.chunk,
+                b.when()
+            ),
+            (Some(b), _) => format!(
+                "chunk {}: data {data}; its bit carried by {}: {}",
+                self.chunk,
+                b.when(),
+                self.cause.meaning()
+            ),
+            (None, _) => format!(
+                "chunk {}: data {data}: {}",
+                self.chunk,
+                self.cause.meaning()
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,9 +196,11 @@ pub struct Report {
     pub full_recovery_states: u64,
     pub refused_states: u64,
     pub unsafe_states: u64,
-    /// Unsafe states by [`Cause`].
-    pub ordering_states: u64,
-    pub durability_states: u64,
+    /// Unsafe states by [`Cause`]: a state counts once for each cause among its
+    /// uncovered chunks.
+    pub states_by_cause: BTreeMap<Cause, u64>,
+    /// The first uncovered chunk explained for each cause seen.
+    pub evidence: BTreeMap<Cause, Explanation>,
     /// Crash points with at least one unsafe state.
     pub unsafe_points: usize,
     pub seconds: f64,
@@ -84,6 +209,15 @@ pub struct Report {
     pub chunk_judgements_remembered: u64,
     /// The first violations, in order.
     pub violations: Vec<Violation>,
+}
+
+/// `150 ordering, 2,826 durability`.
+pub fn causes_line(by_cause: &BTreeMap<Cause, u64>) -> String {
+    by_cause
+        .iter()
+        .map(|(c, n)| format!("{n} {}", c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// How many violations a report keeps whole.
@@ -113,8 +247,8 @@ pub fn explore(
         full_recovery_states: 0,
         refused_states: 0,
         unsafe_states: 0,
-        ordering_states: 0,
-        durability_states: 0,
+        states_by_cause: BTreeMap::new(),
+        evidence: BTreeMap::new(),
         unsafe_points: 0,
         seconds: 0.0,
         states_per_second: 0.0,
@@ -190,14 +324,20 @@ fn judge_point(
             } => {
                 report.unsafe_states += 1;
                 point_unsafe = true;
-                let cause = cause(rec, layout, point, &maybe, &chosen, uncovered[0]);
-                match cause {
-                    Cause::Ordering => report.ordering_states += 1,
-                    Cause::Durability => report.durability_states += 1,
+                let explained: Vec<Explanation> = uncovered
+                    .iter()
+                    .map(|&c| explain(rec, layout, judge, point, &maybe, &survives, c))
+                    .collect::<std::io::Result<_>>()?;
+                let mut seen = BTreeSet::new();
+                for e in &explained {
+                    if seen.insert(e.cause) {
+                        *report.states_by_cause.entry(e.cause).or_default() += 1;
+                        report.evidence.entry(e.cause).or_insert_with(|| e.clone());
+                    }
                 }
                 if report.violations.len() < KEPT_VIOLATIONS {
                     report.violations.push(violation(
-                        rec, point, &maybe, &chosen, uncovered, divergent, cause,
+                        rec, point, &maybe, &chosen, uncovered, divergent, explained,
                     ));
                 }
             }
@@ -209,37 +349,96 @@ fn judge_point(
     Ok(())
 }
 
-/// Whether md had seen a lost write that carried `chunk`'s bit end before the cut (for
-/// a PREFLUSH/FUA write, the flush after it too): then md was right to send the data and
-/// the disk's cache lost the bit; otherwise md sent the data too early.
-fn cause(
+/// Why `chunk`'s bit is clear in the state although its members differ, read from the
+/// recording. The data write is the earliest undecided member write to the chunk issued
+/// before the cut (the earliest data a power cut can leave without its bit); the bit's
+/// source is the newest surviving write of its byte in the disk's completion order. A
+/// clear issued after the data is `cleared`; else a lost write setting the bit, issued
+/// before the data, is `durability` if md had seen it end before the data went out and
+/// `ordering` if not; with none, the bit was never written before the data (`unwritten`).
+pub fn explain(
     rec: &Recording,
     layout: &ArrayLayout,
+    judge: &Judge,
     point: usize,
     maybe: &[usize],
-    chosen: &[bool],
+    survives: &dyn Fn(usize) -> bool,
     chunk: u64,
-) -> Cause {
-    let Some((disk, at)) = layout
-        .bitmap
-        .locate(crate::ondisk::bitmap::BITMAP_SUPER_LEN as u64 + chunk / 8)
-    else {
-        return Cause::Ordering;
+) -> std::io::Result<Explanation> {
+    let before_cut: Vec<usize> = judge
+        .writes_of_chunk(chunk)
+        .iter()
+        .copied()
+        .filter(|&w| rec.requests[w].issued < point)
+        .collect();
+    let data = before_cut
+        .iter()
+        .copied()
+        .filter(|w| maybe.binary_search(w).is_ok())
+        .min_by_key(|&w| rec.requests[w].issued)
+        .or_else(|| {
+            before_cut
+                .iter()
+                .copied()
+                .max_by_key(|&w| rec.requests[w].issued)
+        });
+    let mut e = Explanation {
+        chunk,
+        cause: Cause::Unwritten,
+        data: data.map(|w| Seen::of(rec, w)),
+        bitmap: None,
     };
-    let completed_carrier = maybe.iter().zip(chosen).any(|(&w, &kept)| {
-        let q = &rec.requests[w];
-        let b = q.bytes();
-        !kept
-            && q.disk == disk
-            && b.contains(&at)
-            && rec.data(q)[(at - b.start) as usize] & (1 << (chunk % 8)) != 0
-            && q.acked <= point
-    });
-    if completed_carrier {
-        Cause::Durability
-    } else {
-        Cause::Ordering
+    let (Some(w), Some((disk, at))) = (
+        data,
+        layout
+            .bitmap
+            .locate(crate::ondisk::bitmap::BITMAP_SUPER_LEN as u64 + chunk / 8),
+    ) else {
+        return Ok(e);
+    };
+    let sent = rec.requests[w].issued;
+    let bit = 1u8 << (chunk % 8);
+    let writes: Vec<usize> = judge
+        .views
+        .touching(disk, at, 1)
+        .into_iter()
+        .filter(|&r| rec.requests[r].issued < point)
+        .collect();
+    let source = writes
+        .iter()
+        .copied()
+        .filter(|&r| survives(r))
+        .max_by_key(|&r| rec.requests[r].log_index);
+    if let Some(s) = source.filter(|&s| rec.requests[s].issued > sent) {
+        e.cause = Cause::Cleared;
+        e.bitmap = Some(Seen::of(rec, s));
+        return Ok(e);
     }
+    let after_source = source.map_or(0, |s| rec.requests[s].log_index + 1);
+    let carriers: Vec<usize> = writes
+        .into_iter()
+        .filter(|&r| {
+            let q = &rec.requests[r];
+            q.issued < sent
+                && q.log_index >= after_source
+                && rec.data(q)[(at - q.bytes().start) as usize] & bit != 0
+        })
+        .collect();
+    let acked = carriers
+        .iter()
+        .copied()
+        .filter(|&r| rec.requests[r].acked <= sent)
+        .max_by_key(|&r| rec.requests[r].issued);
+    let pending = carriers
+        .iter()
+        .copied()
+        .max_by_key(|&r| rec.requests[r].issued);
+    (e.cause, e.bitmap) = match (acked, pending) {
+        (Some(r), _) => (Cause::Durability, Some(Seen::of(rec, r))),
+        (None, Some(r)) => (Cause::Ordering, Some(Seen::of(rec, r))),
+        (None, None) => (Cause::Unwritten, None),
+    };
+    Ok(e)
 }
 
 fn violation(
@@ -249,7 +448,7 @@ fn violation(
     chosen: &[bool],
     uncovered: Vec<u64>,
     divergent: usize,
-    cause: Cause,
+    explained: Vec<Explanation>,
 ) -> Violation {
     let mut survived: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut lost: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -275,7 +474,7 @@ fn violation(
         after,
         uncovered,
         divergent,
-        cause,
+        explained,
         survived,
         lost,
         survivors,

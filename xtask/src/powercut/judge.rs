@@ -158,6 +158,11 @@ impl<'v, 'r> Judge<'v, 'r> {
         self.write_chunks.get(&request).map_or(&[], |v| v)
     }
 
+    /// The member writes touching chunk `c`, in issue order.
+    pub fn writes_of_chunk(&self, c: u64) -> &[usize] {
+        self.chunk_writes.get(&c).map_or(&[], |v| v)
+    }
+
     /// Re-judges, with only the durable writes, the chunks that `newly` durable writes
     /// touch.
     pub fn on_durable(&mut self, newly: &[usize], durable: Survives) -> io::Result<()> {

@@ -84,6 +84,8 @@ impl Request {
 pub struct Event {
     pub request: usize,
     pub issue: bool,
+    /// The guest's trace clock, microseconds: evidence for a person, never the order.
+    pub time_us: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -132,6 +134,11 @@ impl Recording {
     }
 
     /// A request as people read it: `m0 #12 write 2048+128`.
+    /// When the trace saw event `i` (`None` past the recording's end), in seconds.
+    pub fn seconds(&self, i: usize) -> Option<f64> {
+        self.events.get(i).map(|e| e.time_us as f64 / 1e6)
+    }
+
     pub fn describe(&self, r: usize) -> String {
         let q = &self.requests[r];
         match q.kind {
@@ -398,6 +405,7 @@ pub fn assemble(
         events.push(Event {
             request: index_of[p],
             issue,
+            time_us: (trace[pos].time * 1e6).round() as u64,
         });
     }
     if !window_started {

@@ -158,7 +158,15 @@ fn a_data_write_before_its_bitmap_write_completed_is_found_by_write_through() {
     assert_eq!(first.point, 2, "{first:?}");
     assert_eq!(first.after, "issue of m0 #1 write 24+8");
     assert_eq!(first.uncovered, [3]);
-    assert_eq!(first.cause, Cause::Ordering);
+    assert_eq!(first.explained[0].cause, Cause::Ordering);
+    assert_eq!(first.explained[0].chunk, 3);
+    assert_eq!(
+        first.explained[0].data.as_ref().unwrap().request,
+        rec.describe(1)
+    );
+    let carrier = first.explained[0].bitmap.as_ref().unwrap();
+    assert_eq!(carrier.request, rec.describe(0));
+    assert!(carrier.completed_us.unwrap() > first.explained[0].data.as_ref().unwrap().issued_us);
     assert_eq!(first.survived["m0"], [rec.describe(1)]);
     assert_eq!(first.lost["fs"], [rec.describe(0)]);
     assert!(r.crash_points == 7 && r.exact_points == 7, "{r:?}");
@@ -187,9 +195,14 @@ fn an_unflushed_bitmap_write_is_found_by_volatile_cache_not_write_through() {
     assert_eq!(first.point, 3, "{first:?}");
     assert_eq!(first.after, "issue of m0 #1 write 24+8");
     assert_eq!(first.uncovered, [3]);
-    assert_eq!(first.cause, Cause::Durability);
+    assert_eq!(first.explained[0].cause, Cause::Durability);
+    assert_eq!(
+        first.explained[0].bitmap.as_ref().unwrap().request,
+        rec.describe(0)
+    );
     assert_eq!(first.lost["fs"], [rec.describe(0)]);
-    assert_eq!(vc.ordering_states, 0, "{vc:?}");
+    assert_eq!(vc.states_by_cause.get(&Cause::Ordering), None, "{vc:?}");
+    assert_eq!(vc.states_by_cause[&Cause::Durability], vc.unsafe_states);
 }
 
 #[test]
@@ -274,4 +287,55 @@ fn completions_logged_in_another_order_than_the_guest_saw_are_matched() {
     assert_eq!(rec.requests[0].sector, 8);
     assert_eq!(rec.requests[0].log_index, 1);
     assert_eq!(rec.data(&rec.requests[0]), &[0xaa; 4096][..]);
+}
+
+#[test]
+fn a_data_write_no_bitmap_write_ever_carried_is_unwritten() {
+    let mut s = Sim::default();
+    // The bitmap write sets another chunk's bit, never chunk 3's.
+    let b = s.bitmap_write(&[5]);
+    s.complete(b);
+    let d0 = s.data_write(0, 3);
+    s.complete(d0);
+    let d1 = s.data_write(1, 3);
+    s.complete(d1);
+    let (r, rec, _d) = judged(&s, DiskModel::WriteThrough);
+    let first = &r.violations[0];
+    assert_eq!(first.uncovered, [3]);
+    assert_eq!(first.explained[0].cause, Cause::Unwritten);
+    assert_eq!(first.explained[0].bitmap, None);
+    assert_eq!(
+        first.explained[0].data.as_ref().unwrap().request,
+        rec.describe(1)
+    );
+    assert_eq!(
+        r.states_by_cause.keys().collect::<Vec<_>>(),
+        [&Cause::Unwritten]
+    );
+}
+
+#[test]
+fn a_bit_cleared_after_the_data_went_out_is_cleared_not_ordering() {
+    let mut s = Sim::default();
+    let b = s.bitmap_write(&[3]);
+    s.complete(b);
+    let d0 = s.data_write(0, 3);
+    let d1 = s.data_write(1, 3);
+    s.complete(d0);
+    // The daemon clears the bit while m1's copy is still in flight.
+    let clear = s.bitmap_write(&[]);
+    s.complete(clear);
+    s.complete(d1);
+    let (r, rec, _d) = judged(&s, DiskModel::WriteThrough);
+    let first = &r.violations[0];
+    assert_eq!(first.uncovered, [3]);
+    assert_eq!(first.explained[0].cause, Cause::Cleared, "{first:?}");
+    assert_eq!(
+        first.explained[0].bitmap.as_ref().unwrap().request,
+        rec.describe(3)
+    );
+    assert_eq!(
+        r.states_by_cause.keys().collect::<Vec<_>>(),
+        [&Cause::Cleared]
+    );
 }

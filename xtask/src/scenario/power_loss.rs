@@ -134,6 +134,15 @@ pub fn run(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
         &first.uncovered,
     ));
     s.verdict()?;
+    let why = format!(
+        "unsafe states by cause: {}; {}",
+        explore::causes_line(&report.states_by_cause),
+        first
+            .explained
+            .first()
+            .map(|e| format!("{}: {}", e.cause.as_str(), e.evidence()))
+            .unwrap_or_default()
+    );
     s.add(check::power_loss_safety(
         report.unsafe_states,
         report.unsafe_points,
@@ -142,10 +151,7 @@ pub fn run(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
             point: first.point,
             after: &first.after,
             uncovered: &first.uncovered,
-            cause: match first.cause {
-                explore::Cause::Ordering => "ordering: md sent the data before the bitmap write that sets its bit had completed",
-                explore::Cause::Durability => "durability: the bitmap write had completed, but no flush had made it durable",
-            },
+            cause: &why,
         }),
         summary,
     ));
