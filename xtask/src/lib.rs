@@ -4,6 +4,8 @@
 //! order of the flow; each uses only the ones above it:
 //!
 //! - `host`, `poll`: the machine (tools, cache, accelerator) and the one way to wait.
+//! - `findings`: the kernel findings the bench knows, as data, and how a result's causes
+//!   are attributed to them.
 //! - `case`: case files, their validation and matrix, the plans.
 //! - `kernel`, `image`: the kernel to boot and the guest image.
 //! - `vm`: QEMU, QMP and the guest agent; `bench`: what every VM of a run shares.
@@ -18,6 +20,8 @@
 
 pub mod host;
 pub mod poll;
+
+pub mod findings;
 
 pub mod case;
 

@@ -11,7 +11,7 @@ pub use plan::*;
 pub use schema::*;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use anyhow::Result;
     use std::path::Path;
@@ -178,7 +178,6 @@ mod tests {
         assert!(power("load_for: 10m").contains("at most a quarter of vm.timeout"));
         assert!(power("exact_up_to: 17").contains("power_loss.exact_up_to"));
         assert!(power("samples: 0").contains("power_loss.samples"));
-        assert!(power("known_failure: ' '").contains("power_loss.known_failure"));
         assert!(
             power("throttle: {disk: b, iops_write: 0}").contains("power_loss.throttle.iops_write")
         );
@@ -283,5 +282,90 @@ mod tests {
         assert!(Size::parse("99999999999999999G")
             .unwrap_err()
             .contains("too large"));
+    }
+
+    const POWER: &str = "description: d\ndisks: [{name: a, size: 64M}, {name: b, size: 64M}, {name: fs, size: 64M}]\narray: {level: 1, members: [a, b], bitmap: {disk: fs, chunk: 64K}}\npower_loss: {model: volatile_cache}\n";
+
+    /// A valid plan of a scenario, for tests elsewhere.
+    pub(crate) fn plan_of(scenario: &str) -> Plan {
+        let text = match scenario {
+            "power-loss" => POWER.to_string(),
+            other => panic!("no test plan of {other}"),
+        };
+        let file = Path::new("cases/p.yaml");
+        plan(file, parse(file, &text).unwrap(), Some(1)).unwrap()
+    }
+
+    #[test]
+    fn declared_findings_must_be_known_once_and_able_to_show_in_the_case() {
+        let load = |text: String| {
+            let file = Path::new("cases/p.yaml");
+            expand(file, parse(file, &text).unwrap(), Some(1)).map_err(|e| format!("{e:#}"))
+        };
+        let declare = |ids: &str| load(format!("{POWER}findings: [{ids}]\n"));
+        let p = declare("unplug-ordering, file-bitmap-no-fua").unwrap();
+        assert_eq!(p[0].findings, ["unplug-ordering", "file-bitmap-no-fua"]);
+        let e = declare("nope").unwrap_err();
+        assert!(
+            e.contains("findings[0] \"nope\" is no known finding (known: unplug-ordering"),
+            "{e}"
+        );
+        let e = declare("unplug-ordering, unplug-ordering").unwrap_err();
+        assert!(
+            e.contains("findings[1] \"unplug-ordering\" appears twice"),
+            "{e}"
+        );
+        let e = load(
+            POWER.replace("volatile_cache", "write_through") + "findings: [file-bitmap-no-fua]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("cannot show in this case: it needs disk model volatile_cache"),
+            "{e}"
+        );
+        let e = load(MATRIX.to_string() + "findings: [unplug-ordering]\n").unwrap_err();
+        assert!(e.contains("only power-loss cases record one"), "{e}");
+        // In a matrix a finding fits the combinations it can show in, and must fit one.
+        let m = POWER.to_string() + "matrix: {bitmap: [file, internal]}\n";
+        let p = load(m.clone() + "findings: [unplug-ordering, file-bitmap-no-fua]\n").unwrap();
+        assert_eq!(p[0].findings, ["unplug-ordering", "file-bitmap-no-fua"]);
+        assert_eq!(p[1].findings, ["unplug-ordering"]);
+        let e =
+            load(m.replace("[file, internal]", "[internal]") + "findings: [file-bitmap-no-fua]\n")
+                .unwrap_err();
+        assert!(
+            e.contains("cannot show in any combination of the matrix"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_disk_in_two_places_of_the_array_is_refused_at_load() {
+        let load = |text: String| {
+            let file = Path::new("cases/p.yaml");
+            expand(file, parse(file, &text).unwrap(), Some(1)).map_err(|e| format!("{e:#}"))
+        };
+        let e = load(POWER.replace("members: [a, b]", "members: [a, a]")).unwrap_err();
+        assert!(e.contains("array.members[1] \"a\" appears twice"), "{e}");
+        let e = load(POWER.replace("members: [a, b]", "members: [a, fs]")).unwrap_err();
+        assert!(e.contains("the bitmap file cannot live on a member"), "{e}");
+        let e = load(POWER.replace(
+            "{model: volatile_cache}",
+            "{model: volatile_cache, throttle: {disk: fs, iops_write: 5}}",
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("power_loss.throttle.disk \"fs\" is not a member"),
+            "{e}"
+        );
+        let e = load(MATRIX.replace(
+            "crash: {after_time: 3s}",
+            "crash: {after_time: 3s, throttle: {disk: fs, iops_write: 5}}",
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("crash.throttle.disk \"fs\" is not a member"),
+            "{e}"
+        );
     }
 }

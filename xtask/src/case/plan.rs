@@ -31,14 +31,9 @@ pub struct Plan {
     pub requires: Vec<String>,
     /// Keep the disk images of a passing run too (a failing run always keeps them).
     pub keep_disks: bool,
-    /// A check the case expects the kernel to fail, and why (XFAIL; XPASS if it holds).
-    pub known_failure: Option<KnownFailure>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct KnownFailure {
-    pub check: String,
-    pub reason: String,
+    /// The known findings (ids) the case may show and can show: a failure that is all
+    /// theirs is an XFAIL.
+    pub findings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,14 +81,15 @@ pub fn expand(file: &Path, mut case: CaseFile, seed: Option<u64>) -> Result<Vec<
         bail!("{}: matrix: every combination is excluded", file.display());
     }
     let stem = stem(file);
-    points
+    let declared = case.findings.clone();
+    let plans = points
         .iter()
         .map(|p| {
             let mut variant = case.clone();
             let label = p.label();
             p.apply(&mut variant)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
-                .and_then(|_| plan_named(file, format!("{stem}@{label}"), variant, seed))
+                .and_then(|_| plan_named(file, format!("{stem}@{label}"), variant, seed, true))
                 .map_err(|e| {
                     anyhow::anyhow!(
                         "{:#} (matrix combination {label}; leave it out with matrix.exclude)",
@@ -101,7 +97,16 @@ pub fn expand(file: &Path, mut case: CaseFile, seed: Option<u64>) -> Result<Vec<
                     )
                 })
         })
-        .collect()
+        .collect::<Result<Vec<Plan>>>()?;
+    for (i, id) in declared.iter().enumerate() {
+        if !plans.iter().any(|p| p.findings.contains(id)) {
+            bail!(
+                "{}: findings[{i}] {id:?} cannot show in any combination of the matrix",
+                file.display()
+            );
+        }
+    }
+    Ok(plans)
 }
 
 fn stem(file: &Path) -> String {
@@ -111,10 +116,18 @@ fn stem(file: &Path) -> String {
 }
 
 pub fn plan(file: &Path, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
-    plan_named(file, stem(file), case, seed)
+    plan_named(file, stem(file), case, seed, false)
 }
 
-fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> Result<Plan> {
+/// `in_matrix`: the case is one combination of a matrix, where a declared finding may
+/// fit only some of them.
+fn plan_named(
+    file: &Path,
+    name: String,
+    case: CaseFile,
+    seed: Option<u64>,
+    in_matrix: bool,
+) -> Result<Plan> {
     let at = |what: String| anyhow::anyhow!("{}: {what}", file.display());
     if case.disks.len() > 26 {
         return Err(at(format!(
@@ -194,12 +207,16 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
     if case.matrix.is_some() {
         return Err(at("matrix: expand the case with case::expand".into()));
     }
+    let members: &[String] = case.array.as_ref().map_or(&[], |a| &a.members);
     if let Some(a) = &case.array {
         if let Err(why) = array_shape(a) {
             return Err(at(why));
         }
-        for m in &a.members {
+        for (i, m) in a.members.iter().enumerate() {
             disk("array.members:", m)?;
+            if a.members[..i].contains(m) {
+                return Err(at(format!("array.members[{i}] {m:?} appears twice")));
+            }
         }
         match a.bitmap.kind {
             BitmapKind::File => {
@@ -268,7 +285,7 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
                 "crash: give exactly one of after_written and after_time".into(),
             ));
         }
-        check_load("crash", c, timeout, &disk).map_err(at)?;
+        check_load("crash", c, timeout, &disk, members).map_err(at)?;
         if c.cycles == 0 || c.cycles > 20 {
             return Err(at(format!("crash.cycles {}: 1 to 20", c.cycles)));
         }
@@ -312,7 +329,7 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         ),
     ] {
         if let Some(c) = c {
-            check_load(what, c, timeout, &disk).map_err(at)?;
+            check_load(what, c, timeout, &disk, members).map_err(at)?;
         }
     }
     for (what, w) in [
@@ -425,6 +442,12 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         check_workload("power_loss.workload", &p.workload).map_err(at)?;
         if let Some(t) = &p.throttle {
             disk("power_loss.throttle.disk", &t.disk)?;
+            if !a.members.contains(&t.disk) {
+                return Err(at(format!(
+                    "power_loss.throttle.disk {:?} is not a member: the throttle makes a member lag its peers",
+                    t.disk
+                )));
+            }
             if t.iops_write == 0 {
                 return Err(at(
                     "power_loss.throttle.iops_write: 0 lets no write through".into(),
@@ -448,23 +471,8 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
                 "power_loss.samples: 1 to 4096 states per crash point".into()
             ));
         }
-        if p.known_failure
-            .as_ref()
-            .is_some_and(|r| r.trim().is_empty())
-        {
-            return Err(at(
-                "power_loss.known_failure: give the reason the kernel is known to fail".into(),
-            ));
-        }
     }
-    let power_loss_known_failure = case
-        .power_loss
-        .as_ref()
-        .and_then(|p| p.known_failure.as_ref())
-        .map(|reason| KnownFailure {
-            check: "power_loss_safety".into(),
-            reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
-        });
+    let findings = fitting_findings(&case, in_matrix).map_err(at)?;
     let mut requires = case.requires.clone();
     if case
         .readd
@@ -554,8 +562,66 @@ fn plan_named(file: &Path, name: String, case: CaseFile, seed: Option<u64>) -> R
         expect_splats: case.expect_splats,
         requires,
         keep_disks: false,
-        known_failure: power_loss_known_failure,
+        findings,
     })
+}
+
+/// The declared findings that can show in this case; a finding unknown, declared twice,
+/// or that fits no case of this kind is a mistake of the case file. In a matrix a finding
+/// may fit only some combinations ([`expand`] checks it fits one).
+fn fitting_findings(case: &CaseFile, in_matrix: bool) -> std::result::Result<Vec<String>, String> {
+    let bitmap = case.array.as_ref().map_or("", |a| match a.bitmap.kind {
+        BitmapKind::File => "file",
+        BitmapKind::Internal => "internal",
+    });
+    let model = case.power_loss.as_ref().map(|p| p.model.as_str());
+    let injectors: Vec<&str> = case
+        .crash
+        .as_ref()
+        .and_then(|c| c.faults.as_ref())
+        .map(|f| {
+            [
+                ("failslab", f.failslab.is_some()),
+                ("fail_page_alloc", f.fail_page_alloc.is_some()),
+                ("fail_make_request", f.fail_make_request.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| n)
+            .collect()
+        })
+        .unwrap_or_default();
+    let kind = crate::findings::CaseKind {
+        bitmap,
+        model,
+        injectors: &injectors,
+    };
+    let mut fitting = Vec::new();
+    for (i, id) in case.findings.iter().enumerate() {
+        let Some(f) = crate::findings::get(id) else {
+            let known: Vec<&str> = crate::findings::all()
+                .iter()
+                .map(|f| f.id.as_str())
+                .collect();
+            return Err(format!(
+                "findings[{i}] {id:?} is no known finding (known: {})",
+                known.join(", ")
+            ));
+        };
+        if case.findings[..i].contains(id) {
+            return Err(format!("findings[{i}] {id:?} appears twice"));
+        }
+        match f.unfit(kind) {
+            None => fitting.push(id.clone()),
+            Some(why) if !in_matrix => {
+                return Err(format!(
+                    "findings[{i}] {id:?} cannot show in this case: it {why}"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(fitting)
 }
 
 /// The fewest bitmap chunks a member may hold: with fewer, a few dirty chunks cover the
@@ -569,9 +635,16 @@ fn check_load(
     c: &CrashSpec,
     timeout: Duration,
     disk: &dyn Fn(&str, &str) -> Result<usize>,
+    members: &[String],
 ) -> Result<(), String> {
     if let Some(t) = &c.throttle {
         disk(&format!("{what}.throttle.disk"), &t.disk).map_err(|e| format!("{e:#}"))?;
+        if !members.contains(&t.disk) {
+            return Err(format!(
+                "{what}.throttle.disk {:?} is not a member: the throttle makes a member lag its peers",
+                t.disk
+            ));
+        }
         if t.iops_write == 0 {
             return Err(format!(
                 "{what}.throttle.iops_write: at least 1, or the member never writes"

@@ -54,6 +54,10 @@ pub struct CaseFile {
     /// kernel without one (or whose config is unknown) the case is skipped, saying which.
     #[serde(default)]
     pub requires: Vec<String>,
+    /// Known kernel findings (ids in `xtask/src/findings/known.yaml`) the case may show: a
+    /// failure whose every cause is one of them is an XFAIL, anything else a FAIL.
+    #[serde(default)]
+    pub findings: Vec<String>,
 }
 
 /// Axes a case file can expand over; each one absent keeps the case's own value. A
@@ -753,10 +757,6 @@ pub struct PowerLossSpec {
     /// Beyond it, this many seeded subsets per crash point.
     #[serde(default = "default_state_samples")]
     pub samples: u32,
-    /// A known kernel finding: the case expects `power_loss_safety` to fail, for this
-    /// reason (XFAIL; a kernel that passes is an XPASS).
-    #[serde(default)]
-    pub known_failure: Option<String>,
     /// `false` runs the same load without recording and judges nothing: what
     /// `cargo xtask bench` measures the recording's cost against.
     #[serde(default = "default_true")]

@@ -186,7 +186,7 @@ fn power_loss_figures(
     recorded: &CaseResult,
 ) -> Result<PowerLossFigures> {
     let mut unrecorded_plan = plan.clone();
-    unrecorded_plan.known_failure = None;
+    unrecorded_plan.findings.clear();
     if let Some(p) = unrecorded_plan.power_loss.as_mut() {
         p.record = false;
     }

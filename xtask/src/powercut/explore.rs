@@ -5,7 +5,7 @@
 
 use super::judge::{ArrayLayout, Judge, Outcome};
 use super::model::{DiskModel, Fate, Walker};
-use super::recording::Recording;
+use super::recording::{Recording, ReqKind};
 use super::view::DiskViews;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -167,9 +167,18 @@ impl Explanation {
                 b.when()
             ),
             (Some(b), _) => format!(
-                "chunk {}: data {data}; its bit carried by {}: {}",
+                "chunk {}: data {data}; its bit carried by {}{}: {}",
                 self.chunk,
                 b.when(),
+                if self
+                    .data
+                    .as_ref()
+                    .is_some_and(|d| b.issued_us > d.issued_us)
+                {
+                    ", issued after the data behind a write of the page or a flush in flight when the data went out"
+                } else {
+                    ""
+                },
                 self.cause.meaning()
             ),
             (None, _) => format!(
@@ -436,9 +445,57 @@ pub fn explain(
     (e.cause, e.bitmap) = match (acked, pending) {
         (Some(r), _) => (Cause::Durability, Some(Seen::of(rec, r))),
         (None, Some(r)) => (Cause::Ordering, Some(Seen::of(rec, r))),
-        (None, None) => (Cause::Unwritten, None),
+        (None, None) => match queued_carrier(rec, judge, disk, at, bit, sent) {
+            Some(r) => (Cause::Ordering, Some(Seen::of(rec, r))),
+            None => (Cause::Unwritten, None),
+        },
     };
     Ok(e)
+}
+
+/// The bitmap write that carries the bit when md had taken its page for writing before
+/// the data went out but not yet issued it: `__bitmap_unplug` clears a page's dirty mark
+/// and then waits for the writes of the bitmap in flight (or the block layer holds the
+/// write behind its preflush), so the write is issued after the data, behind a write of
+/// the page or a flush of its disk that was in flight when the data went out. It must
+/// be the first write of the bit's byte issued after the data, and carry the bit; for a
+/// PREFLUSH write, its preflush issued before the data is the same evidence.
+fn queued_carrier(
+    rec: &Recording,
+    judge: &Judge,
+    disk: usize,
+    at: u64,
+    bit: u8,
+    sent: usize,
+) -> Option<usize> {
+    let busy = |r: usize| {
+        let q = &rec.requests[r];
+        q.disk == disk && q.issued < sent && q.completed > sent
+    };
+    let page_writes = judge.views.touching(disk, at, 1);
+    let next = page_writes
+        .iter()
+        .copied()
+        .filter(|&r| rec.requests[r].issued > sent)
+        .min_by_key(|&r| rec.requests[r].issued)?;
+    let q = &rec.requests[next];
+    if rec.data(q)[(at - q.bytes().start) as usize] & bit == 0 {
+        return None;
+    }
+    let in_flight = page_writes.iter().any(|&r| busy(r))
+        || (0..rec.requests.len()).any(|r| rec.requests[r].kind == ReqKind::Flush && busy(r));
+    // A PREFLUSH write (the flush machinery acked it after a flush of its own) whose
+    // preflush, the last flush of its disk before it, was issued before the data: md had
+    // submitted it before the data went out.
+    let preflushed_before = q.acked > q.completed + 1
+        && (0..rec.requests.len())
+            .filter(|&r| {
+                let f = &rec.requests[r];
+                f.kind == ReqKind::Flush && f.disk == disk && f.issued < q.issued
+            })
+            .max_by_key(|&r| rec.requests[r].issued)
+            .is_some_and(|f| rec.requests[f].issued < sent);
+    (in_flight || preflushed_before).then_some(next)
 }
 
 fn violation(

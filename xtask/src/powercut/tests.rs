@@ -339,3 +339,90 @@ fn a_bit_cleared_after_the_data_went_out_is_cleared_not_ordering() {
         [&Cause::Cleared]
     );
 }
+
+#[test]
+fn a_bitmap_write_queued_behind_the_page_in_flight_when_the_data_went_out_is_ordering() {
+    let mut s = Sim::default();
+    // Another unplug's write of the page, without chunk 3's bit, is in flight when the
+    // data goes out; the write that sets the bit follows it.
+    let busy = s.bitmap_write(&[5]);
+    let d0 = s.data_write(0, 3);
+    s.complete(busy);
+    let carrier = s.bitmap_write(&[3, 5]);
+    s.complete(d0);
+    s.complete(carrier);
+    let (r, rec, _d) = judged(&s, DiskModel::WriteThrough);
+    let e = &r.evidence[&Cause::Ordering];
+    assert_eq!(e.chunk, 3);
+    assert_eq!(e.bitmap.as_ref().unwrap().request, rec.describe(2));
+    assert!(
+        e.evidence().contains("behind a write of the page"),
+        "{}",
+        e.evidence()
+    );
+    assert_eq!(
+        r.states_by_cause.keys().collect::<Vec<_>>(),
+        [&Cause::Ordering]
+    );
+
+    // Nothing of the bitmap in flight when the data went out: a bit written only after
+    // it is no race.
+    let mut s = Sim::default();
+    let d0 = s.data_write(0, 3);
+    let carrier = s.bitmap_write(&[3]);
+    s.complete(d0);
+    s.complete(carrier);
+    let (r, _, _d) = judged(&s, DiskModel::WriteThrough);
+    assert_eq!(
+        r.states_by_cause.keys().collect::<Vec<_>>(),
+        [&Cause::Unwritten]
+    );
+}
+
+#[test]
+fn a_preflush_write_whose_flush_went_out_before_the_data_is_ordering() {
+    let mut s = Sim::default();
+    // md submits a PREFLUSH bitmap write: its flush goes out and completes, then the
+    // data is sent before the block layer issues the write itself.
+    let pre = s.flush(2);
+    s.complete(pre);
+    let d0 = s.data_write(0, 3);
+    let carrier = s.bitmap_write(&[3]);
+    s.complete(carrier);
+    let post = s.flush(2);
+    s.complete(post);
+    // The flush machinery's empty completion of the original write.
+    s.trace.push(RqEvent {
+        dev: (253, 32),
+        op: RqOp::Write,
+        issue: false,
+        sector: 8,
+        sectors: 0,
+        fua: false,
+        error: 0,
+        time: s.trace.len() as f64,
+    });
+    s.complete(d0);
+    let (r, rec, _d) = judged(&s, DiskModel::WriteThrough);
+    assert_eq!(
+        r.states_by_cause.keys().collect::<Vec<_>>(),
+        [&Cause::Ordering],
+        "{r:?}"
+    );
+    assert_eq!(
+        r.evidence[&Cause::Ordering]
+            .bitmap
+            .as_ref()
+            .unwrap()
+            .request,
+        rec.describe(carrier_index(&rec))
+    );
+}
+
+/// The request index of the one write to fs.
+fn carrier_index(rec: &Recording) -> usize {
+    rec.requests
+        .iter()
+        .position(|q| q.disk == 2 && q.sectors > 0)
+        .unwrap()
+}

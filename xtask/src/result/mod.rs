@@ -26,10 +26,11 @@ pub enum Verdict {
     Error,
     /// Not run: the kernel lacks what the case needs (the reason says what).
     Skip,
-    /// Failed as the case declares it known to (`known_failure`): a kernel finding on
-    /// record, not a regression.
+    /// Failed only by known findings the case declares (`findings:`), each read from
+    /// the recording by its cause: on record, not a regression.
     Xfail,
-    /// The known failure did not happen: the kernel may have fixed it.
+    /// A power-loss case judged every state and saw none of its declared findings: the
+    /// kernel may have fixed them.
     Xpass,
     /// Still running; only ever seen in a result.json written mid-case.
     Running,
@@ -71,6 +72,9 @@ pub struct CaseResult {
     /// The verdicts a scenario judged from the disk images, with their figures.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<crate::check::Check>,
+    /// The declared findings (seen or not) and the causes no finding explains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::findings::Seen>,
     /// Measurements a scenario records without judging them.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub figures: std::collections::BTreeMap<String, serde_json::Value>,
@@ -133,6 +137,7 @@ impl CaseResult {
             steps: vec![],
             splats: vec![],
             checks: vec![],
+            findings: vec![],
             figures: Default::default(),
             phases: vec![],
             replay: String::new(),

@@ -3,6 +3,8 @@
 
 use crate::bench::Bench;
 use crate::case::Plan;
+use crate::findings;
+use crate::powercut::explore::Explanation;
 use crate::result::events::{Event, Events};
 use crate::result::record::Record;
 use crate::result::{CaseResult, Failure, Times, Verdict};
@@ -91,9 +93,7 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path, events: &Events) ->
             ));
         }
     }
-    if let Some(k) = &plan.known_failure {
-        known_failure(result, k);
-    }
+    judge_findings(result, plan);
     if let Some(d) = disks {
         if result.verdict != Verdict::Pass || plan.keep_disks {
             result.kept_disks = Some(d.keep());
@@ -103,30 +103,88 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path, events: &Events) ->
     rec.end()
 }
 
-/// A case that fails only the check it declares known to fail is an XFAIL; one that
-/// passes is an XPASS. Any other failure stays a FAIL.
-fn known_failure(result: &mut CaseResult, k: &crate::case::KnownFailure) {
-    let failed: Vec<&str> = result
+/// What the judge read from the recording: unsafe states per cause, with the first
+/// uncovered chunk of each cause explained.
+pub fn observed_causes(result: &CaseResult) -> Vec<findings::Observed> {
+    let Some(safety) = result.checks.iter().find(|c| c.name == "power_loss_safety") else {
+        return Vec::new();
+    };
+    let by_cause = safety
+        .figures
+        .get("states_by_cause")
+        .and_then(|v| v.as_object());
+    by_cause
+        .into_iter()
+        .flatten()
+        .map(|(cause, n)| findings::Observed {
+            cause: cause.clone(),
+            states: n.as_u64().unwrap_or(0),
+            evidence: safety
+                .figures
+                .get("evidence")
+                .and_then(|e| e.get(cause))
+                .and_then(|e| serde_json::from_value::<Explanation>(e.clone()).ok())
+                .map(|e| e.evidence())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Attributes the causes the judge read to the findings the case declares. A failure is
+/// an XFAIL only when `power_loss_safety` is the one failed check, every cause is a
+/// declared finding and no splat is unexpected; a cause no declared finding has keeps it
+/// a FAIL and is named first in the reason. A power-loss case that judged every state
+/// and saw none of its findings is an XPASS.
+fn judge_findings(result: &mut CaseResult, plan: &Plan) {
+    let observed = observed_causes(result);
+    if plan.findings.is_empty() && observed.is_empty() {
+        return;
+    }
+    let a = findings::attribute(&plan.findings, &observed);
+    result.findings = a.seen.clone();
+    let only_safety = result
         .checks
         .iter()
         .filter(|c| !c.ok)
-        .map(|c| c.name.as_ref())
+        .all(|c| c.name == "power_loss_safety");
+    let splats_expected = result.splats.iter().all(|s| s.expected);
+    let judged_all = result.checks.iter().any(|c| c.name == "power_loss_safety");
+    let unexplained: Vec<String> = a
+        .unexplained()
+        .map(|s| {
+            format!(
+                "{} (no declared finding has this cause; first: {})",
+                s.label(),
+                s.evidence.as_deref().unwrap_or("")
+            )
+        })
         .collect();
-    let only_known = !failed.is_empty() && failed.iter().all(|n| *n == k.check);
     match result.verdict {
-        Verdict::Fail if only_known && result.splats.iter().all(|s| s.expected) => {
+        Verdict::Fail
+            if unexplained.is_empty()
+                && only_safety
+                && splats_expected
+                && a.shown().count() > 0 =>
+        {
             result.verdict = Verdict::Xfail;
             result.reason = Some(format!(
-                "known kernel finding: {}\n{}",
-                k.reason,
+                "known kernel findings: {}\n{}",
+                a.line(),
                 result.reason.take().unwrap_or_default()
             ));
         }
-        Verdict::Pass => {
+        Verdict::Fail if !unexplained.is_empty() => {
+            result.reason = Some(format!(
+                "{}\n{}",
+                unexplained.join("; "),
+                result.reason.take().unwrap_or_default()
+            ));
+        }
+        Verdict::Pass if judged_all && !plan.findings.is_empty() => {
             result.verdict = Verdict::Xpass;
             result.reason = Some(format!(
-                "{} held, though the case knows the kernel to fail it: {}",
-                k.check, k.reason
+                "every crash state judged, none shows a declared finding: {}",
+                a.line()
             ));
         }
         _ => {}
@@ -233,6 +291,7 @@ fn blank_result(bench: &Bench, plan: &Plan) -> CaseResult {
         steps: Vec::new(),
         splats: Vec::new(),
         checks: Vec::new(),
+        findings: Vec::new(),
         figures: Default::default(),
         phases: Vec::new(),
         replay: replay_command(bench, plan),
@@ -246,43 +305,94 @@ mod tests {
     use crate::check::Check;
     use crate::result::tests::result;
 
-    fn with_checks(verdict: Verdict, failed: &[&'static str]) -> CaseResult {
+    /// A power-loss result whose safety check saw these causes.
+    fn judged(
+        verdict: Verdict,
+        causes: &[(&str, u64)],
+        also_failed: &[&'static str],
+    ) -> CaseResult {
         let mut r = result("c", verdict, 1);
         r.reason = Some("why".into());
-        r.checks = ["writers_alive", "power_loss_safety"]
-            .into_iter()
-            .map(|name| Check {
-                name: name.into(),
-                ok: !failed.contains(&name),
-                summary: String::new(),
-                figures: serde_json::Value::Null,
-            })
+        let by_cause: serde_json::Map<String, serde_json::Value> = causes
+            .iter()
+            .map(|(c, n)| (c.to_string(), (*n).into()))
             .collect();
+        r.checks = vec![Check {
+            name: "power_loss_safety".into(),
+            ok: causes.is_empty(),
+            summary: String::new(),
+            figures: serde_json::json!({ "states_by_cause": by_cause }),
+        }];
+        r.checks.extend(also_failed.iter().map(|&name| Check {
+            name: name.into(),
+            ok: false,
+            summary: String::new(),
+            figures: serde_json::Value::Null,
+        }));
         r
     }
 
+    fn plan_declaring(ids: &[&str]) -> Plan {
+        let mut p = crate::case::tests::plan_of("power-loss");
+        p.findings = ids.iter().map(|s| s.to_string()).collect();
+        p
+    }
+
     #[test]
-    fn only_the_declared_check_failing_is_an_xfail_and_it_holding_an_xpass() {
-        let k = crate::case::KnownFailure {
-            check: "power_loss_safety".into(),
-            reason: "no FUA".into(),
-        };
-        let mut r = with_checks(Verdict::Fail, &["power_loss_safety"]);
-        known_failure(&mut r, &k);
+    fn a_failure_is_an_xfail_only_when_every_cause_is_a_declared_finding() {
+        let plan = plan_declaring(&["unplug-ordering"]);
+        let mut r = judged(Verdict::Fail, &[("ordering", 150)], &[]);
+        judge_findings(&mut r, &plan);
         assert_eq!(r.verdict, Verdict::Xfail);
         assert!(r
             .reason
             .as_deref()
             .unwrap()
-            .starts_with("known kernel finding: no FUA\nwhy"));
-        let mut other = with_checks(Verdict::Fail, &["power_loss_safety", "writers_alive"]);
-        known_failure(&mut other, &k);
-        assert_eq!(other.verdict, Verdict::Fail, "another check failed too");
-        let mut passed = with_checks(Verdict::Pass, &[]);
-        known_failure(&mut passed, &k);
-        assert_eq!(passed.verdict, Verdict::Xpass);
-        let mut error = with_checks(Verdict::Error, &["power_loss_safety"]);
-        known_failure(&mut error, &k);
-        assert_eq!(error.verdict, Verdict::Error);
+            .starts_with("known kernel findings: unplug-ordering: 150 states\nwhy"));
+        assert_eq!(r.findings[0].id.as_deref(), Some("unplug-ordering"));
+
+        let mut r = judged(Verdict::Fail, &[("ordering", 150), ("unwritten", 1)], &[]);
+        judge_findings(&mut r, &plan);
+        assert_eq!(r.verdict, Verdict::Fail, "a bit never written is no race");
+        assert!(
+            r.why().starts_with("unexplained unwritten: 1 states"),
+            "{:?}",
+            r.reason
+        );
+
+        let mut r = judged(Verdict::Fail, &[("ordering", 150)], &["writers_alive"]);
+        judge_findings(&mut r, &plan);
+        assert_eq!(r.verdict, Verdict::Fail, "another check failed too");
+
+        let mut r = judged(Verdict::Error, &[("ordering", 150)], &[]);
+        judge_findings(&mut r, &plan);
+        assert_eq!(r.verdict, Verdict::Error);
+
+        let mut r = judged(Verdict::Fail, &[("ordering", 150)], &[]);
+        judge_findings(&mut r, &plan_declaring(&[]));
+        assert_eq!(r.verdict, Verdict::Fail, "undeclared: the race is a FAIL");
+    }
+
+    #[test]
+    fn a_power_loss_case_that_judged_every_state_and_saw_no_finding_is_an_xpass() {
+        let plan = plan_declaring(&["unplug-ordering", "file-bitmap-no-fua"]);
+        let mut r = judged(Verdict::Pass, &[], &[]);
+        judge_findings(&mut r, &plan);
+        assert_eq!(r.verdict, Verdict::Xpass);
+        assert_eq!(r.findings.len(), 2);
+        assert!(r.findings.iter().all(|f| f.states == 0));
+
+        // One fixed, one not: the case stays XFAIL and says which is gone.
+        let mut r = judged(Verdict::Fail, &[("durability", 4949)], &[]);
+        judge_findings(&mut r, &plan);
+        assert_eq!(r.verdict, Verdict::Xfail);
+        assert!(r
+            .why()
+            .contains("unplug-ordering: 0 states, file-bitmap-no-fua: 4949 states"));
+
+        // A case that judged nothing proves nothing.
+        let mut r = result("c", Verdict::Pass, 1);
+        judge_findings(&mut r, &plan);
+        assert_eq!(r.verdict, Verdict::Pass);
     }
 }

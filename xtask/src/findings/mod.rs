@@ -1,0 +1,173 @@
+//! The kernel findings the bench knows, as data (`known.yaml`): what each breaks, the
+//! code it names, the cases it can show in, and the cause the judge must read from a
+//! recording for a failure to count against it ([`attribute`]). Everything else the judge
+//! finds is unexplained, and a FAIL.
+
+mod attribute;
+
+pub use attribute::{attribute, Attribution, Observed, Seen};
+
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    pub id: String,
+    pub title: String,
+    pub code: Code,
+    /// The judge's cause (`powercut::explore::Cause::as_str`) that is this finding.
+    pub cause: String,
+    pub needs: Needs,
+    pub seen: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Code {
+    pub file: String,
+    pub function: String,
+}
+
+/// Where a finding can show: the bitmap kinds, the disk models of a power-loss case
+/// (empty: no power-loss case shows it), the fault injectors it needs armed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Needs {
+    pub bitmaps: Vec<String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub injectors: Vec<String>,
+}
+
+/// What a case is, for a finding's needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseKind<'a> {
+    pub bitmap: &'a str,
+    /// The power-loss case's disk model; `None` for other scenarios.
+    pub model: Option<&'a str>,
+    pub injectors: &'a [&'a str],
+}
+
+impl Finding {
+    /// Why this finding cannot show in such a case, if it cannot.
+    pub fn unfit(&self, case: CaseKind) -> Option<String> {
+        let n = &self.needs;
+        if !n.bitmaps.iter().any(|b| b == case.bitmap) {
+            return Some(format!("needs a {} bitmap", n.bitmaps.join(" or ")));
+        }
+        match case.model {
+            None => {
+                return Some(
+                    "is matched by its cause in a recording: only power-loss cases record one"
+                        .into(),
+                )
+            }
+            Some(m) if !n.models.iter().any(|x| x == m) => {
+                return Some(if n.models.is_empty() {
+                    "shows in no power-loss case".into()
+                } else {
+                    format!("needs disk model {}", n.models.join(" or "))
+                })
+            }
+            Some(_) => {}
+        }
+        let missing: Vec<&str> = n
+            .injectors
+            .iter()
+            .filter(|i| !case.injectors.contains(&i.as_str()))
+            .map(|i| i.as_str())
+            .collect();
+        (!missing.is_empty()).then(|| format!("needs {} armed", missing.join(", ")))
+    }
+}
+
+const KNOWN: &str = include_str!("known.yaml");
+
+/// Every known finding, in the file's order.
+pub fn all() -> &'static [Finding] {
+    static ALL: OnceLock<Vec<Finding>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        // The file is part of the binary and a unit test parses it: a panic here is a
+        // build that skipped the tests.
+        serde_norway::from_str(KNOWN).expect("xtask/src/findings/known.yaml parses")
+    })
+}
+
+pub fn get(id: &str) -> Option<&'static Finding> {
+    all().iter().find(|f| f.id == id)
+}
+
+/// The finding whose cause this is, if any.
+pub fn of_cause(cause: &str) -> Option<&'static Finding> {
+    all().iter().find(|f| f.cause == cause)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::powercut::explore::Cause;
+
+    #[test]
+    fn the_known_findings_parse_with_unique_ids_and_causes_the_judge_gives() {
+        let all = all();
+        assert!(all.len() >= 3);
+        let causes: Vec<&str> = Cause::ALL.iter().map(|c| c.as_str()).collect();
+        for (i, f) in all.iter().enumerate() {
+            assert!(
+                causes.contains(&f.cause.as_str()),
+                "{}: cause {:?} is none of {causes:?}",
+                f.id,
+                f.cause
+            );
+            assert!(
+                all[..i].iter().all(|g| g.id != f.id),
+                "{} appears twice",
+                f.id
+            );
+            assert!(f.code.file.starts_with("drivers/md/"), "{}", f.id);
+        }
+        let declarable: Vec<&Finding> = all.iter().filter(|f| !f.needs.models.is_empty()).collect();
+        for (i, f) in declarable.iter().enumerate() {
+            assert!(
+                declarable[..i].iter().all(|g| g.cause != f.cause),
+                "two findings a power-loss case can declare share the cause {}",
+                f.cause
+            );
+        }
+    }
+
+    #[test]
+    fn a_finding_fits_only_the_cases_its_needs_name() {
+        let no_fua = get("file-bitmap-no-fua").unwrap();
+        let case = |bitmap, model| CaseKind {
+            bitmap,
+            model,
+            injectors: &[],
+        };
+        assert_eq!(no_fua.unfit(case("file", Some("volatile_cache"))), None);
+        assert_eq!(
+            no_fua
+                .unfit(case("internal", Some("volatile_cache")))
+                .unwrap(),
+            "needs a file bitmap"
+        );
+        assert!(no_fua
+            .unfit(case("file", Some("write_through")))
+            .unwrap()
+            .contains("volatile_cache"));
+        assert!(no_fua
+            .unfit(case("file", None))
+            .unwrap()
+            .contains("only power-loss cases"));
+        let hijacked = get("hijacked-counter").unwrap();
+        assert!(hijacked
+            .unfit(case("file", Some("volatile_cache")))
+            .is_some());
+        assert!(get("unplug-ordering")
+            .unwrap()
+            .unfit(case("internal", Some("write_through")))
+            .is_none());
+    }
+}
