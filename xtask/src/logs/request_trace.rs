@@ -29,6 +29,8 @@ pub struct RqEvent {
     pub error: i32,
     /// Trace seconds, for the record; the order is the line order.
     pub time: f64,
+    /// The task the line was traced in (0 when the line does not say).
+    pub pid: u32,
 }
 
 /// Parses the trace's `block_rq_issue: 253,0 WS 4096 () 2048 + 8 none,0,0 [md0_raid1]`
@@ -64,6 +66,7 @@ pub fn parse(trace: &str) -> (Vec<RqEvent>, Vec<String>) {
                 fua: fua_of(rwbs),
                 error: if issue { 0 } else { c[8].parse().ok()? },
                 time: c[1].parse().ok()?,
+                pid: task_pid(line),
             })
         })();
         match parsed {
@@ -72,6 +75,33 @@ pub fn parse(trace: &str) -> (Vec<RqEvent>, Vec<String>) {
         }
     }
     (events, bad)
+}
+
+/// The kprobe event the recorded boot puts on md's `__bitmap_unplug` (`md-bitmap.c`).
+pub const UNPLUG_EVENT: &str = "mdbb_bitmap_unplug";
+
+/// Where an unplug of the bitmap began, and in which task: `(request events before it,
+/// pid)` for every [`UNPLUG_EVENT`] line.
+pub fn unplug_starts(trace: &str) -> Vec<(usize, u32)> {
+    let mut events = 0;
+    let mut out = Vec::new();
+    let probe = format!(": {UNPLUG_EVENT}: ");
+    for line in trace.lines() {
+        if line.contains(&probe) {
+            out.push((events, task_pid(line)));
+        } else if line.contains(": block_rq_issue: ") || line.contains(": block_rq_complete: ") {
+            events += 1;
+        }
+    }
+    out
+}
+
+/// The pid of `comm-PID  [CPU] flags time: ...`; a comm may hold dashes and spaces.
+fn task_pid(line: &str) -> u32 {
+    line.split_once(" [")
+        .and_then(|(task, _)| task.trim().rsplit_once('-'))
+        .and_then(|(_, pid)| pid.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `blk_fill_rwbs`: an optional `F` (PREFLUSH), the op letter (`W`, `R`, `D`, `F` for a
@@ -122,8 +152,10 @@ mod tests {
                 fua: false,
                 error: 0,
                 time: 30.100001,
+                pid: 99,
             }
         );
+        assert_eq!(ev[1].pid, 5, "kworker/0:1-5");
         assert_eq!((ev[1].op, ev[1].dev), (RqOp::Flush, (253, 0)));
         assert!(!ev[2].issue && ev[2].op == RqOp::Write && ev[2].error == 0);
         assert_eq!((ev[3].op, ev[3].error), (RqOp::Flush, -5));
@@ -136,5 +168,16 @@ mod tests {
         );
         assert!(bad.is_empty(), "{bad:?}");
         assert_eq!((ev.len(), ev[0].sector, ev[1].issue), (2, 262016, false));
+    }
+
+    #[test]
+    fn unplug_starts_are_placed_among_the_request_events_with_their_task() {
+        let trace = "\
+   agent-192     [001] .....    16.433193: block_rq_issue: 254,0 WS 159744 () 106632 + 312 be,0,4 [agent]
+ kworker/u8:2-38      [000] .....    16.433200: mdbb_bitmap_unplug: (__bitmap_unplug+0x4/0x1f0 [md_mod])
+ <idle>-0       [000] d.H2.    16.437079: block_rq_complete: 254,32 WS () 16520 + 8 be,0,4 [0]
+ md0 raid-1-x-77 [000] .....    16.437100: mdbb_bitmap_unplug: (__bitmap_unplug+0x4/0x1f0 [md_mod])
+";
+        assert_eq!(unplug_starts(trace), [(1, 38), (2, 77)]);
     }
 }

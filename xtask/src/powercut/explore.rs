@@ -459,7 +459,8 @@ pub fn explain(
 /// write behind its preflush), so the write is issued after the data, behind a write of
 /// the page or a flush of its disk that was in flight when the data went out. It must
 /// be the first write of the bit's byte issued after the data, and carry the bit; for a
-/// PREFLUSH write, its preflush issued before the data is the same evidence.
+/// PREFLUSH write, its preflush issued before the data is the same evidence, and so is
+/// the write's own unplug having begun before the data.
 fn queued_carrier(
     rec: &Recording,
     judge: &Judge,
@@ -495,7 +496,17 @@ fn queued_carrier(
             })
             .max_by_key(|&r| rec.requests[r].issued)
             .is_some_and(|f| rec.requests[f].issued < sent);
-    (in_flight || preflushed_before).then_some(next)
+    // The write was issued by an unplug of the bitmap that had begun before the data went
+    // out (the task's last `__bitmap_unplug` before the write came before the data): that
+    // unplug took the page, and the data's own unplug found it clean.
+    let unplugged_before = rec
+        .unplugs
+        .iter()
+        .filter(|&&(at, pid)| pid == q.pid && pid != 0 && at <= q.issued)
+        .map(|&(at, _)| at)
+        .max()
+        .is_some_and(|at| at <= sent);
+    (in_flight || preflushed_before || unplugged_before).then_some(next)
 }
 
 fn violation(

@@ -100,7 +100,8 @@ impl RecordingFiles {
                     .with_context(|| format!("decode {}", path.display()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let rec = recording::assemble(disks, &events, start)?;
+        let mut rec = recording::assemble(disks, &events, start)?;
+        rec.set_unplugs(&request_trace::unplug_starts(&trace));
         let bases: Vec<PathBuf> = self.disks.iter().map(|d| case_dir.join(&d.base)).collect();
         let layout = self.layout(&rec, &bases)?;
         Ok(Loaded { rec, layout, bases })

@@ -71,6 +71,8 @@ pub struct Request {
     /// How many events of the order precede the moment the submitter saw the request
     /// end: its completion, or for a PREFLUSH/FUA write the end of the flush after it.
     pub acked: usize,
+    /// The task the guest issued it in.
+    pub pid: u32,
 }
 
 impl Request {
@@ -122,11 +124,25 @@ pub struct Recording {
     /// last (the first issue that never completed, or the end).
     pub window: Range<usize>,
     pub figures: RecordingFigures,
+    /// The trace position (among the trace's request events) of each event.
+    pub trace_positions: Vec<usize>,
+    /// Unplugs of the bitmap (`__bitmap_unplug` entered, when the guest could probe it):
+    /// `(events of the order before it, pid)`.
+    pub unplugs: Vec<(usize, u32)>,
 }
 
 impl Recording {
     pub fn data(&self, r: &Request) -> &[u8] {
         &self.disks[r.disk].bytes[r.data.clone()]
+    }
+
+    /// Places unplugs given by trace position (`request_trace::unplug_starts`) in the
+    /// order.
+    pub fn set_unplugs(&mut self, starts: &[(usize, u32)]) {
+        self.unplugs = starts
+            .iter()
+            .map(|&(pos, pid)| (self.trace_positions.partition_point(|&p| p < pos), pid))
+            .collect();
     }
 
     pub fn disk_index(&self, name: &str) -> Option<usize> {
@@ -163,6 +179,7 @@ struct Pending {
     log_index: Option<usize>,
     /// Trace position of the flush machinery's final completion, when there is one.
     acked: Option<usize>,
+    pid: u32,
 }
 
 /// Joins the disks' logs and the guest's trace. `window_start` is the index, among the
@@ -230,6 +247,7 @@ pub fn assemble(
                 completed: None,
                 log_index: None,
                 acked: None,
+                pid: e.pid,
             });
             continue;
         }
@@ -369,6 +387,7 @@ pub fn assemble(
     let mut requests = Vec::new();
     let mut index_of = vec![usize::MAX; pending.len()];
     let mut events = Vec::new();
+    let mut trace_positions = Vec::new();
     let mut window = 0..0;
     let mut window_started = false;
     for &(pos, p, issue) in &positions {
@@ -398,10 +417,12 @@ pub fn assemble(
                 issued: events.len(),
                 completed: usize::MAX,
                 acked: usize::MAX,
+                pid: q.pid,
             });
         } else {
             requests[index_of[p]].completed = events.len();
         }
+        trace_positions.push(pos);
         events.push(Event {
             request: index_of[p],
             issue,
@@ -448,6 +469,8 @@ pub fn assemble(
         events,
         window,
         figures,
+        trace_positions,
+        unplugs: Vec::new(),
     })
 }
 

@@ -39,6 +39,7 @@ impl Sim {
             fua: false,
             error: 0,
             time: self.trace.len() as f64,
+            pid: 100 + id as u32,
         });
     }
     fn write(&mut self, disk: usize, sector: u64, data: Vec<u8>) -> usize {
@@ -127,19 +128,28 @@ fn layout() -> ArrayLayout {
 }
 
 fn judged(sim: &Sim, model: DiskModel) -> (Report, Recording, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
     let rec = sim.recording();
+    let (report, dir) = judge_model(&rec, model);
+    (report, rec, dir)
+}
+
+fn judge_recording(rec: &Recording) -> (Report, tempfile::TempDir) {
+    judge_model(rec, DiskModel::WriteThrough)
+}
+
+fn judge_model(rec: &Recording, model: DiskModel) -> (Report, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
     let paths = bases(dir.path());
     let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
-    let views = DiskViews::open(&rec, &refs).unwrap();
+    let views = DiskViews::open(rec, &refs).unwrap();
     let bounds = Bounds {
         exact_up_to: 10,
         samples: 8,
         seed: 1,
         remember: true,
     };
-    let report = explore(&rec, &views, &layout(), model, bounds).unwrap();
-    (report, rec, dir)
+    let report = explore(rec, &views, &layout(), model, bounds).unwrap();
+    (report, dir)
 }
 
 #[test]
@@ -401,6 +411,7 @@ fn a_preflush_write_whose_flush_went_out_before_the_data_is_ordering() {
         fua: false,
         error: 0,
         time: s.trace.len() as f64,
+        pid: 0,
     });
     s.complete(d0);
     let (r, rec, _d) = judged(&s, DiskModel::WriteThrough);
@@ -425,4 +436,37 @@ fn carrier_index(rec: &Recording) -> usize {
         .iter()
         .position(|q| q.disk == 2 && q.sectors > 0)
         .unwrap()
+}
+
+#[test]
+fn a_bitmap_write_from_an_unplug_begun_before_the_data_is_ordering() {
+    let mut s = Sim::default();
+    let d0 = s.data_write(0, 3);
+    let carrier = s.bitmap_write(&[3]);
+    s.complete(d0);
+    s.complete(carrier);
+    let mut rec = s.recording();
+    let carrier_pid = 100 + carrier as u32;
+    // The carrier's task entered __bitmap_unplug before the data was issued (event 0).
+    rec.set_unplugs(&[(0, carrier_pid)]);
+    let (r, _) = judge_recording(&rec);
+    assert_eq!(
+        r.states_by_cause.keys().collect::<Vec<_>>(),
+        [&Cause::Ordering],
+        "{r:?}"
+    );
+    // Begun only after the data: no evidence of a race.
+    rec.set_unplugs(&[(1, carrier_pid)]);
+    let (r, _) = judge_recording(&rec);
+    assert_eq!(
+        r.states_by_cause.keys().collect::<Vec<_>>(),
+        [&Cause::Unwritten]
+    );
+    // Another task's unplug proves nothing of this write.
+    rec.set_unplugs(&[(0, carrier_pid + 1)]);
+    let (r, _) = judge_recording(&rec);
+    assert_eq!(
+        r.states_by_cause.keys().collect::<Vec<_>>(),
+        [&Cause::Unwritten]
+    );
 }

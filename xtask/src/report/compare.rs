@@ -81,6 +81,9 @@ pub fn judge(base: &[CaseResult], patched: &[CaseResult]) -> Vec<Row> {
             if p.verdict == Verdict::Error || b.verdict == Verdict::Error {
                 notes.push("could not be tested on one kernel".into());
             }
+            let (worse, changed) = finding_changes(b, p);
+            regressions.extend(worse);
+            notes.extend(changed);
             if ps.total_ms > bs.total_ms.saturating_mul(3) / 2 && bs.total_ms > 0 {
                 notes.push(format!(
                     "{:.0}% slower",
@@ -97,6 +100,38 @@ pub fn judge(base: &[CaseResult], patched: &[CaseResult]) -> Vec<Row> {
             })
         })
         .collect()
+}
+
+/// Each finding's states on both kernels, `unplug-ordering: 150 states -> 0`: one that
+/// the base judged absent and the patched kernel shows is a regression, the rest notes.
+fn finding_changes(base: &CaseResult, patched: &CaseResult) -> (Vec<String>, Vec<String>) {
+    let name = |f: &crate::findings::Seen| {
+        f.id.clone()
+            .unwrap_or_else(|| format!("unexplained {}", f.cause))
+    };
+    let mut names: Vec<String> = base.findings.iter().map(name).collect();
+    for f in &patched.findings {
+        if !names.contains(&name(f)) {
+            names.push(name(f));
+        }
+    }
+    let states =
+        |r: &CaseResult, n: &str| r.findings.iter().find(|f| name(f) == n).map(|f| f.states);
+    let (mut worse, mut changed) = (Vec::new(), Vec::new());
+    for n in names {
+        let (b, p) = (states(base, &n), states(patched, &n));
+        let line = format!(
+            "{n}: {} states -> {}",
+            b.map_or("-".into(), |v| v.to_string()),
+            p.map_or("-".into(), |v| v.to_string())
+        );
+        if b == Some(0) && p.is_some_and(|p| p > 0) {
+            worse.push(line);
+        } else if b != p {
+            changed.push(line);
+        }
+    }
+    (worse, changed)
 }
 
 /// 1 when anything regressed; 125 when a case could not be tested on either kernel or a
@@ -237,6 +272,41 @@ mod tests {
         );
         assert_eq!(exit_code(&rows, 2), exit::CASE_FAILED);
         assert!(table(&rows).contains("WORSE: new splat"));
+    }
+
+    fn with_findings(verdict: Verdict, seen: &[(&str, u64)]) -> CaseResult {
+        let mut r = result("p", verdict, &[], 1000);
+        r.findings = seen
+            .iter()
+            .map(|(id, n)| crate::findings::Seen {
+                id: Some(id.to_string()),
+                cause: "ordering".into(),
+                states: *n,
+                declared: true,
+                evidence: None,
+            })
+            .collect();
+        r
+    }
+
+    #[test]
+    fn findings_are_compared_per_kernel_and_one_that_appears_is_a_regression() {
+        let rows = judge(
+            &[with_findings(Verdict::Xfail, &[("unplug-ordering", 150)])],
+            &[with_findings(Verdict::Xpass, &[("unplug-ordering", 0)])],
+        );
+        assert!(rows[0].regressions.is_empty());
+        assert!(rows[0]
+            .notes
+            .contains(&"unplug-ordering: 150 states -> 0".to_string()));
+        assert!(table(&rows).contains("unplug-ordering: 150 states -> 0"));
+        let rows = judge(
+            &[with_findings(Verdict::Xpass, &[("unplug-ordering", 0)])],
+            &[with_findings(Verdict::Xfail, &[("unplug-ordering", 7)])],
+        );
+        assert!(rows[0]
+            .regressions
+            .contains(&"unplug-ordering: 0 states -> 7".to_string()));
     }
 
     #[test]

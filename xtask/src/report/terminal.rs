@@ -159,6 +159,9 @@ impl Reporter for Terminal {
                 }
                 println!("{}", text::table(results));
                 println!("{}", text::summary(results));
+                if let Some(f) = text::findings(results) {
+                    println!("{f}");
+                }
                 for flaky in text::flaky(results) {
                     println!("FLAKY {flaky}");
                 }

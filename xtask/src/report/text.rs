@@ -92,6 +92,40 @@ pub fn summary(results: &[CaseResult]) -> String {
     )
 }
 
+/// The findings the run saw, each with its cases and states:
+/// `findings: unplug-ordering 697 states in 2 cases; unexplained unwritten 69 states in 1 case`.
+pub fn findings(results: &[CaseResult]) -> Option<String> {
+    let mut seen: Vec<(String, u64, usize)> = Vec::new();
+    for f in results
+        .iter()
+        .flat_map(|r| &r.findings)
+        .filter(|f| f.states > 0)
+    {
+        let name =
+            f.id.clone()
+                .unwrap_or_else(|| format!("unexplained {}", f.cause));
+        match seen.iter_mut().find(|(n, _, _)| *n == name) {
+            Some(s) => {
+                s.1 += f.states;
+                s.2 += 1;
+            }
+            None => seen.push((name, f.states, 1)),
+        }
+    }
+    (!seen.is_empty()).then(|| {
+        let parts: Vec<String> = seen
+            .iter()
+            .map(|(n, states, cases)| {
+                format!(
+                    "{n} {states} states in {cases} case{}",
+                    if *cases == 1 { "" } else { "s" }
+                )
+            })
+            .collect();
+        format!("findings: {}", parts.join("; "))
+    })
+}
+
 /// One row per case: verdict, checks passed, the figures a reader looks at first, times.
 pub fn table(results: &[CaseResult]) -> String {
     let fig = |r: &CaseResult, check: &str, key: &str| {
@@ -157,6 +191,30 @@ mod tests {
 
     use super::*;
     use crate::result::tests::result;
+
+    #[test]
+    fn the_findings_line_adds_up_states_and_cases_per_finding() {
+        let seen = |id: Option<&str>, cause: &str, states| crate::findings::Seen {
+            id: id.map(String::from),
+            cause: cause.into(),
+            states,
+            declared: id.is_some(),
+            evidence: None,
+        };
+        let mut a = result("a", Verdict::Xfail, 1);
+        a.findings = vec![seen(Some("unplug-ordering"), "ordering", 150)];
+        let mut b = result("b", Verdict::Fail, 1);
+        b.findings = vec![
+            seen(Some("unplug-ordering"), "ordering", 50),
+            seen(Some("file-bitmap-no-fua"), "durability", 0),
+            seen(None, "unwritten", 3),
+        ];
+        assert_eq!(
+            findings(&[a, b]).unwrap(),
+            "findings: unplug-ordering 200 states in 2 cases; unexplained unwritten 3 states in 1 case"
+        );
+        assert_eq!(findings(&[result("c", Verdict::Pass, 1)]), None);
+    }
 
     #[test]
     fn flaky_names_cases_that_passed_and_failed_with_the_failing_seeds() {

@@ -16,6 +16,7 @@
 use super::Scenario;
 use crate::case::{DiskModel, PowerLossSpec};
 use crate::check;
+use crate::logs::request_trace;
 use crate::powercut::explore::{self, Bounds, Report};
 use crate::powercut::files::{self, BitmapFile, Loaded, RecordedDisk, RecordingFiles};
 use crate::powercut::materialize;
@@ -269,6 +270,18 @@ fn record_load(
     }
     s.add(check::write_cache_as_modelled(p.model, &seen));
     s.verdict()?;
+    // Where an unplug of the bitmap begins, and in which task: the judge's evidence that
+    // a bitmap write issued after the data had been taken before it
+    // (`powercut::explore::queued_carrier`). A kernel without the symbol records none.
+    let probe = request_trace::UNPLUG_EVENT;
+    let probed = s.sh(
+        vm,
+        &format!(
+            "cd /sys/kernel/tracing && (modprobe md_mod 2>/dev/null; for f in md_mod:__bitmap_unplug __bitmap_unplug; do echo 'p:mdbb/{probe} '$f >> kprobe_events 2>/dev/null && break; done; echo 1 > events/mdbb/enable 2>/dev/null) ; test -e events/mdbb/{probe} && echo on || echo off"
+        ),
+        30,
+    )?;
+    s.note_figure("unplug_probe", probed.trim());
     s.sh(
         vm,
         "cd /sys/kernel/tracing && echo 0 > tracing_on && echo global > trace_clock && echo 131072 > buffer_size_kb && echo 1 > events/block/block_rq_issue/enable && echo 1 > events/block/block_rq_complete/enable && echo > trace && echo 1 > tracing_on",
