@@ -138,8 +138,11 @@ impl Bench {
 
     /// What a saved guest depends on besides its shape.
     pub fn guest_key(&self) -> String {
+        // The machine's devices (`vm::qemu::all_args`) must match a saved guest's: the
+        // version changes when they do.
+        const MACHINE: &str = "machine-2 (trace port)";
         format!(
-            "{} {} {} {}",
+            "{MACHINE} {} {} {} {}",
             self.kernel.info.vmlinuz_sha256,
             self.image.key,
             self.qemu_version,

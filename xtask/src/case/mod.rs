@@ -323,8 +323,21 @@ pub(crate) mod tests {
             e.contains("cannot show in this case: it needs disk model volatile_cache"),
             "{e}"
         );
-        let e = load(MATRIX.to_string() + "findings: [unplug-ordering]\n").unwrap_err();
-        assert!(e.contains("only power-loss cases record one"), "{e}");
+        // A recorded SIGKILL shows the race, not what a lost cache does; a panic records
+        // nothing.
+        let p = load(MATRIX.to_string() + "findings: [unplug-ordering]\n").unwrap();
+        assert_eq!(p[0].findings, ["unplug-ordering"]);
+        let e = load(MATRIX.to_string() + "findings: [file-bitmap-no-fua]\n").unwrap_err();
+        assert!(e.contains("a SIGKILL loses none"), "{e}");
+        let e = load(
+            MATRIX.replace("{after_time: 3s}", "{after_time: 3s, mode: panic}")
+                + "findings: [unplug-ordering]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("only power-loss cases and SIGKILL crashes"),
+            "{e}"
+        );
         // In a matrix a finding fits the combinations it can show in, and must fit one.
         let m = POWER.to_string() + "matrix: {bitmap: [file, internal]}\n";
         let p = load(m.clone() + "findings: [unplug-ordering, file-bitmap-no-fua]\n").unwrap();

@@ -594,6 +594,7 @@ fn fitting_findings(case: &CaseFile, in_matrix: bool) -> std::result::Result<Vec
     let kind = crate::findings::CaseKind {
         bitmap,
         model,
+        sigkill_recorded: case.crash.as_ref().is_some_and(|c| c.recorded()),
         injectors: &injectors,
     };
     let mut fitting = Vec::new();

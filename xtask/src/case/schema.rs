@@ -314,6 +314,18 @@ pub struct CrashSpec {
     /// Fault injection (a debug kernel's debugfs knobs) while the load runs.
     #[serde(default)]
     pub faults: Option<FaultSpec>,
+    /// Record the load (write logs and the guest's request trace) of a SIGKILL while
+    /// writing, so that each chunk the kill leaves uncovered is explained by its cause;
+    /// `false` only to measure what the recording costs.
+    #[serde(default = "default_true")]
+    pub record: bool,
+}
+
+impl CrashSpec {
+    /// Whether the first crash's load is recorded: a SIGKILL while the writers write.
+    pub fn recorded(&self) -> bool {
+        self.record && self.mode == CrashMode::Sigkill && self.at == CrashPoint::Writing
+    }
 }
 
 /// The kernel's fault injectors, armed just before the load starts.

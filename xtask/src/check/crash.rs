@@ -149,6 +149,7 @@ pub fn converged(
             problems.join("; ")
         },
         figures: json!({
+            "divergent_after": divergent_after,
             "divergent_chunks_after": divergent_after.len(),
             "mismatch_cnt": mismatch_cnt,
             "dirty_chunks_after": dirty_after,

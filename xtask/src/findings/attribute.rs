@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
     pub cause: String,
+    /// Unsafe states (power loss) or uncovered chunks (a SIGKILL's one state).
     pub states: u64,
+    /// `states` or `chunks`.
+    pub unit: &'static str,
     pub evidence: String,
 }
 
@@ -19,22 +22,30 @@ pub struct Seen {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     pub cause: String,
-    /// Unsafe states with this cause; 0 for a declared finding the judge did not see.
+    /// Unsafe states (or chunks, see `unit`) with this cause; 0 for a declared finding the
+    /// judge did not see.
     pub states: u64,
+    #[serde(default = "states")]
+    pub unit: String,
     pub declared: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+}
+
+fn states() -> String {
+    "states".into()
 }
 
 impl Seen {
     /// `unplug-ordering: 150 states`, `unexplained cleared: 3 states`.
     pub fn label(&self) -> String {
         format!(
-            "{}: {} states",
+            "{}: {} {}",
             self.id
                 .clone()
                 .unwrap_or_else(|| format!("unexplained {}", self.cause)),
-            self.states
+            self.states,
+            self.unit
         )
     }
 }
@@ -76,6 +87,7 @@ pub fn attribute(declared: &[String], observed: &[Observed]) -> Attribution {
             id: Some(f.id.clone()),
             cause: f.cause.clone(),
             states: 0,
+            unit: observed.first().map_or("states", |o| o.unit).into(),
             declared: true,
             evidence: None,
         })
@@ -90,6 +102,7 @@ pub fn attribute(declared: &[String], observed: &[Observed]) -> Attribution {
                 id: None,
                 cause: o.cause.clone(),
                 states: o.states,
+                unit: o.unit.into(),
                 declared: false,
                 evidence: Some(o.evidence.clone()),
             }),
@@ -106,6 +119,7 @@ mod tests {
         Observed {
             cause: cause.into(),
             states,
+            unit: "states",
             evidence: format!("chunk 3: {cause}"),
         }
     }

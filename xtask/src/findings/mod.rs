@@ -39,6 +39,10 @@ pub struct Needs {
     pub models: Vec<String>,
     #[serde(default)]
     pub injectors: Vec<String>,
+    /// Whether a SIGKILL crash case (its load recorded) can show it: only what needs no
+    /// lost disk cache.
+    #[serde(default)]
+    pub sigkill: bool,
 }
 
 /// What a case is, for a finding's needs.
@@ -47,6 +51,8 @@ pub struct CaseKind<'a> {
     pub bitmap: &'a str,
     /// The power-loss case's disk model; `None` for other scenarios.
     pub model: Option<&'a str>,
+    /// A crash case whose SIGKILL load is recorded.
+    pub sigkill_recorded: bool,
     pub injectors: &'a [&'a str],
 }
 
@@ -58,9 +64,13 @@ impl Finding {
             return Some(format!("needs a {} bitmap", n.bitmaps.join(" or ")));
         }
         match case.model {
+            None if case.sigkill_recorded && n.sigkill => {}
+            None if case.sigkill_recorded => {
+                return Some("needs a disk cache that loses writes: a SIGKILL loses none".into())
+            }
             None => {
                 return Some(
-                    "is matched by its cause in a recording: only power-loss cases record one"
+                    "is matched by its cause in a recording: only power-loss cases and SIGKILL crashes while writing record one"
                         .into(),
                 )
             }
@@ -144,8 +154,23 @@ mod tests {
         let case = |bitmap, model| CaseKind {
             bitmap,
             model,
+            sigkill_recorded: false,
             injectors: &[],
         };
+        let sigkill = |bitmap| CaseKind {
+            bitmap,
+            model: None,
+            sigkill_recorded: true,
+            injectors: &[],
+        };
+        assert_eq!(
+            get("unplug-ordering").unwrap().unfit(sigkill("internal")),
+            None
+        );
+        assert!(no_fua
+            .unfit(sigkill("file"))
+            .unwrap()
+            .contains("a SIGKILL loses none"));
         assert_eq!(no_fua.unfit(case("file", Some("volatile_cache"))), None);
         assert_eq!(
             no_fua

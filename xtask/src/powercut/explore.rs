@@ -428,9 +428,7 @@ pub fn explain(
         .into_iter()
         .filter(|&r| {
             let q = &rec.requests[r];
-            q.issued < sent
-                && q.log_index >= after_source
-                && rec.data(q)[(at - q.bytes().start) as usize] & bit != 0
+            q.issued < sent && q.log_index >= after_source && may_carry(rec, r, at, bit)
         })
         .collect();
     let acked = carriers
@@ -451,6 +449,45 @@ pub fn explain(
         },
     };
     Ok(e)
+}
+
+/// Whether write `r` sets `bit` of byte `at`: by its logged data, or, for a write a kill
+/// left in flight (never logged, its data unknown), perhaps.
+fn may_carry(rec: &Recording, r: usize, at: u64, bit: u8) -> bool {
+    let q = &rec.requests[r];
+    !q.logged() || rec.data(q)[(at - q.bytes().start) as usize] & bit != 0
+}
+
+/// Why each of `chunks` differs with its bit clear in the state a SIGKILL of QEMU left:
+/// the logged writes, nothing else. A chunk's data write is the first member write to it
+/// issued at or after the first one the kill lost.
+pub fn explain_killed(
+    rec: &Recording,
+    layout: &ArrayLayout,
+    views: &DiskViews,
+    chunks: &[u64],
+) -> std::io::Result<Vec<Explanation>> {
+    let judge = Judge::new(views, layout);
+    let survives = |r: usize| rec.requests[r].logged();
+    chunks
+        .iter()
+        .map(|&c| {
+            let writes = judge.writes_of_chunk(c);
+            let first_lost = writes
+                .iter()
+                .filter(|&&w| !rec.requests[w].logged())
+                .map(|&w| rec.requests[w].issued)
+                .min();
+            let maybe: Vec<usize> = first_lost.map_or(Vec::new(), |t| {
+                writes
+                    .iter()
+                    .copied()
+                    .filter(|&w| rec.requests[w].issued >= t)
+                    .collect()
+            });
+            explain(rec, layout, &judge, rec.events.len(), &maybe, &survives, c)
+        })
+        .collect()
 }
 
 /// The bitmap write that carries the bit when md had taken its page for writing before
@@ -480,7 +517,7 @@ fn queued_carrier(
         .filter(|&r| rec.requests[r].issued > sent)
         .min_by_key(|&r| rec.requests[r].issued)?;
     let q = &rec.requests[next];
-    if rec.data(q)[(at - q.bytes().start) as usize] & bit == 0 {
+    if !may_carry(rec, next, at, bit) {
         return None;
     }
     let in_flight = page_writes.iter().any(|&r| busy(r))

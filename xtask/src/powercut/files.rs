@@ -41,6 +41,10 @@ pub struct RecordingFiles {
     pub members: Vec<String>,
     /// The bitmap file; `None` for an internal bitmap.
     pub bitmap_file: Option<BitmapFile>,
+    /// A load a SIGKILL ended (a crash case): one state, the logged writes, and no power
+    /// cut to explore.
+    #[serde(default)]
+    pub killed: bool,
 }
 
 /// A recording read back: the joined order, where the array lies, the images it starts
@@ -83,12 +87,16 @@ impl RecordingFiles {
             bad.len(),
             bad.first()
         );
-        let start = recording::marker_position(&trace, LOAD_MARK).with_context(|| {
-            format!(
-                "{}: the load's marker is not in the trace",
-                trace_path.display()
-            )
-        })?;
+        let start = if self.killed {
+            0
+        } else {
+            recording::marker_position(&trace, LOAD_MARK).with_context(|| {
+                format!(
+                    "{}: the load's marker is not in the trace",
+                    trace_path.display()
+                )
+            })?
+        };
         let disks = self
             .disks
             .iter()
@@ -100,7 +108,11 @@ impl RecordingFiles {
                     .with_context(|| format!("decode {}", path.display()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut rec = recording::assemble(disks, &events, start)?;
+        let mut rec = if self.killed {
+            recording::assemble_killed(disks, &events)?
+        } else {
+            recording::assemble(disks, &events, start)?
+        };
         rec.set_unplugs(&request_trace::unplug_starts(&trace));
         let bases: Vec<PathBuf> = self.disks.iter().map(|d| case_dir.join(&d.base)).collect();
         let layout = self.layout(&rec, &bases)?;

@@ -76,6 +76,11 @@ pub struct Request {
 }
 
 impl Request {
+    /// Whether the disk's log holds the request (a kill lost the others).
+    pub fn logged(&self) -> bool {
+        self.log_index != usize::MAX
+    }
+
     pub fn bytes(&self) -> Range<u64> {
         self.sector * 512..(self.sector + self.sectors) * 512
     }
@@ -189,6 +194,25 @@ pub fn assemble(
     disks: Vec<DiskLog>,
     trace: &[RqEvent],
     window_start: usize,
+) -> Result<Recording, RecordingError> {
+    assemble_with(disks, trace, window_start, false)
+}
+
+/// Joins the logs and the trace of a load that a SIGKILL of QEMU ended: every request
+/// stays in the order, those still in flight at the kill (no log entry, no completion)
+/// with no data. The one state the kill left keeps exactly the logged writes.
+pub fn assemble_killed(
+    disks: Vec<DiskLog>,
+    trace: &[RqEvent],
+) -> Result<Recording, RecordingError> {
+    assemble_with(disks, trace, 0, true)
+}
+
+fn assemble_with(
+    disks: Vec<DiskLog>,
+    trace: &[RqEvent],
+    window_start: usize,
+    killed: bool,
 ) -> Result<Recording, RecordingError> {
     let err = |disk: &str, why: String| RecordingError {
         disk: disk.into(),
@@ -379,7 +403,9 @@ pub fn assemble(
             }
             (None, _) => {
                 figures.never_completed += 1;
-                cut_at = cut_at.min(q.issued);
+                if !killed {
+                    cut_at = cut_at.min(q.issued);
+                }
             }
         }
     }
@@ -401,7 +427,7 @@ pub fn assemble(
         let q = &pending[p];
         let entry = match q.log_index {
             Some(i) => Some((i, &disks[q.disk].log.entries[i])),
-            None if q.kind == ReqKind::Flush && q.completed.is_some() => None,
+            None if (q.kind == ReqKind::Flush && q.completed.is_some()) || killed => None,
             None => continue,
         };
         if issue {

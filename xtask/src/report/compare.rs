@@ -282,6 +282,7 @@ mod tests {
                 id: Some(id.to_string()),
                 cause: "ordering".into(),
                 states: *n,
+                unit: "states".into(),
                 declared: true,
                 evidence: None,
             })

@@ -95,7 +95,8 @@ pub fn summary(results: &[CaseResult]) -> String {
 /// The findings the run saw, each with its cases and states:
 /// `findings: unplug-ordering 697 states in 2 cases; unexplained unwritten 69 states in 1 case`.
 pub fn findings(results: &[CaseResult]) -> Option<String> {
-    let mut seen: Vec<(String, u64, usize)> = Vec::new();
+    // (name, unit, states, cases)
+    let mut seen: Vec<(String, &str, u64, usize)> = Vec::new();
     for f in results
         .iter()
         .flat_map(|r| &r.findings)
@@ -104,20 +105,23 @@ pub fn findings(results: &[CaseResult]) -> Option<String> {
         let name =
             f.id.clone()
                 .unwrap_or_else(|| format!("unexplained {}", f.cause));
-        match seen.iter_mut().find(|(n, _, _)| *n == name) {
+        match seen
+            .iter_mut()
+            .find(|(n, u, _, _)| *n == name && *u == f.unit)
+        {
             Some(s) => {
-                s.1 += f.states;
-                s.2 += 1;
+                s.2 += f.states;
+                s.3 += 1;
             }
-            None => seen.push((name, f.states, 1)),
+            None => seen.push((name, &f.unit, f.states, 1)),
         }
     }
     (!seen.is_empty()).then(|| {
         let parts: Vec<String> = seen
             .iter()
-            .map(|(n, states, cases)| {
+            .map(|(name, unit, states, cases)| {
                 format!(
-                    "{n} {states} states in {cases} case{}",
+                    "{name} {states} {unit} in {cases} case{}",
                     if *cases == 1 { "" } else { "s" }
                 )
             })
@@ -198,6 +202,7 @@ mod tests {
             id: id.map(String::from),
             cause: cause.into(),
             states,
+            unit: "states".into(),
             declared: id.is_some(),
             evidence: None,
         };

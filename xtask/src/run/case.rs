@@ -106,20 +106,24 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path, events: &Events) ->
 /// What the judge read from the recording: unsafe states per cause, with the first
 /// uncovered chunk of each cause explained.
 pub fn observed_causes(result: &CaseResult) -> Vec<findings::Observed> {
-    let Some(safety) = result.checks.iter().find(|c| c.name == "power_loss_safety") else {
+    // A power-loss case counts states; a recorded SIGKILL, the chunks of its one state.
+    let Some((check, key, unit)) = result.checks.iter().find_map(|c| {
+        [("states_by_cause", "states"), ("chunks_by_cause", "chunks")]
+            .into_iter()
+            .find(|(key, _)| c.figures.get(key).is_some())
+            .map(|(key, unit)| (c, key, unit))
+    }) else {
         return Vec::new();
     };
-    let by_cause = safety
-        .figures
-        .get("states_by_cause")
-        .and_then(|v| v.as_object());
+    let by_cause = check.figures.get(key).and_then(|v| v.as_object());
     by_cause
         .into_iter()
         .flatten()
         .map(|(cause, n)| findings::Observed {
             cause: cause.clone(),
             states: n.as_u64().unwrap_or(0),
-            evidence: safety
+            unit,
+            evidence: check
                 .figures
                 .get("evidence")
                 .and_then(|e| e.get(cause))
@@ -128,6 +132,43 @@ pub fn observed_causes(result: &CaseResult) -> Vec<findings::Observed> {
                 .unwrap_or_default(),
         })
         .collect()
+}
+
+/// Whether every failed check is the safety rule or a consequence of the chunks it
+/// found uncovered: a resync that skipped only those, members that still differ only
+/// there (and the mismatches `check` counts in them).
+fn only_uncovered_chunks_failed(result: &CaseResult) -> bool {
+    let nums = |c: &crate::check::Check, key: &str| -> Vec<u64> {
+        c.figures
+            .get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
+            .unwrap_or_default()
+    };
+    let uncovered: Vec<u64> = result
+        .checks
+        .iter()
+        .find(|c| c.name == "safety")
+        .map(|c| nums(c, "uncovered_chunks"))
+        .unwrap_or_default();
+    let within =
+        |chunks: Vec<u64>| !chunks.is_empty() && chunks.iter().all(|c| uncovered.contains(c));
+    let n = |c: &crate::check::Check, key: &str| c.figures.get(key).and_then(|v| v.as_u64());
+    result
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .all(|c| match c.name.as_ref() {
+            "power_loss_safety" | "safety" => true,
+            "resync_bounds" => {
+                n(c, "resynced_outside_bitmap") == Some(0)
+                    && within(nums(c, "divergent_not_resynced"))
+            }
+            "converged" => {
+                n(c, "dirty_chunks_after") == Some(0) && within(nums(c, "divergent_after"))
+            }
+            _ => false,
+        })
 }
 
 /// Attributes the causes the judge read to the findings the case declares. A failure is
@@ -142,12 +183,10 @@ fn judge_findings(result: &mut CaseResult, plan: &Plan) {
     }
     let a = findings::attribute(&plan.findings, &observed);
     result.findings = a.seen.clone();
-    let only_safety = result
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .all(|c| c.name == "power_loss_safety");
+    let only_safety = only_uncovered_chunks_failed(result);
     let splats_expected = result.splats.iter().all(|s| s.expected);
+    // Only a power-loss case judged every state; a SIGKILL that missed a race proves
+    // nothing.
     let judged_all = result.checks.iter().any(|c| c.name == "power_loss_safety");
     let unexplained: Vec<String> = a
         .unexplained()

@@ -6,6 +6,7 @@
 //! 3. convergence: members identical, `check` finds nothing, the bitmap clean again.
 
 use super::images::Readings;
+use super::recorded_kill::{cause_figures, KillRecording};
 use super::workload::WRITERS_CGROUP;
 use super::{faults, Scenario};
 use crate::case::{CrashMode, CrashPoint, CrashSpec, FaultPhase};
@@ -19,8 +20,14 @@ use std::time::{Duration, Instant};
 /// Runs the scenario on a prepared case; each check lands in the result as it is judged.
 pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
     // Boot 1: build the array and let it settle.
-    let mut boot = 1;
-    let (mut vm, settle) = s.boot_settled()?;
+    let (mut vm, settle, mut recording) = if crash.recorded() {
+        let (vm, settle, r) = s.boot_recorded()?;
+        (vm, settle, Some(r))
+    } else {
+        let (vm, settle) = s.boot_settled()?;
+        (vm, settle, None)
+    };
+    let mut boot = recording.as_ref().map_or(1, |r| r.boot);
     s.note_figure("initial_bitmap_clean_after_ms", settle.as_millis() as u64);
     s.note_figure(
         "crash_mode",
@@ -28,7 +35,9 @@ pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
             "survives": crash.mode.survives(), "at_this_point": crash.at.survives() }),
     );
     for cycle in 1..=crash.cycles {
-        let before = load_and_crash(s, vm, crash, boot, cycle)?;
+        // Only the first cycle's load is recorded: later ones start from the boot that
+        // resynced the last crash.
+        let before = load_and_crash(s, vm, crash, boot, cycle, recording.take())?;
         // The next boot assembles from the same disks with the block layer traced; the
         // resync md does is read from the trace, not from md.
         boot += 1;
@@ -47,7 +56,7 @@ pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
             interrupt_resync(s, &mut vm, &before)?;
             vm.kill().map_err(Failure::Bench)?;
             s.phase("crash during resync");
-            before = judge_crash(s, &s.console(boot), "after-resync-crash", false)?;
+            before = judge_crash(s, &s.console(boot), "after-resync-crash", false, None)?;
             boot += 1;
             vm = s.boot(boot)?;
             s.phase(&format!("boot {boot}"));
@@ -97,6 +106,7 @@ fn load_and_crash(
     crash: &CrashSpec,
     boot: u32,
     cycle: u32,
+    mut recording: Option<KillRecording>,
 ) -> Result<Readings, Failure> {
     if let Some(t) = &crash.throttle {
         s.throttle(&mut vm, t)?;
@@ -161,6 +171,9 @@ fn load_and_crash(
     }
     match crash.mode {
         CrashMode::Sigkill => {
+            if let Some(r) = recording.as_mut() {
+                s.sync_trace(&mut vm, r)?;
+            }
             if crash.at == CrashPoint::Writing && writing {
                 // The readings above took round trips, in which the lagging member's queue
                 // may have drained: the kill follows a look that saw it behind.
@@ -202,6 +215,7 @@ fn load_and_crash(
         &label,
         // At the clearing point only the trickle's one write can be in flight.
         crash.mode.leaves_divergence() && crash.at != CrashPoint::Clearing,
+        recording.as_ref(),
     )
 }
 
@@ -212,6 +226,7 @@ fn judge_crash(
     console: &str,
     label: &str,
     must_diverge: bool,
+    recording: Option<&KillRecording>,
 ) -> Result<Readings, Failure> {
     s.add(check::bitmap_errors(console));
     let before = s.read_images(label).map_err(Failure::Bench)?;
@@ -223,12 +238,30 @@ fn judge_crash(
         // modes and points report what they left.
         s.note_figure(&format!("divergent_chunks_{label}"), before.divergent.len());
     }
-    s.add(check::safety(
+    let mut safety = check::safety(
         &before.divergent,
         &dirty,
         before.bitmap.chunks(),
         before.bytes_compared,
-    ));
+    );
+    let uncovered = check::uncovered(&before.divergent, |c| dirty.contains(&c));
+    if let (Some(r), false) = (recording, uncovered.is_empty()) {
+        let explained = s.explain_kill(r, &uncovered)?;
+        if let (Some(f), serde_json::Value::Object(more)) =
+            (safety.figures.as_object_mut(), cause_figures(&explained))
+        {
+            f.extend(more);
+        }
+        let causes: Vec<String> = explained
+            .iter()
+            .take(3)
+            .map(|e| format!("{}: {}", e.cause.as_str(), e.evidence()))
+            .collect();
+        safety
+            .summary
+            .push_str(&format!("; read from the recording: {}", causes.join("; ")));
+    }
+    s.add(safety);
     s.phase(&format!("judge images {label}"));
     Ok(before)
 }

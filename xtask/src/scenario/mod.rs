@@ -21,6 +21,8 @@ pub mod kill_point;
 pub mod power_loss;
 pub mod prepared;
 pub mod readd;
+pub mod recorded_kill;
+pub mod recorder;
 pub mod stall;
 pub mod steps;
 pub mod trace;

@@ -13,19 +13,19 @@
 //!    members still differ, the kernel lost the divergence (FAIL); if not, the model was
 //!    wrong (ERROR).
 
+use super::recorder;
 use super::Scenario;
 use crate::case::{DiskModel, PowerLossSpec};
 use crate::check;
-use crate::logs::request_trace;
 use crate::powercut::explore::{self, Bounds, Report};
-use crate::powercut::files::{self, BitmapFile, Loaded, RecordedDisk, RecordingFiles};
+use crate::powercut::files::{self, Loaded};
 use crate::powercut::materialize;
 use crate::powercut::recording::Recording;
 use crate::powercut::view::DiskViews;
 use crate::result::Failure;
 use crate::vm::{guest, Disk, Vm};
 use anyhow::Context;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 pub fn run(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
@@ -39,48 +39,15 @@ pub fn run(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
         return unrecorded_load(s, p);
     }
     let recorded = s.recorded_disks();
-    let bases = copy_bases(s, &recorded).map_err(Failure::Bench)?;
-    let logged: Vec<Disk> = s
-        .disks
-        .iter()
-        .map(|d| {
-            let mut d = d.clone();
-            d.write_cache = p.model == DiskModel::VolatileCache;
-            if recorded.contains(&d.name) {
-                d.log = Some(log_path(&d.path));
-            }
-            d
-        })
-        .collect();
-    for d in logged.iter().filter_map(|d| d.log.as_ref()) {
-        std::fs::File::create(d).map_err(|e| Failure::Bench(e.into()))?;
-    }
+    let bases = s.copy_bases(&recorded)?;
+    let logged = s.logged_disks(&recorded, Some(p.model == DiskModel::VolatileCache))?;
     let mut vm = s.boot_with(2, logged)?;
     s.phase("boot 2 (recorded)");
     let devs = record_load(s, &mut vm, p, &recorded)?;
     vm.kill().map_err(Failure::Bench)?;
     s.phase("record");
 
-    let files = RecordingFiles {
-        disks: recorded
-            .iter()
-            .zip(&devs)
-            .zip(&bases)
-            .map(|((name, &dev), base)| RecordedDisk {
-                name: name.clone(),
-                dev,
-                log: relative(s.case_dir, &log_path(&s.image(name))),
-                base: relative(s.case_dir, base),
-            })
-            .collect(),
-        members: s.array.members.clone(),
-        bitmap_file: s.is_file().then(|| BitmapFile {
-            disk: s.array.bitmap.disk.clone(),
-            fs: s.array.bitmap.fs,
-            path: s.array.bitmap.path.clone(),
-        }),
-    };
-    files.write(s.case_dir).map_err(Failure::Bench)?;
+    let files = s.write_recording(&recorded, &devs, &bases, false)?;
     let Loaded { rec, layout, bases } = files.load(s.case_dir).map_err(Failure::Bench)?;
     s.note_figure("recording", &rec.figures);
     let base_refs: Vec<&Path> = bases.iter().map(|b| b.as_path()).collect();
@@ -213,42 +180,6 @@ fn load(s: &mut Scenario, vm: &mut Vm, p: &PowerLossSpec) -> Result<(), Failure>
     Ok(())
 }
 
-impl Scenario<'_, '_> {
-    /// The disks a power cut touches: the members, and the bitmap file's filesystem.
-    fn recorded_disks(&self) -> Vec<String> {
-        let mut names = self.array.members.clone();
-        if self.is_file() && !names.contains(&self.array.bitmap.disk) {
-            names.push(self.array.bitmap.disk.clone());
-        }
-        names
-    }
-}
-
-fn relative(dir: &Path, path: &Path) -> PathBuf {
-    path.strip_prefix(dir).unwrap_or(path).to_path_buf()
-}
-
-fn log_path(image: &Path) -> PathBuf {
-    image.with_extension("wlog")
-}
-
-fn base_path(image: &Path) -> PathBuf {
-    image.with_extension("base.img")
-}
-
-/// Copies each recorded disk's image aside, before the recorded boot changes it.
-fn copy_bases(s: &Scenario, recorded: &[String]) -> anyhow::Result<Vec<PathBuf>> {
-    recorded
-        .iter()
-        .map(|name| {
-            let from = s.image(name);
-            let to = base_path(&from);
-            super::disks::copy_image(&from, &to)?;
-            Ok(to)
-        })
-        .collect()
-}
-
 /// Boot 2: the trace on, the array assembled, the load for its time, the bits cleared,
 /// the trace read. Returns it with each recorded disk's device number.
 fn record_load(
@@ -258,7 +189,6 @@ fn record_load(
     recorded: &[String],
 ) -> Result<Vec<(u32, u32)>, Failure> {
     let mut seen = Vec::new();
-    let mut devs = Vec::new();
     for name in recorded {
         let dev = s.dev(name);
         let base = dev.trim_start_matches("/dev/");
@@ -266,27 +196,12 @@ fn record_load(
             name.clone(),
             s.sh(vm, &format!("cat /sys/block/{base}/queue/write_cache"), 10)?,
         ));
-        devs.push(s.dev_number(vm, name)?);
     }
+    let devs = s.dev_numbers(vm, recorded)?;
     s.add(check::write_cache_as_modelled(p.model, &seen));
     s.verdict()?;
-    // Where an unplug of the bitmap begins, and in which task: the judge's evidence that
-    // a bitmap write issued after the data had been taken before it
-    // (`powercut::explore::queued_carrier`). A kernel without the symbol records none.
-    let probe = request_trace::UNPLUG_EVENT;
-    let probed = s.sh(
-        vm,
-        &format!(
-            "cd /sys/kernel/tracing && (modprobe md_mod 2>/dev/null; for f in md_mod:__bitmap_unplug __bitmap_unplug; do echo 'p:mdbb/{probe} '$f >> kprobe_events 2>/dev/null && break; done; echo 1 > events/mdbb/enable 2>/dev/null) ; test -e events/mdbb/{probe} && echo on || echo off"
-        ),
-        30,
-    )?;
-    s.note_figure("unplug_probe", probed.trim());
-    s.sh(
-        vm,
-        "cd /sys/kernel/tracing && echo 0 > tracing_on && echo global > trace_clock && echo 131072 > buffer_size_kb && echo 1 > events/block/block_rq_issue/enable && echo 1 > events/block/block_rq_complete/enable && echo > trace && echo 1 > tracing_on",
-        30,
-    )?;
+    s.probe_unplugs(vm)?;
+    s.sh(vm, &recorder::trace_on(131072), 30)?;
     s.assemble(vm, &s.members())?;
     s.wait_in_sync(vm, Duration::from_secs(60))?;
     s.phase("assemble (recorded)");

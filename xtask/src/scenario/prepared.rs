@@ -44,7 +44,7 @@ impl Scenario<'_, '_> {
     /// The cache entry of this case's geometry, made now if missing; `None` off the fast
     /// path, or when making it failed (the case then creates the array itself, and judges
     /// what went wrong there).
-    fn prepared_images(&mut self) -> Option<PathBuf> {
+    pub(super) fn prepared_images(&mut self) -> Option<PathBuf> {
         if !self.uses_prepared() {
             return None;
         }
@@ -99,7 +99,7 @@ impl Scenario<'_, '_> {
     }
 
     /// The prepared images of the array's disks over this case's (new, zero) ones.
-    fn copy_prepared(&self, images: &Path) -> Result<()> {
+    pub(super) fn copy_prepared(&self, images: &Path) -> Result<()> {
         let mut names: Vec<&String> = self.array.members.iter().collect();
         if self.is_file() {
             names.push(&self.array.bitmap.disk);
@@ -114,7 +114,7 @@ impl Scenario<'_, '_> {
 
     /// Assembles the prepared array in boot 1 and checks it is what was prepared: in
     /// sync, its bitmap clean, with the case's daemon period.
-    fn assemble_prepared(&mut self, vm: &mut Vm) -> Result<Duration, Failure> {
+    pub(super) fn assemble_prepared(&mut self, vm: &mut Vm) -> Result<Duration, Failure> {
         let started = Instant::now();
         self.assemble(vm, &self.members())?;
         self.wait_in_sync(vm, Duration::from_secs(60))?;

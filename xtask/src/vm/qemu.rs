@@ -132,6 +132,25 @@ pub fn console_args(log: &Path, h: &Handoff) -> Vec<OsString> {
     ]
 }
 
+/// The name of the guest's port whose bytes land in [`guest_trace_path`]: a guest
+/// streams its trace there (`cat trace_pipe > /dev/vportNpM`), so that what it traced up
+/// to a SIGKILL of QEMU is on the host, which a trace read through the agent would not be.
+pub const TRACE_PORT: &str = "mdbb.trace";
+
+/// Where the guest's trace port is written: beside the console log.
+pub fn guest_trace_path(console_log: &Path) -> PathBuf {
+    console_log.with_extension("guest-trace")
+}
+
+pub fn trace_port_args(console_log: &Path, h: &Handoff) -> Vec<OsString> {
+    vec![
+        "-chardev".into(),
+        chardev_path("file,id=gtrace", &h.name(&guest_trace_path(console_log))),
+        "-device".into(),
+        format!("virtserialport,bus=vser.0,chardev=gtrace,name={TRACE_PORT}").into(),
+    ]
+}
+
 /// QMP and the agent port are sockets connected before QEMU starts (one end of a socket
 /// pair each), so nothing waits for QEMU to connect and no socket file exists.
 pub fn control_args(qmp: RawFd, agent: RawFd) -> Vec<OsString> {
@@ -237,6 +256,7 @@ pub fn hand_over(cfg: &VmConfig) -> anyhow::Result<Handoff> {
     h.input(&cfg.kernel)?;
     h.input(&cfg.initrd)?;
     h.output(&cfg.console_log)?;
+    h.output(&guest_trace_path(&cfg.console_log))?;
     for d in &cfg.disks {
         h.image(&d.path)?;
         if let Some(log) = &d.log {
@@ -257,6 +277,7 @@ pub fn all_args(cfg: &VmConfig, h: &Handoff, qmp: RawFd, agent: RawFd) -> Vec<Os
     a.extend(boot_args(cfg, h));
     a.extend(console_args(&cfg.console_log, h));
     a.extend(control_args(qmp, agent));
+    a.extend(trace_port_args(&cfg.console_log, h));
     a.extend(drive_args(&cfg.disks, h));
     if cfg.incoming.is_some() {
         a.extend(os(&["-incoming", "defer"]));
@@ -378,6 +399,10 @@ mod tests {
             .windows(2)
             .any(|w| w[0] == "-sandbox" && w[1] == sandbox::SANDBOX));
         assert!(a.windows(2).any(|w| w[0] == "-nic" && w[1] == "none"));
-        assert_eq!(a.iter().filter(|s| *s == "-add-fd").count(), 2 * 4 + 1);
+        // Four images of two descriptors each, the console log and the trace port's.
+        assert_eq!(a.iter().filter(|s| *s == "-add-fd").count(), 2 * 4 + 2);
+        assert!(a.iter().any(
+            |s| s.starts_with("virtserialport,") && s.ends_with(&format!("name={TRACE_PORT}"))
+        ));
     }
 }
