@@ -542,6 +542,7 @@ mod tests {
             fua: false,
             error: 0,
             time: 0.0,
+            pid: 0,
         }
     }
 
