@@ -127,14 +127,14 @@ fn crash_under_memory_pressure_reaches_pressure_and_keeps_the_promise() {
     );
 }
 
-/// The one FAIL the stock kernel is known to give a SIGKILL of an internal bitmap (README,
-/// "Power-loss crash states", finding 1): a writer's data completes while the bitmap write
-/// setting its bit still waits on the throttled member, so a few divergent chunks have a
-/// clear bit, the resync misses exactly those, and they stay different. Seen in CI on
-/// 2026-12-02 (chunk 66 of 14 divergent). Anything else failing is the bench's or a
-/// different kernel bug, and fails the test.
+/// What the stock kernel is known to give a SIGKILL now and then (the finding
+/// `unplug-ordering`): a writer's data completes while the bitmap write setting its bit
+/// is still in flight, so a few divergent chunks have a clear bit, the resync misses
+/// exactly those, and they stay different. The case records its load and declares the
+/// finding, so the judge's cause read from the recording makes it an XFAIL; any other
+/// cause, or any other check failing, stays a FAIL and fails the test.
 fn assert_the_ordering_race(r: &xtask::result::CaseResult) {
-    assert_eq!(r.verdict, Verdict::Fail, "{:?}\n{:#?}", r.reason, r.checks);
+    assert_eq!(r.verdict, Verdict::Xfail, "{:?}\n{:#?}", r.reason, r.checks);
     let failed = failed_checks(r);
     assert!(
         failed
@@ -143,23 +143,24 @@ fn assert_the_ordering_race(r: &xtask::result::CaseResult) {
         "not the ordering race: {failed:?}\n{:#?}",
         r.checks
     );
-    let uncovered = chunks(&check_figures(r, "safety")["uncovered_chunks"]);
-    assert!(!uncovered.is_empty(), "{:#?}", r.checks);
-    let bounds = check_figures(r, "resync_bounds");
-    assert_eq!(bounds["resynced_outside_bitmap"], 0, "{bounds}");
     assert!(
-        chunks(&bounds["divergent_not_resynced"])
-            .iter()
-            .all(|c| uncovered.contains(c)),
-        "the resync missed a chunk whose bit was set: {bounds}"
+        r.findings.iter().all(|f| f.declared)
+            && r.findings
+                .iter()
+                .any(|f| f.id.as_deref() == Some("unplug-ordering") && f.states > 0),
+        "{:#?}",
+        r.findings
     );
-    let after = check_figures(r, "converged")["divergent_chunks_after"]
-        .as_u64()
-        .unwrap();
-    assert!(after <= uncovered.len() as u64, "{:#?}", r.checks);
+    let uncovered = chunks(&check_figures(r, "safety")["uncovered_chunks"]);
+    let by_cause = &check_figures(r, "safety")["chunks_by_cause"];
+    assert_eq!(
+        by_cause["ordering"].as_u64(),
+        Some(uncovered.len() as u64),
+        "{by_cause}"
+    );
     eprintln!(
-        "the kernel's ordering race (README, Power-loss crash states): chunks {uncovered:?} \
-         divergent with a clear bit; every other check held"
+        "the kernel's ordering race (finding unplug-ordering): chunks {uncovered:?} \
+         divergent with a clear bit, each read from the recording as ordering"
     );
 }
 

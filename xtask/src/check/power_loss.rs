@@ -117,6 +117,33 @@ pub fn power_loss_confirmed(outcome: Result<Vec<u64>, String>, uncovered: &[u64]
     }
 }
 
+/// One violating state per cause, each confirmed in the guest ([`power_loss_confirmed`]
+/// on the chunks of that cause): every cause the judge reports must be one the kernel
+/// really shows.
+pub fn power_loss_confirmed_per_cause(
+    states: &[(&str, Result<Vec<u64>, String>, Vec<u64>)],
+) -> Check {
+    let each: Vec<(&str, Check)> = states
+        .iter()
+        .map(|(cause, outcome, uncovered)| {
+            (*cause, power_loss_confirmed(outcome.clone(), uncovered))
+        })
+        .collect();
+    Check {
+        name: "power_loss_confirmed".into(),
+        ok: !each.is_empty() && each.iter().all(|(_, c)| c.ok),
+        summary: each
+            .iter()
+            .map(|(cause, c)| format!("{cause}: {}", c.summary))
+            .collect::<Vec<_>>()
+            .join("; "),
+        figures: json!(each
+            .iter()
+            .map(|(cause, c)| (cause.to_string(), c.figures.clone()))
+            .collect::<serde_json::Map<_, _>>()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +185,17 @@ mod tests {
         let gone = power_loss_confirmed(Ok(vec![9]), &[4, 5]);
         assert!(!gone.ok && gone.summary.starts_with("unconfirmed"));
         assert!(!power_loss_confirmed(Err("mdadm refused".into()), &[4]).ok);
+        let both = power_loss_confirmed_per_cause(&[
+            ("ordering", Ok(vec![4]), vec![4]),
+            ("cleared", Ok(vec![]), vec![7]),
+        ]);
+        assert!(!both.ok, "the cleared state did not stay different");
+        assert!(
+            both.summary.contains("cleared: unconfirmed"),
+            "{}",
+            both.summary
+        );
+        assert!(power_loss_confirmed_per_cause(&[("ordering", Ok(vec![4]), vec![4])]).ok);
+        assert!(!power_loss_confirmed_per_cause(&[]).ok);
     }
 }

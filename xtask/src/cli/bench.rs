@@ -35,6 +35,18 @@ struct Figures {
     /// chunk judgements saves the judge, on the fast path's recording.
     #[serde(skip_serializing_if = "Option::is_none")]
     power_loss: Option<PowerLossFigures>,
+    /// For a crash case whose SIGKILL is recorded: the fast case recorded and not, in
+    /// turns, with the same seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crash_recording: Option<CrashRecordingFigures>,
+}
+
+#[derive(Debug, Serialize)]
+struct CrashRecordingFigures {
+    recorded_ms: Vec<u64>,
+    unrecorded_ms: Vec<u64>,
+    /// The median recorded case over the median unrecorded one, minus one.
+    cost: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,6 +137,12 @@ pub fn run(args: BenchArgs) -> Result<u8> {
         )?),
         None => None,
     };
+    let crash_recording = match &plan.crash {
+        Some(c) if c.recorded() => Some(crash_recording_figures(
+            &fast, plan, &run_dir, &events, &fast_case, args.boots,
+        )),
+        _ => None,
+    };
     let mut phases: Vec<PhaseRow> = cold_case
         .phases
         .iter()
@@ -161,6 +179,7 @@ pub fn run(args: BenchArgs) -> Result<u8> {
             fast: fast_case.verdict,
         },
         power_loss,
+        crash_recording,
     };
     print!("{}", table(&figures));
     write_json(&run_dir.join("bench.json"), &figures)?;
@@ -173,6 +192,45 @@ pub fn run(args: BenchArgs) -> Result<u8> {
             exit::CASE_FAILED
         },
     )
+}
+
+/// The fast case recorded (the one already run, then `runs - 1` more) and unrecorded
+/// (`runs`), in turns so that the machine's load falls on both alike.
+fn crash_recording_figures(
+    fast: &Bench,
+    plan: &crate::case::Plan,
+    run_dir: &std::path::Path,
+    events: &Events,
+    first: &CaseResult,
+    runs: u32,
+) -> CrashRecordingFigures {
+    let mut unrecorded_plan = plan.clone();
+    if let Some(c) = unrecorded_plan.crash.as_mut() {
+        c.record = false;
+    }
+    let mut recorded_ms = vec![first.times.total_ms];
+    let mut unrecorded_ms = Vec::new();
+    for i in 1..=runs.max(1) {
+        let dir = |what: &str| run_dir.join(format!("{what}-{i}")).join(&plan.name);
+        unrecorded_ms.push(
+            crate::run::run_case(fast, &unrecorded_plan, &dir("unrecorded"), events)
+                .times
+                .total_ms,
+        );
+        if i < runs {
+            recorded_ms.push(
+                crate::run::run_case(fast, plan, &dir("recorded"), events)
+                    .times
+                    .total_ms,
+            );
+        }
+    }
+    let cost = median(&recorded_ms) as f64 / median(&unrecorded_ms).max(1) as f64 - 1.0;
+    CrashRecordingFigures {
+        recorded_ms,
+        unrecorded_ms,
+        cost,
+    }
 }
 
 /// The same load unrecorded, and the fast case's recording judged with and without
@@ -291,6 +349,15 @@ fn table(f: &Figures) -> String {
             p.states_per_second_remembering,
             p.states_per_second_not_remembering,
             p.states_per_second_remembering / p.states_per_second_not_remembering.max(1e-9)
+        ));
+    }
+    if let Some(c) = &f.crash_recording {
+        out.push_str(&format!(
+            "{:<36} {:>8} {:>8} {:>+6.0}%\n",
+            format!("case, median of {} (recorded / not)", c.unrecorded_ms.len()),
+            secs(Some(median(&c.recorded_ms))),
+            secs(Some(median(&c.unrecorded_ms))),
+            c.cost * 100.0
         ));
     }
     out

@@ -210,6 +210,8 @@ pub struct Report {
     pub states_by_cause: BTreeMap<Cause, u64>,
     /// The first uncovered chunk explained for each cause seen.
     pub evidence: BTreeMap<Cause, Explanation>,
+    /// The first state with each cause: what the guest confirms, one per cause.
+    pub first_by_cause: BTreeMap<Cause, Violation>,
     /// Crash points with at least one unsafe state.
     pub unsafe_points: usize,
     pub seconds: f64,
@@ -258,6 +260,7 @@ pub fn explore(
         unsafe_states: 0,
         states_by_cause: BTreeMap::new(),
         evidence: BTreeMap::new(),
+        first_by_cause: BTreeMap::new(),
         unsafe_points: 0,
         seconds: 0.0,
         states_per_second: 0.0,
@@ -344,10 +347,15 @@ fn judge_point(
                         report.evidence.entry(e.cause).or_insert_with(|| e.clone());
                     }
                 }
-                if report.violations.len() < KEPT_VIOLATIONS {
-                    report.violations.push(violation(
-                        rec, point, &maybe, &chosen, uncovered, divergent, explained,
-                    ));
+                let first_of_a_cause = seen.iter().any(|c| !report.first_by_cause.contains_key(c));
+                if report.violations.len() < KEPT_VIOLATIONS || first_of_a_cause {
+                    let v = violation(rec, point, &maybe, &chosen, uncovered, divergent, explained);
+                    for c in &seen {
+                        report.first_by_cause.entry(*c).or_insert_with(|| v.clone());
+                    }
+                    if report.violations.len() < KEPT_VIOLATIONS {
+                        report.violations.push(v);
+                    }
                 }
             }
         }

@@ -67,7 +67,16 @@ impl Sim {
     }
 
     fn recording(&self) -> Recording {
-        let disks = DISKS
+        assemble(self.disk_logs(), &self.trace, 0).unwrap()
+    }
+
+    /// The recording of a load a SIGKILL ended: what never completed was never logged.
+    fn killed(&self) -> Recording {
+        super::recording::assemble_killed(self.disk_logs(), &self.trace).unwrap()
+    }
+
+    fn disk_logs(&self) -> Vec<DiskLog> {
+        DISKS
             .iter()
             .enumerate()
             .map(|(d, name)| {
@@ -75,8 +84,7 @@ impl Sim {
                 let bytes = log_writes::encode(512, n, &self.logs[d]);
                 DiskLog::new(name, (253, d as u32 * 16), bytes).unwrap()
             })
-            .collect();
-        assemble(disks, &self.trace, 0).unwrap()
+            .collect()
     }
 }
 
@@ -469,4 +477,51 @@ fn a_bitmap_write_from_an_unplug_begun_before_the_data_is_ordering() {
         r.states_by_cause.keys().collect::<Vec<_>>(),
         [&Cause::Unwritten]
     );
+}
+
+/// The kill's one state explained, chunk 3 uncovered.
+fn explained_kill(sim: &Sim) -> (super::explore::Explanation, Recording) {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = sim.killed();
+    let paths = bases(dir.path());
+    let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
+    let views = DiskViews::open(&rec, &refs).unwrap();
+    let e = super::explore::explain_killed(&rec, &layout(), &views, &[3]).unwrap();
+    (e[0].clone(), rec)
+}
+
+#[test]
+fn a_kill_that_cut_off_the_bitmap_write_the_data_overtook_is_ordering() {
+    let mut s = Sim::default();
+    // The bitmap write is issued, the data goes out on both members and completes on
+    // m0; the kill finds the bitmap write and m1's copy still in flight.
+    let b = s.bitmap_write(&[3]);
+    let d0 = s.data_write(0, 3);
+    let _d1 = s.data_write(1, 3);
+    s.complete(d0);
+    let (e, rec) = explained_kill(&s);
+    assert_eq!(e.cause, Cause::Ordering, "{e:?}");
+    let carrier = e.bitmap.as_ref().unwrap();
+    assert_eq!(carrier.request, rec.describe(b));
+    assert_eq!(carrier.completed_us, None, "never completed");
+    assert!(e.evidence().contains("never completed"), "{}", e.evidence());
+}
+
+#[test]
+fn a_kill_after_data_no_bitmap_write_carried_is_unwritten() {
+    let mut s = Sim::default();
+    let d0 = s.data_write(0, 3);
+    let _d1 = s.data_write(1, 3);
+    s.complete(d0);
+    let (e, _) = explained_kill(&s);
+    assert_eq!(e.cause, Cause::Unwritten, "{e:?}");
+    // A completed bitmap write without the bit, nothing of the page in flight: the same.
+    let mut s = Sim::default();
+    let b = s.bitmap_write(&[5]);
+    s.complete(b);
+    let d0 = s.data_write(0, 3);
+    let _d1 = s.data_write(1, 3);
+    s.complete(d0);
+    let (e, _) = explained_kill(&s);
+    assert_eq!(e.cause, Cause::Unwritten, "{e:?}");
 }

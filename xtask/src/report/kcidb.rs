@@ -121,6 +121,19 @@ pub fn render(summary: &Value, run_dir: &Path) -> Value {
             "output_files": outputs,
             "misc": { "verdict": verdict, "seed": r["seed"], "replay": r["replay"] },
         });
+        // The findings the judge read from the recording, each with its states or chunks.
+        if let Some(found) = r["findings"].as_array().filter(|f| !f.is_empty()) {
+            test["misc"]["findings"] = json!(found
+                .iter()
+                .map(|f| json!({
+                    "id": f["id"],
+                    "cause": f["cause"],
+                    "count": f["states"],
+                    "unit": f["unit"],
+                    "declared": f["declared"],
+                }))
+                .collect::<Vec<_>>());
+        }
         if let Some(reason) = r["reason"].as_str() {
             test["comment"] = json!(reason.lines().next().unwrap_or(""));
             test["log_excerpt"] = json!(reason.chars().take(16 * 1024).collect::<String>());

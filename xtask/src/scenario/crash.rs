@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 /// Runs the scenario on a prepared case; each check lands in the result as it is judged.
 pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
     // Boot 1: build the array and let it settle.
-    let (mut vm, settle, mut recording) = if crash.recorded() {
+    let (mut vm, settle, mut recording) = if crash.recorded() && !s.array.build {
         let (vm, settle, r) = s.boot_recorded()?;
         (vm, settle, Some(r))
     } else {
@@ -245,8 +245,10 @@ fn judge_crash(
         before.bytes_compared,
     );
     let uncovered = check::uncovered(&before.divergent, |c| dirty.contains(&c));
-    if let (Some(r), false) = (recording, uncovered.is_empty()) {
-        let explained = s.explain_kill(r, &uncovered)?;
+    // The recording is read whatever the images show: a recording that does not add up
+    // is an ERROR now, not on the day a race needs it.
+    if let Some(r) = recording {
+        let explained = s.explain_kill(r, &before.divergent, &uncovered)?;
         if let (Some(f), serde_json::Value::Object(more)) =
             (safety.figures.as_object_mut(), cause_figures(&explained))
         {

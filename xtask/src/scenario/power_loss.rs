@@ -92,15 +92,37 @@ pub fn run(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
         ));
         return s.verdict();
     };
-    let state_dir = bases[0]
-        .parent()
-        .expect("in the disks directory")
-        .join("state-0");
-    let outcome = confirm(s, &rec, &base_refs, p.model, first, &state_dir);
-    s.add(check::power_loss_confirmed(
-        outcome.clone(),
-        &first.uncovered,
-    ));
+    // The first state of each cause, booted and resynced in the guest: a state that
+    // shows several causes is confirmed once, for its chunks of each.
+    let mut states: Vec<&explore::Violation> = Vec::new();
+    for v in report.first_by_cause.values() {
+        if !states
+            .iter()
+            .any(|w| w.point == v.point && w.survivors == v.survivors)
+        {
+            states.push(v);
+        }
+    }
+    let mut confirmed = Vec::new();
+    for (i, v) in states.iter().enumerate() {
+        let state_dir = bases[0]
+            .parent()
+            .expect("in the disks directory")
+            .join(format!("state-{i}"));
+        let outcome = confirm(s, &rec, &base_refs, p.model, v, &state_dir, i);
+        for (cause, first_of) in &report.first_by_cause {
+            if first_of.point == v.point && first_of.survivors == v.survivors {
+                let chunks: Vec<u64> = v
+                    .explained
+                    .iter()
+                    .filter(|e| e.cause == *cause)
+                    .map(|e| e.chunk)
+                    .collect();
+                confirmed.push((cause.as_str(), outcome.clone(), chunks));
+            }
+        }
+    }
+    s.add(check::power_loss_confirmed_per_cause(&confirmed));
     s.verdict()?;
     let why = format!(
         "unsafe states by cause: {}; {}",
@@ -250,6 +272,7 @@ fn confirm(
     model: DiskModel,
     v: &explore::Violation,
     out: &Path,
+    index: usize,
 ) -> Result<Vec<u64>, String> {
     let images = materialize::write_state(rec, bases, model, v.point, &v.survivors, out)
         .map_err(|e| format!("{e:#}"))?;
@@ -274,16 +297,21 @@ fn confirm(
         stalls: Default::default(),
     };
     let result = (|| -> Result<Vec<u64>, Failure> {
-        let mut vm = state.boot(3)?;
-        state.phase("boot 3 (the violating state)");
+        let boot = 3 + index as u32;
+        let mut vm = state.boot(boot)?;
+        state.phase(&format!("boot {boot} (violating state {index})"));
         state.assemble(&mut vm, &state.members())?;
         state.wait_in_sync(&mut vm, Duration::from_secs(600))?;
         state.stop_array(&mut vm)?;
         vm.quit(Duration::from_secs(60)).map_err(Failure::Bench)?;
         let after = state
-            .read_images("violating-state-resynced")
+            .read_images(&if index == 0 {
+                "violating-state-resynced".to_string()
+            } else {
+                format!("violating-state-{index}-resynced")
+            })
             .map_err(Failure::Bench)?;
-        state.phase("assemble and resync the violating state");
+        state.phase(&format!("assemble and resync violating state {index}"));
         Ok(after.divergent)
     })();
     state.land_stalls();

@@ -146,6 +146,7 @@ impl Scenario<'_, '_> {
     pub fn explain_kill(
         &mut self,
         r: &KillRecording,
+        divergent: &[u64],
         uncovered: &[u64],
     ) -> Result<Vec<Explanation>, Failure> {
         let trace = std::fs::read(&r.stream)
@@ -164,6 +165,24 @@ impl Scenario<'_, '_> {
         let explained = explore::explain_killed(&rec, &layout, &views, uncovered)
             .context("explain the uncovered chunks")
             .map_err(Failure::Bench)?;
+        // What the recording says of the divergence: a chunk differs where the kill cut
+        // off a member write to it.
+        let judge = crate::powercut::judge::Judge::new(&views, &layout);
+        let cut_off = divergent
+            .iter()
+            .filter(|&&c| {
+                judge
+                    .writes_of_chunk(c)
+                    .iter()
+                    .any(|&w| !rec.requests[w].logged())
+            })
+            .count();
+        self.note_figure(
+            "kill_recording",
+            serde_json::json!({ "divergent_chunks": divergent.len(),
+                "divergent_with_a_member_write_cut_off": cut_off,
+                "uncovered_explained": explained.len() }),
+        );
         Ok(explained)
     }
 }
