@@ -117,12 +117,14 @@ pub fn power_loss_confirmed(outcome: Result<Vec<u64>, String>, uncovered: &[u64]
     }
 }
 
+/// A cause, what its state's resync in the guest left different (or why it could not
+/// run), and the state's chunks of that cause.
+pub type CauseConfirmation<'a> = (&'a str, Result<Vec<u64>, String>, Vec<u64>);
+
 /// One violating state per cause, each confirmed in the guest ([`power_loss_confirmed`]
 /// on the chunks of that cause): every cause the judge reports must be one the kernel
 /// really shows.
-pub fn power_loss_confirmed_per_cause(
-    states: &[(&str, Result<Vec<u64>, String>, Vec<u64>)],
-) -> Check {
+pub fn power_loss_confirmed_per_cause(states: &[CauseConfirmation]) -> Check {
     let each: Vec<(&str, Check)> = states
         .iter()
         .map(|(cause, outcome, uncovered)| {
