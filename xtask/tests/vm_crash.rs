@@ -30,7 +30,7 @@ fn chunks(v: &serde_json::Value) -> Vec<u64> {
 fn crash_64k_passes_and_each_check_fails_on_broken_readings() {
     let plan = plan_file("raid1-file-bitmap-crash", 11);
     let (r, dir) = run(&plan);
-    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
+    let raced = passed_or_the_race(&r);
     assert_eq!(
         r.times.boot_ms.len(),
         2,
@@ -50,23 +50,36 @@ fn crash_64k_passes_and_each_check_fails_on_broken_readings() {
         "the resync skipped the clean chunks: {} of {total} resynced",
         resynced.len()
     );
-    assert!(divergent.iter().all(|c| resynced.contains(c)));
+    assert!(divergent
+        .iter()
+        .all(|c| resynced.contains(c) || raced.contains(c)));
 
     // Safety, on the real bitmap read from the crashed ext4 image: clear one divergent
     // chunk's bit in a copy and the check must name that chunk.
     let bytes = std::fs::read(dir.path().join(&plan.name).join("bitmap-after-crash.bin")).unwrap();
     let real = Bitmap::decode(&bytes).unwrap();
     let dirty: BTreeSet<u64> = real.dirty_chunks(0).into_iter().collect();
-    assert!(check::safety(&divergent, &dirty, real.chunks(), 1).ok);
-    let victim = divergent[divergent.len() / 2];
+    assert_eq!(
+        check::safety(&divergent, &dirty, real.chunks(), 1).ok,
+        raced.is_empty()
+    );
+    let covered: Vec<u64> = divergent
+        .iter()
+        .copied()
+        .filter(|c| !raced.contains(c))
+        .collect();
+    let victim = covered[covered.len() / 2];
     let mut broken = bytes.clone();
     broken[256 + (victim / 8) as usize] &= !(1 << (victim % 8));
     let broken = Bitmap::decode(&broken).unwrap();
     assert!(!broken.is_dirty(0, victim));
     let broken_dirty: BTreeSet<u64> = broken.dirty_chunks(0).into_iter().collect();
     let c = check::safety(&divergent, &broken_dirty, broken.chunks(), 1);
+    let mut want = raced.clone();
+    want.push(victim);
+    want.sort();
     assert!(
-        !c.ok && c.figures["uncovered_chunks"] == serde_json::json!([victim]),
+        !c.ok && c.figures["uncovered_chunks"] == serde_json::json!(want),
         "{c:?}"
     );
 
@@ -82,7 +95,8 @@ fn crash_64k_passes_and_each_check_fails_on_broken_readings() {
 
     // Convergence, on the real figures: one mismatch or one dirty chunk left must fail.
     let conv = check_figures(&r, "converged");
-    assert_eq!(conv["mismatch_cnt"], 0);
+    // The race's chunks stay different, and `check` counts them.
+    assert_eq!(conv["mismatch_cnt"] == 0, raced.is_empty(), "{conv}");
     assert_eq!(conv["dirty_chunks_after"], 0);
     assert!(!check::converged(&[], 1, 0, 1).ok);
     assert!(!check::converged(&[], 0, 1, 1).ok);
@@ -101,7 +115,7 @@ fn crash_64k_passes_and_each_check_fails_on_broken_readings() {
 fn crash_1m_chunks_passes_with_coarser_bits() {
     let plan = plan_file("raid1-file-bitmap-crash-1m", 12);
     let (r, _dir) = run(&plan);
-    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
+    passed_or_the_race(&r);
     let safety = check_figures(&r, "safety");
     assert_eq!(safety["chunks"], 127, "127 MiB of data in 1 MiB chunks");
     assert!(safety["divergent_chunks"].as_u64().unwrap() > 0);
@@ -111,7 +125,7 @@ fn crash_1m_chunks_passes_with_coarser_bits() {
 fn crash_under_memory_pressure_reaches_pressure_and_keeps_the_promise() {
     let plan = plan_file("raid1-file-bitmap-crash-pressure", 31);
     let (r, _dir) = run(&plan);
-    assert_eq!(r.verdict, Verdict::Pass, "{:?}\n{:#?}", r.reason, r.checks);
+    passed_or_the_race(&r);
     let p = check_figures(&r, "pressure_reached");
     assert!(
         p["max_events"].as_u64().unwrap() + p["high_events"].as_u64().unwrap() > 0
@@ -127,49 +141,18 @@ fn crash_under_memory_pressure_reaches_pressure_and_keeps_the_promise() {
     );
 }
 
-/// What the stock kernel is known to give a SIGKILL now and then (the finding
-/// `unplug-ordering`): a writer's data completes while the bitmap write setting its bit
-/// is still in flight, so a few divergent chunks have a clear bit, the resync misses
-/// exactly those, and they stay different. The case records its load and declares the
-/// finding, so the judge's cause read from the recording makes it an XFAIL; any other
-/// cause, or any other check failing, stays a FAIL and fails the test.
-fn assert_the_ordering_race(r: &xtask::result::CaseResult) {
-    assert_eq!(r.verdict, Verdict::Xfail, "{:?}\n{:#?}", r.reason, r.checks);
-    let failed = failed_checks(r);
-    assert!(
-        failed
-            .iter()
-            .all(|n| ["safety", "resync_bounds", "converged"].contains(n)),
-        "not the ordering race: {failed:?}\n{:#?}",
-        r.checks
-    );
-    assert!(
-        r.findings.iter().all(|f| f.declared)
-            && r.findings
-                .iter()
-                .any(|f| f.id.as_deref() == Some("unplug-ordering") && f.states > 0),
-        "{:#?}",
-        r.findings
-    );
-    let uncovered = chunks(&check_figures(r, "safety")["uncovered_chunks"]);
-    let by_cause = &check_figures(r, "safety")["chunks_by_cause"];
-    assert_eq!(
-        by_cause["ordering"].as_u64(),
-        Some(uncovered.len() as u64),
-        "{by_cause}"
-    );
-    eprintln!(
-        "the kernel's ordering race (finding unplug-ordering): chunks {uncovered:?} \
-         divergent with a clear bit, each read from the recording as ordering"
-    );
-}
-
 #[test]
 fn internal_bitmap_control_passes_the_same_checks() {
     let plan = plan_file("raid1-internal-bitmap-crash", 41);
     let (r, dir) = run(&plan);
-    if r.verdict != Verdict::Pass {
-        assert_the_ordering_race(&r);
+    if !passed_or_the_race(&r).is_empty() {
+        let failed = failed_checks(&r);
+        assert!(
+            failed
+                .iter()
+                .all(|n| ["safety", "resync_bounds", "converged"].contains(n)),
+            "not the ordering race: {failed:?}"
+        );
     }
     assert!(
         check_figures(&r, "safety")["divergent_chunks"]

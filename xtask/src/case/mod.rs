@@ -286,6 +286,12 @@ pub(crate) mod tests {
 
     const POWER: &str = "description: d\ndisks: [{name: a, size: 64M}, {name: b, size: 64M}, {name: fs, size: 64M}]\narray: {level: 1, members: [a, b], bitmap: {disk: fs, chunk: 64K}}\npower_loss: {model: volatile_cache}\n";
 
+    /// The plans of a case file's text, or the load's whole error.
+    fn load_plans(text: String) -> std::result::Result<Vec<Plan>, String> {
+        let file = Path::new("cases/p.yaml");
+        expand(file, parse(file, &text).unwrap(), Some(1)).map_err(|e| format!("{e:#}"))
+    }
+
     /// A valid plan of a scenario, for tests elsewhere.
     pub(crate) fn plan_of(scenario: &str) -> Plan {
         let text = match scenario {
@@ -298,11 +304,7 @@ pub(crate) mod tests {
 
     #[test]
     fn declared_findings_must_be_known_once_and_able_to_show_in_the_case() {
-        let load = |text: String| {
-            let file = Path::new("cases/p.yaml");
-            expand(file, parse(file, &text).unwrap(), Some(1)).map_err(|e| format!("{e:#}"))
-        };
-        let declare = |ids: &str| load(format!("{POWER}findings: [{ids}]\n"));
+        let declare = |ids: &str| load_plans(format!("{POWER}findings: [{ids}]\n"));
         let p = declare("unplug-ordering, file-bitmap-no-fua").unwrap();
         assert_eq!(p[0].findings, ["unplug-ordering", "file-bitmap-no-fua"]);
         let e = declare("nope").unwrap_err();
@@ -315,7 +317,7 @@ pub(crate) mod tests {
             e.contains("findings[1] \"unplug-ordering\" appears twice"),
             "{e}"
         );
-        let e = load(
+        let e = load_plans(
             POWER.replace("volatile_cache", "write_through") + "findings: [file-bitmap-no-fua]\n",
         )
         .unwrap_err();
@@ -325,11 +327,11 @@ pub(crate) mod tests {
         );
         // A recorded SIGKILL shows the race, not what a lost cache does; a panic records
         // nothing.
-        let p = load(MATRIX.to_string() + "findings: [unplug-ordering]\n").unwrap();
+        let p = load_plans(MATRIX.to_string() + "findings: [unplug-ordering]\n").unwrap();
         assert_eq!(p[0].findings, ["unplug-ordering"]);
-        let e = load(MATRIX.to_string() + "findings: [file-bitmap-no-fua]\n").unwrap_err();
+        let e = load_plans(MATRIX.to_string() + "findings: [file-bitmap-no-fua]\n").unwrap_err();
         assert!(e.contains("a SIGKILL loses none"), "{e}");
-        let e = load(
+        let e = load_plans(
             MATRIX.replace("{after_time: 3s}", "{after_time: 3s, mode: panic}")
                 + "findings: [unplug-ordering]\n",
         )
@@ -340,12 +342,14 @@ pub(crate) mod tests {
         );
         // In a matrix a finding fits the combinations it can show in, and must fit one.
         let m = POWER.to_string() + "matrix: {bitmap: [file, internal]}\n";
-        let p = load(m.clone() + "findings: [unplug-ordering, file-bitmap-no-fua]\n").unwrap();
+        let p =
+            load_plans(m.clone() + "findings: [unplug-ordering, file-bitmap-no-fua]\n").unwrap();
         assert_eq!(p[0].findings, ["unplug-ordering", "file-bitmap-no-fua"]);
         assert_eq!(p[1].findings, ["unplug-ordering"]);
-        let e =
-            load(m.replace("[file, internal]", "[internal]") + "findings: [file-bitmap-no-fua]\n")
-                .unwrap_err();
+        let e = load_plans(
+            m.replace("[file, internal]", "[internal]") + "findings: [file-bitmap-no-fua]\n",
+        )
+        .unwrap_err();
         assert!(
             e.contains("cannot show in any combination of the matrix"),
             "{e}"
@@ -353,16 +357,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_disk_in_two_places_of_the_array_is_refused_at_load() {
-        let load = |text: String| {
-            let file = Path::new("cases/p.yaml");
-            expand(file, parse(file, &text).unwrap(), Some(1)).map_err(|e| format!("{e:#}"))
-        };
-        let e = load(POWER.replace("members: [a, b]", "members: [a, a]")).unwrap_err();
+    fn a_disk_in_two_places_of_the_array_is_refused_at_load_plans() {
+        let e = load_plans(POWER.replace("members: [a, b]", "members: [a, a]")).unwrap_err();
         assert!(e.contains("array.members[1] \"a\" appears twice"), "{e}");
-        let e = load(POWER.replace("members: [a, b]", "members: [a, fs]")).unwrap_err();
+        let e = load_plans(POWER.replace("members: [a, b]", "members: [a, fs]")).unwrap_err();
         assert!(e.contains("the bitmap file cannot live on a member"), "{e}");
-        let e = load(POWER.replace(
+        let e = load_plans(POWER.replace(
             "{model: volatile_cache}",
             "{model: volatile_cache, throttle: {disk: fs, iops_write: 5}}",
         ))
@@ -371,7 +371,7 @@ pub(crate) mod tests {
             e.contains("power_loss.throttle.disk \"fs\" is not a member"),
             "{e}"
         );
-        let e = load(MATRIX.replace(
+        let e = load_plans(MATRIX.replace(
             "crash: {after_time: 3s}",
             "crash: {after_time: 3s, throttle: {disk: fs, iops_write: 5}}",
         ))

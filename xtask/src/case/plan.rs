@@ -594,7 +594,8 @@ fn fitting_findings(case: &CaseFile, in_matrix: bool) -> std::result::Result<Vec
     let kind = crate::findings::CaseKind {
         bitmap,
         model,
-        sigkill_recorded: case.crash.as_ref().is_some_and(|c| c.recorded())
+        sigkill_recorded: (case.crash.as_ref().is_some_and(|c| c.recorded())
+            || case.bitmap_lie.as_ref().is_some_and(|l| l.crash.recorded()))
             && !case.array.as_ref().is_some_and(|a| a.build),
         injectors: &injectors,
     };

@@ -326,10 +326,7 @@ fn a_data_write_no_bitmap_write_ever_carried_is_unwritten() {
         first.explained[0].data.as_ref().unwrap().request,
         rec.describe(1)
     );
-    assert_eq!(
-        r.states_by_cause.keys().collect::<Vec<_>>(),
-        [&Cause::Unwritten]
-    );
+    assert_eq!(causes(&r), [&Cause::Unwritten]);
 }
 
 #[test]
@@ -352,10 +349,7 @@ fn a_bit_cleared_after_the_data_went_out_is_cleared_not_ordering() {
         first.explained[0].bitmap.as_ref().unwrap().request,
         rec.describe(3)
     );
-    assert_eq!(
-        r.states_by_cause.keys().collect::<Vec<_>>(),
-        [&Cause::Cleared]
-    );
+    assert_eq!(causes(&r), [&Cause::Cleared]);
 }
 
 #[test]
@@ -378,10 +372,7 @@ fn a_bitmap_write_queued_behind_the_page_in_flight_when_the_data_went_out_is_ord
         "{}",
         e.evidence()
     );
-    assert_eq!(
-        r.states_by_cause.keys().collect::<Vec<_>>(),
-        [&Cause::Ordering]
-    );
+    assert_eq!(causes(&r), [&Cause::Ordering]);
 
     // Nothing of the bitmap in flight when the data went out: a bit written only after
     // it is no race.
@@ -391,10 +382,7 @@ fn a_bitmap_write_queued_behind_the_page_in_flight_when_the_data_went_out_is_ord
     s.complete(d0);
     s.complete(carrier);
     let (r, _, _d) = judged(&s, DiskModel::WriteThrough);
-    assert_eq!(
-        r.states_by_cause.keys().collect::<Vec<_>>(),
-        [&Cause::Unwritten]
-    );
+    assert_eq!(causes(&r), [&Cause::Unwritten]);
 }
 
 #[test]
@@ -423,11 +411,7 @@ fn a_preflush_write_whose_flush_went_out_before_the_data_is_ordering() {
     });
     s.complete(d0);
     let (r, rec, _d) = judged(&s, DiskModel::WriteThrough);
-    assert_eq!(
-        r.states_by_cause.keys().collect::<Vec<_>>(),
-        [&Cause::Ordering],
-        "{r:?}"
-    );
+    assert_eq!(causes(&r), [&Cause::Ordering], "{r:?}");
     assert_eq!(
         r.evidence[&Cause::Ordering]
             .bitmap
@@ -458,25 +442,20 @@ fn a_bitmap_write_from_an_unplug_begun_before_the_data_is_ordering() {
     // The carrier's task entered __bitmap_unplug before the data was issued (event 0).
     rec.set_unplugs(&[(0, carrier_pid)]);
     let (r, _) = judge_recording(&rec);
-    assert_eq!(
-        r.states_by_cause.keys().collect::<Vec<_>>(),
-        [&Cause::Ordering],
-        "{r:?}"
-    );
+    assert_eq!(causes(&r), [&Cause::Ordering], "{r:?}");
     // Begun only after the data: no evidence of a race.
     rec.set_unplugs(&[(1, carrier_pid)]);
     let (r, _) = judge_recording(&rec);
-    assert_eq!(
-        r.states_by_cause.keys().collect::<Vec<_>>(),
-        [&Cause::Unwritten]
-    );
+    assert_eq!(causes(&r), [&Cause::Unwritten]);
     // Another task's unplug proves nothing of this write.
     rec.set_unplugs(&[(0, carrier_pid + 1)]);
     let (r, _) = judge_recording(&rec);
-    assert_eq!(
-        r.states_by_cause.keys().collect::<Vec<_>>(),
-        [&Cause::Unwritten]
-    );
+    assert_eq!(causes(&r), [&Cause::Unwritten]);
+}
+
+/// The causes a report counted states of.
+fn causes(r: &Report) -> Vec<&Cause> {
+    r.states_by_cause.keys().collect()
 }
 
 /// The kill's one state explained, chunk 3 uncovered.

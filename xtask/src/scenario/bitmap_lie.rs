@@ -23,7 +23,12 @@ pub fn run(s: &mut Scenario, spec: &BitmapLieSpec) -> Result<(), Failure> {
     let expect = spec.expect[&lie];
     // Boot 1: a settled array, then (for the lies that need it) the file as it was before
     // the load, then the load and the crash.
-    let (mut vm, _) = s.boot_settled()?;
+    let (mut vm, mut recording) = if spec.crash.recorded() {
+        let (vm, _, r) = s.boot_recorded()?;
+        (vm, Some(r))
+    } else {
+        (s.boot_settled()?.0, None)
+    };
     let older = match lie {
         Lie::Stale | Lie::Lagging => Some(before_the_load(s, &mut vm, lie)?),
         _ => None,
@@ -34,10 +39,20 @@ pub fn run(s: &mut Scenario, spec: &BitmapLieSpec) -> Result<(), Failure> {
     let start = s.block_stats(&mut vm)?;
     let workload = s.spawn_workload(&mut vm, &spec.crash.workload, "")?;
     s.wait_kill_point(&mut vm, &spec.crash, &start, workload)?;
+    if let Some(r) = recording.as_mut() {
+        s.sync_trace(&mut vm, r)?;
+        // The sync took round trips: the kill follows a look that saw the member behind.
+        s.wait_kill_point(&mut vm, &spec.crash, &start, workload)?;
+    }
     vm.kill().map_err(Failure::Bench)?;
     s.phase("load and crash");
     let before = s.read_images("after-crash").map_err(Failure::Bench)?;
     s.add(check::crash_left_divergence(&before.divergent));
+    // Before the lie, the crash itself: a chunk it left divergent with a clear bit is no
+    // lie's doing, and the recording says why.
+    let dirty: BTreeSet<u64> = before.bitmap.dirty_chunks(0).into_iter().collect();
+    let safety = s.safety_explained(&before, &dirty, recording.as_ref())?;
+    s.add(safety);
     s.phase("judge images after-crash");
 
     // Boot 2: the file lies, the array is assembled with it.

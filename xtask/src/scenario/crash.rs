@@ -6,7 +6,7 @@
 //! 3. convergence: members identical, `check` finds nothing, the bitmap clean again.
 
 use super::images::Readings;
-use super::recorded_kill::{cause_figures, KillRecording};
+use super::recorded_kill::KillRecording;
 use super::workload::WRITERS_CGROUP;
 use super::{faults, Scenario};
 use crate::case::{CrashMode, CrashPoint, CrashSpec, FaultPhase};
@@ -238,31 +238,7 @@ fn judge_crash(
         // modes and points report what they left.
         s.note_figure(&format!("divergent_chunks_{label}"), before.divergent.len());
     }
-    let mut safety = check::safety(
-        &before.divergent,
-        &dirty,
-        before.bitmap.chunks(),
-        before.bytes_compared,
-    );
-    let uncovered = check::uncovered(&before.divergent, |c| dirty.contains(&c));
-    // The recording is read whatever the images show: a recording that does not add up
-    // is an ERROR now, not on the day a race needs it.
-    if let Some(r) = recording {
-        let explained = s.explain_kill(r, &before.divergent, &uncovered)?;
-        if let (Some(f), serde_json::Value::Object(more)) =
-            (safety.figures.as_object_mut(), cause_figures(&explained))
-        {
-            f.extend(more);
-        }
-        let causes: Vec<String> = explained
-            .iter()
-            .take(3)
-            .map(|e| format!("{}: {}", e.cause.as_str(), e.evidence()))
-            .collect();
-        safety
-            .summary
-            .push_str(&format!("; read from the recording: {}", causes.join("; ")));
-    }
+    let safety = s.safety_explained(&before, &dirty, recording)?;
     s.add(safety);
     s.phase(&format!("judge images {label}"));
     Ok(before)

@@ -9,7 +9,9 @@
 //! last few requests are missing; the judge reads a log cut short by the kill up to its
 //! last whole entry, and a request the stream did not carry is one it cannot explain.
 
+use super::images::Readings;
 use super::Scenario;
+use crate::check::{self, Check};
 use crate::poll::{self, Pace, Probe};
 use crate::powercut::explore::{self, Explanation};
 use crate::powercut::files::{self, Loaded};
@@ -17,7 +19,7 @@ use crate::powercut::view::DiskViews;
 use crate::result::Failure;
 use crate::vm::{guest, qemu, Vm};
 use anyhow::Context;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -184,6 +186,46 @@ impl Scenario<'_, '_> {
                 "uncovered_explained": explained.len() }),
         );
         Ok(explained)
+    }
+}
+
+impl Scenario<'_, '_> {
+    /// The safety rule on the images a crash left, with each uncovered chunk's cause when
+    /// the crash was recorded. The recording is read whatever the images show: one that
+    /// does not add up is an ERROR now, not on the day a race needs it.
+    pub fn safety_explained(
+        &mut self,
+        before: &Readings,
+        dirty: &BTreeSet<u64>,
+        recording: Option<&KillRecording>,
+    ) -> Result<Check, Failure> {
+        let mut safety = check::safety(
+            &before.divergent,
+            dirty,
+            before.bitmap.chunks(),
+            before.bytes_compared,
+        );
+        let Some(r) = recording else {
+            return Ok(safety);
+        };
+        let uncovered = check::uncovered(&before.divergent, |c| dirty.contains(&c));
+        let explained = self.explain_kill(r, &before.divergent, &uncovered)?;
+        if let (Some(f), serde_json::Value::Object(more)) =
+            (safety.figures.as_object_mut(), cause_figures(&explained))
+        {
+            f.extend(more);
+        }
+        if !explained.is_empty() {
+            let causes: Vec<String> = explained
+                .iter()
+                .take(3)
+                .map(|e| format!("{}: {}", e.cause.as_str(), e.evidence()))
+                .collect();
+            safety
+                .summary
+                .push_str(&format!("; read from the recording: {}", causes.join("; ")));
+        }
+        Ok(safety)
     }
 }
 

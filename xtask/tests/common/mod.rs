@@ -132,3 +132,44 @@ pub fn processes_naming(path: &Path) -> Vec<String> {
         .filter(|c| c.contains(&needle))
         .collect()
 }
+
+/// A recorded SIGKILL case passes, or shows the stock kernel's known race and nothing
+/// else (the finding `unplug-ordering`): a writer's data completes while the bitmap write
+/// setting its bit is still in flight, so a few divergent chunks have a clear bit, and
+/// the resync misses exactly those. The judge reads that cause from the recording for
+/// every uncovered chunk, which makes the case an XFAIL; any other cause, or any other
+/// check failing, is a FAIL and fails the test. Returns the chunks the race left
+/// uncovered (none for a pass).
+#[allow(dead_code)]
+pub fn passed_or_the_race(r: &CaseResult) -> Vec<u64> {
+    use xtask::result::Verdict;
+    if r.verdict == Verdict::Pass {
+        return Vec::new();
+    }
+    assert_eq!(r.verdict, Verdict::Xfail, "{:?}\n{:#?}", r.reason, r.checks);
+    assert!(
+        r.findings.iter().all(|f| f.declared)
+            && r.findings
+                .iter()
+                .any(|f| f.id.as_deref() == Some("unplug-ordering") && f.states > 0),
+        "{:#?}",
+        r.findings
+    );
+    let safety = check_figures(r, "safety");
+    let uncovered: Vec<u64> = safety["uncovered_chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        safety["chunks_by_cause"]["ordering"].as_u64(),
+        Some(uncovered.len() as u64),
+        "{safety}"
+    );
+    eprintln!(
+        "the kernel's ordering race (finding unplug-ordering): chunks {uncovered:?} divergent \
+         with a clear bit, each read from the recording as ordering"
+    );
+    uncovered
+}
