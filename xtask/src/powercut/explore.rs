@@ -3,7 +3,7 @@
 //! `samples` subsets drawn from the recorded seed, each write kept with probability 1/2
 //! (CrashMonkey's bounded exploration, across disks).
 
-use super::judge::{ArrayLayout, Judge, Outcome};
+use super::judge::{ArrayLayout, BitmapPlace, Judge, Outcome};
 use super::model::{DiskModel, Fate, Walker};
 use super::recording::{Recording, ReqKind};
 use super::view::DiskViews;
@@ -451,7 +451,7 @@ pub fn explain(
     (e.cause, e.bitmap) = match (acked, pending) {
         (Some(r), _) => (Cause::Durability, Some(Seen::of(rec, r))),
         (None, Some(r)) => (Cause::Ordering, Some(Seen::of(rec, r))),
-        (None, None) => match queued_carrier(rec, judge, disk, at, bit, sent) {
+        (None, None) => match queued_carrier(rec, judge, layout, disk, at, bit, sent) {
             Some(r) => (Cause::Ordering, Some(Seen::of(rec, r))),
             None => (Cause::Unwritten, None),
         },
@@ -509,16 +509,27 @@ pub fn explain_killed(
 fn queued_carrier(
     rec: &Recording,
     judge: &Judge,
+    layout: &ArrayLayout,
     disk: usize,
     at: u64,
     bit: u8,
     sent: usize,
 ) -> Option<usize> {
+    // md writes an internal bitmap's page to every member and waits for all of them
+    // (`md_bitmap_wait_writes`): a copy in flight on any member holds the page up.
+    let copies: Vec<usize> = match layout.bitmap {
+        BitmapPlace::Internal { .. } => layout.members.clone(),
+        BitmapPlace::File { .. } => vec![disk],
+    };
     let busy = |r: usize| {
         let q = &rec.requests[r];
-        q.disk == disk && q.issued < sent && q.completed > sent
+        copies.contains(&q.disk) && q.issued < sent && q.completed > sent
     };
     let page_writes = judge.views.touching(disk, at, 1);
+    let copy_writes: Vec<usize> = copies
+        .iter()
+        .flat_map(|&d| judge.views.touching(d, at, 1))
+        .collect();
     let next = page_writes
         .iter()
         .copied()
@@ -528,7 +539,7 @@ fn queued_carrier(
     if !may_carry(rec, next, at, bit) {
         return None;
     }
-    let in_flight = page_writes.iter().any(|&r| busy(r))
+    let in_flight = copy_writes.iter().any(|&r| busy(r))
         || (0..rec.requests.len()).any(|r| rec.requests[r].kind == ReqKind::Flush && busy(r));
     // A PREFLUSH write (the flush machinery acked it after a flush of its own) whose
     // preflush, the last flush of its disk before it, was issued before the data: md had

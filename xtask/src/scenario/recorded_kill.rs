@@ -117,11 +117,17 @@ impl Scenario<'_, '_> {
     pub fn sync_trace(&mut self, vm: &mut Vm, r: &mut KillRecording) -> Result<(), Failure> {
         r.marks += 1;
         let mark = format!("md-bitmap-bench: sync {}", r.marks);
-        self.sh(
+        let lost = self.sh(
             vm,
-            &format!("echo '{mark}' > /sys/kernel/tracing/trace_marker"),
+            &format!("echo '{mark}' > /sys/kernel/tracing/trace_marker && cat /sys/kernel/tracing/per_cpu/cpu*/stats | grep -E '^(overrun|dropped events):' | awk '{{s+=$NF}} END {{print s+0}}'"),
             10,
         )?;
+        if lost.trim() != "0" {
+            return Err(Failure::Bench(anyhow::anyhow!(
+                "the guest's trace buffer lost {} events before the kill: the recording is incomplete",
+                lost.trim()
+            )));
+        }
         let limit = Duration::from_secs(10);
         poll::until(
             limit,
