@@ -508,3 +508,22 @@ fn a_kill_after_data_no_bitmap_write_carried_is_unwritten() {
     let (e, _) = explained_kill(&s);
     assert_eq!(e.cause, Cause::Unwritten, "{e:?}");
 }
+
+#[test]
+fn a_write_completed_past_a_killed_log_s_last_whole_entry_is_counted_not_an_error() {
+    let mut s = Sim::default();
+    let d0 = s.data_write(0, 3);
+    s.complete(d0);
+    let d1 = s.data_write(1, 3);
+    s.complete(d1);
+    // The kill tore m1's entry: the guest saw the write complete, the log lacks it.
+    s.logs[1].clear();
+    let disks = s.disk_logs();
+    assert!(
+        assemble(disks, &s.trace, 0).is_err(),
+        "a power-loss recording must hold it"
+    );
+    let rec = s.killed();
+    assert_eq!(rec.figures.completed_not_logged, 1);
+    assert!(!rec.requests[d1].logged());
+}
