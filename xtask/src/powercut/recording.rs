@@ -351,12 +351,18 @@ fn assemble_with(
             while cursor < order.len() && pending[order[cursor]].log_index.is_some() {
                 cursor += 1;
             }
-            let found = order[cursor..].iter().take(MATCH_WINDOW).position(|&p| {
+            let matches = |&p: &usize| {
                 let q = &pending[p];
                 q.log_index.is_none()
                     && q.kind == kind
                     && (kind == ReqKind::Flush || (q.sector == sector && q.sectors == sectors))
-            });
+            };
+            let mut found = order[cursor..].iter().take(MATCH_WINDOW).position(matches);
+            // After a kill a torn entry leaves its request unmatched for good, and the
+            // window behind it would miss every later match: look past it.
+            if found.is_none() && killed && kind == ReqKind::Write {
+                found = order[cursor..].iter().position(matches);
+            }
             match found {
                 Some(k) => {
                     // Flushes QEMU skipped stay unmatched ahead; only writes count.

@@ -527,3 +527,20 @@ fn a_write_completed_past_a_killed_log_s_last_whole_entry_is_counted_not_an_erro
     assert_eq!(rec.figures.completed_not_logged, 1);
     assert!(!rec.requests[d1].logged());
 }
+
+#[test]
+fn a_torn_entry_does_not_hide_the_matches_long_after_it() {
+    let mut s = Sim::default();
+    let torn = s.data_write(0, 1);
+    s.complete(torn);
+    // The kill tore the first entry; far more than a match window of writes follow.
+    s.logs[0].clear();
+    for _ in 0..600 {
+        let w = s.data_write(0, 2);
+        s.complete(w);
+    }
+    let rec = s.killed();
+    assert_eq!(rec.figures.completed_not_logged, 1, "{:?}", rec.figures);
+    assert_eq!(rec.figures.log_writes_after_trace, 0, "{:?}", rec.figures);
+    assert_eq!(rec.requests.iter().filter(|q| q.logged()).count(), 600);
+}
