@@ -77,15 +77,28 @@ pub fn parse(trace: &str) -> (Vec<RqEvent>, Vec<String>) {
     (events, bad)
 }
 
-/// The kprobe event the recorded boot puts on md's `__bitmap_unplug` (`md-bitmap.c`).
+/// The kprobe event the recorded boot puts on md's `__bitmap_unplug` (`md-bitmap.c`):
+/// an unplug of the bitmap begins.
 pub const UNPLUG_EVENT: &str = "mdbb_bitmap_unplug";
+/// The kprobe event on md's `filemap_write_page`: a task sends a bitmap page to be
+/// written (the request may be dispatched later, by another task).
+pub const PAGE_WRITE_EVENT: &str = "mdbb_bitmap_write";
 
 /// Where an unplug of the bitmap began, and in which task: `(request events before it,
 /// pid)` for every [`UNPLUG_EVENT`] line.
 pub fn unplug_starts(trace: &str) -> Vec<(usize, u32)> {
+    probe_hits(trace, UNPLUG_EVENT)
+}
+
+/// Where a task sent a bitmap page to be written ([`PAGE_WRITE_EVENT`]).
+pub fn page_writes(trace: &str) -> Vec<(usize, u32)> {
+    probe_hits(trace, PAGE_WRITE_EVENT)
+}
+
+fn probe_hits(trace: &str, event: &str) -> Vec<(usize, u32)> {
     let mut events = 0;
     let mut out = Vec::new();
-    let probe = format!(": {UNPLUG_EVENT}: ");
+    let probe = format!(": {event}: ");
     for line in trace.lines() {
         if line.contains(&probe) {
             out.push((events, task_pid(line)));
@@ -179,5 +192,7 @@ mod tests {
  md0 raid-1-x-77 [000] .....    16.437100: mdbb_bitmap_unplug: (__bitmap_unplug+0x4/0x1f0 [md_mod])
 ";
         assert_eq!(unplug_starts(trace), [(1, 38), (2, 77)]);
+        let written = " kworker/u8:0-12 [001] ..... 5.2104: mdbb_bitmap_write: (filemap_write_page+0x0/0x90 [md_mod])\n";
+        assert_eq!(page_writes(&format!("{trace}{written}")), [(2, 12)]);
     }
 }

@@ -552,16 +552,27 @@ fn queued_carrier(
             })
             .max_by_key(|&r| rec.requests[r].issued)
             .is_some_and(|f| rec.requests[f].issued < sent);
-    // The write was issued by an unplug of the bitmap that had begun before the data went
-    // out (the task's last `__bitmap_unplug` before the write came before the data): that
-    // unplug took the page, and the data's own unplug found it clean.
-    let unplugged_before = rec
-        .unplugs
+    // The write was sent by an unplug of the bitmap that had begun before the data went
+    // out: that unplug took the page, and the data's own unplug found it clean. The
+    // sender is the task of the last page sent (`filemap_write_page`) before the write's
+    // issue, or, without that probe, the task that issued it.
+    let began_before_data = |pid: u32, by: usize| {
+        pid != 0
+            && rec
+                .unplugs
+                .iter()
+                .filter(|&&(at, p)| p == pid && at <= by)
+                .map(|&(at, _)| at)
+                .max()
+                .is_some_and(|at| at <= sent)
+    };
+    let sender = rec
+        .page_writes
         .iter()
-        .filter(|&&(at, pid)| pid == q.pid && pid != 0 && at <= q.issued)
-        .map(|&(at, _)| at)
-        .max()
-        .is_some_and(|at| at <= sent);
+        .filter(|&&(at, _)| at <= q.issued)
+        .max_by_key(|&&(at, _)| at);
+    let unplugged_before = sender.is_some_and(|&(at, pid)| began_before_data(pid, at))
+        || began_before_data(q.pid, q.issued);
     (in_flight || preflushed_before || unplugged_before).then_some(next)
 }
 

@@ -114,6 +114,7 @@ impl RecordingFiles {
             recording::assemble(disks, &events, start)?
         };
         rec.set_unplugs(&request_trace::unplug_starts(&trace));
+        rec.set_page_writes(&request_trace::page_writes(&trace));
         let bases: Vec<PathBuf> = self.disks.iter().map(|d| case_dir.join(&d.base)).collect();
         let layout = self.layout(&rec, &bases)?;
         Ok(Loaded { rec, layout, bases })

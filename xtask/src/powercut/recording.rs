@@ -137,6 +137,9 @@ pub struct Recording {
     /// Unplugs of the bitmap (`__bitmap_unplug` entered, when the guest could probe it):
     /// `(events of the order before it, pid)`.
     pub unplugs: Vec<(usize, u32)>,
+    /// Bitmap pages sent to be written (`filemap_write_page` entered): `(events of the
+    /// order before it, pid)`.
+    pub page_writes: Vec<(usize, u32)>,
 }
 
 impl Recording {
@@ -147,10 +150,18 @@ impl Recording {
     /// Places unplugs given by trace position (`request_trace::unplug_starts`) in the
     /// order.
     pub fn set_unplugs(&mut self, starts: &[(usize, u32)]) {
-        self.unplugs = starts
-            .iter()
+        self.unplugs = self.placed(starts);
+    }
+
+    /// Places page writes given by trace position (`request_trace::page_writes`).
+    pub fn set_page_writes(&mut self, writes: &[(usize, u32)]) {
+        self.page_writes = self.placed(writes);
+    }
+
+    fn placed(&self, hits: &[(usize, u32)]) -> Vec<(usize, u32)> {
+        hits.iter()
             .map(|&(pos, pid)| (self.trace_positions.partition_point(|&p| p < pos), pid))
-            .collect();
+            .collect()
     }
 
     pub fn disk_index(&self, name: &str) -> Option<usize> {
@@ -521,6 +532,7 @@ fn assemble_with(
         figures,
         trace_positions,
         unplugs: Vec::new(),
+        page_writes: Vec::new(),
     })
 }
 

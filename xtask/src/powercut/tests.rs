@@ -451,8 +451,17 @@ fn a_bitmap_write_from_an_unplug_begun_before_the_data_is_ordering() {
     rec.set_unplugs(&[(1, carrier_pid)]);
     let (r, _) = judge_recording(&rec);
     assert_eq!(causes(&r), [&Cause::Unwritten]);
-    // Another task's unplug proves nothing of this write.
+    // Another task's unplug proves nothing of this write...
     rec.set_unplugs(&[(0, carrier_pid + 1)]);
+    let (r, _) = judge_recording(&rec);
+    assert_eq!(causes(&r), [&Cause::Unwritten]);
+    // ...unless that task sent the page the write carries (filemap_write_page) and
+    // another dispatched it.
+    rec.set_page_writes(&[(1, carrier_pid + 1)]);
+    let (r, _) = judge_recording(&rec);
+    assert_eq!(causes(&r), [&Cause::Ordering]);
+    // A sender whose unplug began after the data went out: no race shown.
+    rec.set_unplugs(&[(1, carrier_pid + 1)]);
     let (r, _) = judge_recording(&rec);
     assert_eq!(causes(&r), [&Cause::Unwritten]);
 }

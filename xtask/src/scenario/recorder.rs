@@ -68,17 +68,23 @@ impl Scenario<'_, '_> {
         Ok(disks)
     }
 
-    /// Puts a kprobe on md's `__bitmap_unplug`, so that the trace says where each unplug
-    /// of the bitmap began and in which task: the judge's evidence that a bitmap write
+    /// Puts kprobes on md's `__bitmap_unplug` and `filemap_write_page`, so that the trace
+    /// says where each unplug of the bitmap began and where it sent a page, in which task: the judge's evidence that a bitmap write
     /// issued after the data had been taken before it
     /// (`powercut::explore::queued_carrier`). A kernel without the symbol records none;
     /// the figure `unplug_probe` says which.
     pub fn probe_unplugs(&mut self, vm: &mut Vm) -> Result<(), Failure> {
-        let probe = request_trace::UNPLUG_EVENT;
+        let probe = |event: &str, symbol: &str| {
+            format!("for f in md_mod:{symbol} {symbol}; do echo 'p:mdbb/{event} '$f >> kprobe_events 2>/dev/null && break; done")
+        };
         let probed = self.sh(
             vm,
             &format!(
-                "cd /sys/kernel/tracing && (modprobe md_mod 2>/dev/null; for f in md_mod:__bitmap_unplug __bitmap_unplug; do echo 'p:mdbb/{probe} '$f >> kprobe_events 2>/dev/null && break; done; echo 1 > events/mdbb/enable 2>/dev/null) ; test -e events/mdbb/{probe} && echo on || echo off"
+                "cd /sys/kernel/tracing && (modprobe md_mod 2>/dev/null; {}; {}; echo 1 > events/mdbb/enable 2>/dev/null) ; test -e events/mdbb/{} && test -e events/mdbb/{} && echo on || echo off",
+                probe(request_trace::UNPLUG_EVENT, "__bitmap_unplug"),
+                probe(request_trace::PAGE_WRITE_EVENT, "filemap_write_page"),
+                request_trace::UNPLUG_EVENT,
+                request_trace::PAGE_WRITE_EVENT,
             ),
             30,
         )?;
