@@ -24,7 +24,7 @@ fn lie(variant: &str, observed: &str, said: &str, examine_status: i32, examine_s
     let plan = plan_variant("raid1-file-bitmap-lie", variant, 15);
     let (r, dir) = run(&plan);
     // A race at the crash is the kernel's, not the lie's: every lie here resyncs in full.
-    passed_or_the_race(&r);
+    passed_or_judged_by_cause(&r);
     let divergent = check_figures(&r, "crash_left_divergence")["divergent_chunks"]
         .as_u64()
         .unwrap();
@@ -140,7 +140,7 @@ fn a_wrong_sync_size_is_rewritten_and_the_bits_trusted() {
     let (r, dir) = run(&plan);
     // md trusts the file's bits, so a chunk the crash's race left clear is not resynced:
     // the race's, read from the recording, and only those.
-    let raced = passed_or_the_race(&r);
+    let raced = passed_or_judged_by_cause(&r);
     assert_eq!(check_figures(&r, "bitmap_outcome")["observed"], "trusted");
     let bounds = check_figures(&r, "resync_bounds");
     assert_eq!(bounds["resynced_outside_bitmap"], 0, "{bounds}");

@@ -30,7 +30,7 @@ fn chunks(v: &serde_json::Value) -> Vec<u64> {
 fn crash_64k_passes_and_each_check_fails_on_broken_readings() {
     let plan = plan_file("raid1-file-bitmap-crash", 11);
     let (r, dir) = run(&plan);
-    let raced = passed_or_the_race(&r);
+    let raced = passed_or_judged_by_cause(&r);
     assert_eq!(
         r.times.boot_ms.len(),
         2,
@@ -115,7 +115,7 @@ fn crash_64k_passes_and_each_check_fails_on_broken_readings() {
 fn crash_1m_chunks_passes_with_coarser_bits() {
     let plan = plan_file("raid1-file-bitmap-crash-1m", 12);
     let (r, _dir) = run(&plan);
-    passed_or_the_race(&r);
+    passed_or_judged_by_cause(&r);
     let safety = check_figures(&r, "safety");
     assert_eq!(safety["chunks"], 127, "127 MiB of data in 1 MiB chunks");
     assert!(safety["divergent_chunks"].as_u64().unwrap() > 0);
@@ -125,7 +125,7 @@ fn crash_1m_chunks_passes_with_coarser_bits() {
 fn crash_under_memory_pressure_reaches_pressure_and_keeps_the_promise() {
     let plan = plan_file("raid1-file-bitmap-crash-pressure", 31);
     let (r, _dir) = run(&plan);
-    passed_or_the_race(&r);
+    passed_or_judged_by_cause(&r);
     let p = check_figures(&r, "pressure_reached");
     assert!(
         p["max_events"].as_u64().unwrap() + p["high_events"].as_u64().unwrap() > 0
@@ -145,7 +145,7 @@ fn crash_under_memory_pressure_reaches_pressure_and_keeps_the_promise() {
 fn internal_bitmap_control_passes_the_same_checks() {
     let plan = plan_file("raid1-internal-bitmap-crash", 41);
     let (r, dir) = run(&plan);
-    if !passed_or_the_race(&r).is_empty() {
+    if !passed_or_judged_by_cause(&r).is_empty() {
         let failed = failed_checks(&r);
         assert!(
             failed

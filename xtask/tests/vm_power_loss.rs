@@ -15,7 +15,13 @@ use xtask::result::Verdict;
 fn a_file_bitmap_on_volatile_caches_loses_bits_and_the_guest_confirms_it() {
     let plan = plan_file("raid1-file-bitmap-power-loss-volatile", 21);
     let (r, dir) = run(&plan);
-    assert_eq!(r.verdict, Verdict::Xfail, "{:?}\n{:#?}", r.reason, r.checks);
+    assert!(
+        matches!(r.verdict, Verdict::Xfail | Verdict::Fail),
+        "{:?}\n{:#?}",
+        r.reason,
+        r.checks
+    );
+    passed_or_judged_by_cause(&r);
     let cache = check_figures(&r, "write_cache_as_modelled");
     assert_eq!(cache["write_cache"]["fs"], "write back", "{cache}");
     let judged = check_figures(&r, "crash_states_judged");
@@ -97,12 +103,9 @@ fn a_write_through_recording_sees_no_cache_and_judges_every_crash_point() {
     let plan = plan_variant("raid1-power-loss", "internal", 22);
     let (r, _dir) = run(&plan);
     // The race __bitmap_unplug leaves shows in some recordings, not all.
-    assert!(
-        matches!(r.verdict, Verdict::Xfail | Verdict::Xpass),
-        "{:?}\n{:#?}",
-        r.reason,
-        r.checks
-    );
+    if r.verdict != Verdict::Xpass {
+        passed_or_judged_by_cause(&r);
+    }
     let cache = check_figures(&r, "write_cache_as_modelled");
     assert_eq!(cache["write_cache"]["m0"], "write through", "{cache}");
     assert_eq!(cache["write_cache"]["m1"], "write through", "{cache}");
