@@ -471,11 +471,10 @@ fn may_carry(rec: &Recording, r: usize, at: u64, bit: u8) -> bool {
 /// issued at or after the first one the kill lost.
 pub fn explain_killed(
     rec: &Recording,
-    layout: &ArrayLayout,
-    views: &DiskViews,
+    judge: &Judge,
     chunks: &[u64],
 ) -> std::io::Result<Vec<Explanation>> {
-    let judge = Judge::new(views, layout);
+    let layout = judge.layout;
     let survives = |r: usize| rec.requests[r].logged();
     chunks
         .iter()
@@ -493,7 +492,7 @@ pub fn explain_killed(
                     .filter(|&w| rec.requests[w].issued >= t)
                     .collect()
             });
-            explain(rec, layout, &judge, rec.events.len(), &maybe, &survives, c)
+            explain(rec, layout, judge, rec.events.len(), &maybe, &survives, c)
         })
         .collect()
 }

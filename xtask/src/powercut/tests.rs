@@ -478,7 +478,9 @@ fn explained_kill(sim: &Sim) -> (super::explore::Explanation, Recording) {
     let paths = bases(dir.path());
     let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
     let views = DiskViews::open(&rec, &refs).unwrap();
-    let e = super::explore::explain_killed(&rec, &layout(), &views, &[3]).unwrap();
+    let layout = layout();
+    let judge = super::judge::Judge::new(&views, &layout);
+    let e = super::explore::explain_killed(&rec, &judge, &[3]).unwrap();
     (e[0].clone(), rec)
 }
 

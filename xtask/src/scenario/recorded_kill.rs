@@ -170,12 +170,12 @@ impl Scenario<'_, '_> {
         self.note_figure("recording", &rec.figures);
         let refs: Vec<&Path> = bases.iter().map(|b| b.as_path()).collect();
         let views = DiskViews::open(&rec, &refs).map_err(Failure::Bench)?;
-        let explained = explore::explain_killed(&rec, &layout, &views, uncovered)
+        let judge = crate::powercut::judge::Judge::new(&views, &layout);
+        let explained = explore::explain_killed(&rec, &judge, uncovered)
             .context("explain the uncovered chunks")
             .map_err(Failure::Bench)?;
         // What the recording says of the divergence: a chunk differs where the kill cut
         // off a member write to it.
-        let judge = crate::powercut::judge::Judge::new(&views, &layout);
         let cut_off = divergent
             .iter()
             .filter(|&&c| {
