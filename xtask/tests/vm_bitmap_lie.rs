@@ -144,12 +144,7 @@ fn a_wrong_sync_size_is_rewritten_and_the_bits_trusted() {
     assert_eq!(check_figures(&r, "bitmap_outcome")["observed"], "trusted");
     let bounds = check_figures(&r, "resync_bounds");
     assert_eq!(bounds["resynced_outside_bitmap"], 0, "{bounds}");
-    let missed: Vec<u64> = bounds["divergent_not_resynced"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_u64().unwrap())
-        .collect();
+    let missed = chunks(&bounds["divergent_not_resynced"]);
     assert!(missed.iter().all(|c| raced.contains(c)), "{bounds}");
     let (status, text) = examine(&dir.path().join(&plan.name));
     assert_eq!(status, 0, "{text}");

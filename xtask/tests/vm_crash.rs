@@ -18,14 +18,6 @@ fn failed_checks(r: &xtask::result::CaseResult) -> Vec<&str> {
         .collect()
 }
 
-fn chunks(v: &serde_json::Value) -> Vec<u64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_u64().unwrap())
-        .collect()
-}
-
 #[test]
 fn crash_64k_passes_and_each_check_fails_on_broken_readings() {
     let plan = plan_file("raid1-file-bitmap-crash", 11);

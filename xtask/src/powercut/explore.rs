@@ -339,7 +339,7 @@ fn judge_point(
                 let explained: Vec<Explanation> = uncovered
                     .iter()
                     .map(|&c| explain(rec, layout, judge, point, &maybe, &survives, c))
-                    .collect::<std::io::Result<_>>()?;
+                    .collect();
                 let mut seen = BTreeSet::new();
                 for e in &explained {
                     if seen.insert(e.cause) {
@@ -381,7 +381,7 @@ pub fn explain(
     maybe: &[usize],
     survives: &dyn Fn(usize) -> bool,
     chunk: u64,
-) -> std::io::Result<Explanation> {
+) -> Explanation {
     let before_cut: Vec<usize> = judge
         .writes_of_chunk(chunk)
         .iter()
@@ -411,7 +411,7 @@ pub fn explain(
             .bitmap
             .locate(crate::ondisk::bitmap::BITMAP_SUPER_LEN as u64 + chunk / 8),
     ) else {
-        return Ok(e);
+        return e;
     };
     let sent = rec.requests[w].issued;
     let bit = 1u8 << (chunk % 8);
@@ -429,7 +429,7 @@ pub fn explain(
     if let Some(s) = source.filter(|&s| rec.requests[s].issued > sent) {
         e.cause = Cause::Cleared;
         e.bitmap = Some(Seen::of(rec, s));
-        return Ok(e);
+        return e;
     }
     let after_source = source.map_or(0, |s| rec.requests[s].log_index + 1);
     let carriers: Vec<usize> = writes
@@ -456,7 +456,7 @@ pub fn explain(
             None => (Cause::Unwritten, None),
         },
     };
-    Ok(e)
+    e
 }
 
 /// Whether write `r` sets `bit` of byte `at`: by its logged data, or, for a write a kill
@@ -469,11 +469,7 @@ fn may_carry(rec: &Recording, r: usize, at: u64, bit: u8) -> bool {
 /// Why each of `chunks` differs with its bit clear in the state a SIGKILL of QEMU left:
 /// the logged writes, nothing else. A chunk's data write is the first member write to it
 /// issued at or after the first one the kill lost.
-pub fn explain_killed(
-    rec: &Recording,
-    judge: &Judge,
-    chunks: &[u64],
-) -> std::io::Result<Vec<Explanation>> {
+pub fn explain_killed(rec: &Recording, judge: &Judge, chunks: &[u64]) -> Vec<Explanation> {
     let layout = judge.layout;
     let survives = |r: usize| rec.requests[r].logged();
     chunks

@@ -480,7 +480,7 @@ fn explained_kill(sim: &Sim) -> (super::explore::Explanation, Recording) {
     let views = DiskViews::open(&rec, &refs).unwrap();
     let layout = layout();
     let judge = super::judge::Judge::new(&views, &layout);
-    let e = super::explore::explain_killed(&rec, &judge, &[3]).unwrap();
+    let e = super::explore::explain_killed(&rec, &judge, &[3]);
     (e[0].clone(), rec)
 }
 

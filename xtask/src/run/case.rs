@@ -105,7 +105,7 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path, events: &Events) ->
 
 /// What the judge read from the recording: unsafe states per cause, with the first
 /// uncovered chunk of each cause explained.
-pub fn observed_causes(result: &CaseResult) -> Vec<findings::Observed> {
+fn observed_causes(result: &CaseResult) -> Vec<findings::Observed> {
     // A power-loss case counts states; a recorded SIGKILL, the chunks of its one state.
     let Some((check, key, unit)) = result.checks.iter().find_map(|c| {
         [("states_by_cause", "states"), ("chunks_by_cause", "chunks")]

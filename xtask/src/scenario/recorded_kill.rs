@@ -171,9 +171,7 @@ impl Scenario<'_, '_> {
         let refs: Vec<&Path> = bases.iter().map(|b| b.as_path()).collect();
         let views = DiskViews::open(&rec, &refs).map_err(Failure::Bench)?;
         let judge = crate::powercut::judge::Judge::new(&views, &layout);
-        let explained = explore::explain_killed(&rec, &judge, uncovered)
-            .context("explain the uncovered chunks")
-            .map_err(Failure::Bench)?;
+        let explained = explore::explain_killed(&rec, &judge, uncovered);
         // What the recording says of the divergence: a chunk differs where the kill cut
         // off a member write to it.
         let cut_off = divergent

@@ -133,6 +133,16 @@ pub fn processes_naming(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A list of chunk numbers in a result's figures.
+#[allow(dead_code)]
+pub fn chunks(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect()
+}
+
 /// A recorded case passes, or fails only the safety rule (and, for a SIGKILL, its
 /// consequences in the same chunks) with every uncovered chunk's cause read from the
 /// recording: an XFAIL when each cause is a finding the case declares (on the stock
@@ -189,12 +199,7 @@ pub fn passed_or_judged_by_cause(r: &CaseResult) -> Vec<u64> {
     let Some(safety) = r.checks.iter().find(|c| c.name == "safety") else {
         return Vec::new();
     };
-    let uncovered: Vec<u64> = safety.figures["uncovered_chunks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_u64().unwrap())
-        .collect();
+    let uncovered = chunks(&safety.figures["uncovered_chunks"]);
     let counted: u64 = safety.figures["chunks_by_cause"]
         .as_object()
         .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum());
