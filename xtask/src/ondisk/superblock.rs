@@ -479,38 +479,40 @@ fn read_block<R: Read + Seek>(r: &mut R, start: u64, dev_size: u64) -> io::Resul
     Ok(buf)
 }
 
+/// Superblocks built in tests, laid out as md_p.h does (shared with the judge's tests).
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
     /// Fields of a test superblock; `encode` lays them out as md_p.h does.
     #[derive(Clone)]
-    struct Sb {
-        feature_map: u32,
-        set_uuid: [u8; 16],
-        set_name: &'static str,
-        ctime: u64,
-        level: i32,
-        layout: u32,
-        size: u64,
-        chunksize: u32,
-        raid_disks: u32,
-        bitmap_offset: i32,
-        data_offset: u64,
-        data_size: u64,
-        super_offset: u64,
-        recovery_offset: u64,
-        dev_number: u32,
-        device_uuid: [u8; 16],
-        utime: u64,
-        events: u64,
-        resync_offset: u64,
-        dev_roles: Vec<u16>,
+    pub struct Sb {
+        pub feature_map: u32,
+        pub set_uuid: [u8; 16],
+        pub set_name: &'static str,
+        pub ctime: u64,
+        pub level: i32,
+        pub layout: u32,
+        pub size: u64,
+        pub chunksize: u32,
+        pub raid_disks: u32,
+        pub bitmap_offset: i32,
+        pub data_offset: u64,
+        pub data_size: u64,
+        pub super_offset: u64,
+        pub recovery_offset: u64,
+        pub dev_number: u32,
+        pub device_uuid: [u8; 16],
+        pub utime: u64,
+        pub events: u64,
+        pub resync_offset: u64,
+        pub dev_roles: Vec<u16>,
     }
 
-    const SET_UUID: [u8; 16] = *b"\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff\x00";
+    pub const SET_UUID: [u8; 16] =
+        *b"\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff\x00";
 
-    fn raid1_member(version: SuperVersion, dev_size: u64) -> Sb {
+    pub fn raid1_member(version: SuperVersion, dev_size: u64) -> Sb {
         let super_offset = version.sb_start_sector(dev_size).unwrap();
         let (data_offset, data_size) = match version {
             SuperVersion::V1_0 => (0, super_offset - 8),
@@ -546,7 +548,7 @@ mod tests {
 
     /// Independent of the decoder's checksum: sums u32 words with the checksum field
     /// zeroed, exactly as calc_sb_1_csum walks `isuper`.
-    fn kernel_csum(bytes: &[u8], max_dev: usize) -> u32 {
+    pub fn kernel_csum(bytes: &[u8], max_dev: usize) -> u32 {
         let mut copy = bytes.to_vec();
         copy[216..220].fill(0);
         let mut size = 256 + max_dev * 2;
@@ -563,7 +565,7 @@ mod tests {
         ((newcsum & 0xffff_ffff) + (newcsum >> 32)) as u32
     }
 
-    fn encode(sb: &Sb) -> Vec<u8> {
+    pub fn encode(sb: &Sb) -> Vec<u8> {
         let max_dev = sb.dev_roles.len();
         let mut b = vec![0u8; 256 + 2 * max_dev];
         let p32 = |b: &mut Vec<u8>, o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_le_bytes());
@@ -597,6 +599,12 @@ mod tests {
         p32(&mut b, 216, csum);
         b
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
 
     /// Recomputes sb_csum after a test edits fields (over the roles present, when an
     /// edited max_dev points past the buffer).

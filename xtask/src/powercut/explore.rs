@@ -73,14 +73,18 @@ pub enum Cause {
     Cleared,
     /// No bitmap write setting the bit was issued before the data went out at all.
     Unwritten,
+    /// The freshest member superblock records the array in sync past the chunk (its
+    /// `resync_offset`), so md resyncs it whatever its bit says.
+    MarkedClean,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 4] = [
+    pub const ALL: [Cause; 5] = [
         Cause::Ordering,
         Cause::Durability,
         Cause::Cleared,
         Cause::Unwritten,
+        Cause::MarkedClean,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +93,7 @@ impl Cause {
             Cause::Durability => "durability",
             Cause::Cleared => "cleared",
             Cause::Unwritten => "unwritten",
+            Cause::MarkedClean => "marked_clean",
         }
     }
 
@@ -98,6 +103,7 @@ impl Cause {
             Cause::Durability => "the bitmap write that sets the bit had completed before the data went out, but no flush had made it durable",
             Cause::Cleared => "a bitmap write issued after the data cleared the bit, and the state keeps it while the members differ",
             Cause::Unwritten => "no bitmap write setting the bit was issued before the data went out",
+            Cause::MarkedClean => "the freshest member superblock records the array in sync past the chunk, so md skips it whatever its bit says",
         }
     }
 }
@@ -149,7 +155,8 @@ pub struct Explanation {
     /// differed before the recording).
     pub data: Option<Seen>,
     /// The bitmap write that carried the bit (`ordering`, `durability`) or cleared it
-    /// (`cleared`).
+    /// (`cleared`); for `marked_clean`, the member superblock write that records the
+    /// array in sync.
     pub bitmap: Option<Seen>,
 }
 
@@ -165,6 +172,12 @@ impl Explanation {
                 "chunk {}: data {data}; cleared by {} after the data went out",
                 self.chunk,
                 b.when()
+            ),
+            (Some(b), Cause::MarkedClean) => format!(
+                "chunk {}: data {data}; the surviving superblock {}: {}",
+                self.chunk,
+                b.when(),
+                self.cause.meaning()
             ),
             (Some(b), _) => format!(
                 "chunk {}: data {data}; its bit carried by {}{}: {}",
@@ -333,12 +346,22 @@ fn judge_point(
             Outcome::Unsafe {
                 uncovered,
                 divergent,
+                resync_from,
             } => {
                 report.unsafe_states += 1;
                 point_unsafe = true;
                 let explained: Vec<Explanation> = uncovered
                     .iter()
-                    .map(|&c| explain(rec, layout, judge, point, &maybe, &survives, c))
+                    .map(|&c| {
+                        let mut e = explain(rec, layout, judge, point, &maybe, &survives, c);
+                        if c < resync_from {
+                            e.cause = Cause::MarkedClean;
+                            e.bitmap = judge
+                                .last_superblock_write(&survives)
+                                .map(|w| Seen::of(rec, w));
+                        }
+                        e
+                    })
                     .collect();
                 let mut seen = BTreeSet::new();
                 for e in &explained {

@@ -64,10 +64,26 @@ pub enum Outcome {
     FullRecovery,
     /// md would not load this bitmap or these members; nothing is resynced from it.
     Refused(String),
-    /// Divergent chunks with a clear bit.
+    /// Divergent chunks md would not resync: a clear bit, or one below the resync offset
+    /// of the freshest member superblock.
     Unsafe {
         uncovered: Vec<u64>,
         divergent: usize,
+        /// The first chunk md resyncs by its bit: those below it the freshest member
+        /// superblock records as in sync (`resync_offset`), whatever their bits say.
+        resync_from: u64,
+    },
+}
+
+/// What the superblocks tell md before it reads a bit.
+#[derive(Debug, Clone)]
+enum Heads {
+    Decided(Outcome),
+    /// md resyncs chunk `c` when `c >= resync_from` and its bit is set (every bit, for a
+    /// bitmap it found stale).
+    Bits {
+        resync_from: u64,
+        all_set: bool,
     },
 }
 
@@ -85,9 +101,8 @@ pub struct Judge<'v, 'r> {
     /// The writes that touch a superblock md reads at assembly: the members' (any of
     /// the three v1 places) and the bitmap's.
     head_writes: Vec<usize>,
-    /// What the superblocks say under a set of those writes surviving: `None` to judge
-    /// the bits, else the outcome they decide alone.
-    head_memo: HashMap<Vec<u32>, Option<Outcome>>,
+    /// What the superblocks say under a set of those writes surviving.
+    head_memo: HashMap<Vec<u32>, Heads>,
     pub memo_hits: u64,
     pub memo_misses: u64,
     pub remember: bool,
@@ -232,62 +247,109 @@ impl<'v, 'r> Judge<'v, 'r> {
             .filter(|&w| survives(w))
             .map(|w| w as u32)
             .collect();
-        let decided = match self.head_memo.get(&key) {
-            Some(d) => d.clone(),
+        let heads = match self.head_memo.get(&key) {
+            Some(h) => h.clone(),
             None => {
-                let d = self.heads(survives)?;
-                self.head_memo.insert(key, d.clone());
-                d
+                let h = self.heads(survives)?;
+                self.head_memo.insert(key, h.clone());
+                h
             }
         };
-        if let Some(outcome) = decided {
-            return Ok(outcome);
+        match heads {
+            Heads::Decided(outcome) => Ok(outcome),
+            Heads::Bits {
+                resync_from,
+                all_set,
+            } => self.bits_cover(survives, variable, resync_from, all_set),
         }
-        self.bits_cover(survives, variable)
     }
 
-    /// What md makes of the state's superblocks: a bitmap it refuses, or one older than
-    /// the members (a full recovery); `None` when the bits decide.
-    fn heads(&self, survives: Survives) -> io::Result<Option<Outcome>> {
+    /// The newest surviving write to a member's superblock: the evidence for a chunk md
+    /// skips because the array was recorded in sync there.
+    pub fn last_superblock_write(&self, survives: Survives) -> Option<usize> {
+        let rec = self.views.rec;
+        self.head_writes
+            .iter()
+            .copied()
+            .filter(|&w| self.layout.members.contains(&rec.requests[w].disk) && survives(w))
+            .max_by_key(|&w| rec.requests[w].issued)
+    }
+
+    /// What md makes of the state's superblocks, as `analyze_sbs`, `super_1_validate`
+    /// and `md_bitmap_read_sb` read them: a bitmap or a member it refuses, a bitmap older
+    /// than the freshest member (every bit taken as set), and the freshest member's
+    /// resync offset, below which md trusts the members whatever the bits say.
+    fn heads(&self, survives: Survives) -> io::Result<Heads> {
         let l = self.layout;
+        let refused = |why: String| Ok(Heads::Decided(Outcome::Refused(why)));
         let mut head = [0u8; BITMAP_SUPER_LEN];
         if let Err(e) = self.read_bitmap(0, &mut head, survives) {
-            return Ok(Some(Outcome::Refused(format!(
-                "the bitmap's superblock: {e}"
-            ))));
+            return refused(format!("the bitmap's superblock: {e}"));
         }
         let sb = match BitmapSuper::decode(&head) {
             Ok(sb) => sb,
-            Err(e) => {
-                return Ok(Some(Outcome::Refused(format!(
-                    "the bitmap's superblock: {e}"
-                ))))
-            }
+            Err(e) => return refused(format!("the bitmap's superblock: {e}")),
         };
-        if l.superblocks {
-            let mut newest = 0;
-            for &d in &l.members {
-                let size = self.views.sizes[d];
-                match superblock::read_from(&mut self.views.reader(d, survives), size) {
-                    Ok((_, msb)) => newest = newest.max(msb.events),
-                    Err(e) => {
-                        return Ok(Some(Outcome::Refused(format!(
-                            "the md superblock of {}: {e}",
-                            self.views.rec.disks[d].name
-                        ))))
-                    }
-                }
-            }
-            // md_bitmap_read_sb: an older bitmap forces a full recovery.
-            if sb.events < newest || sb.state & STATE_STALE != 0 {
-                return Ok(Some(Outcome::FullRecovery));
+        if !l.superblocks {
+            return Ok(Heads::Bits {
+                resync_from: 0,
+                all_set: false,
+            });
+        }
+        let mut supers = Vec::new();
+        for &d in &l.members {
+            let name = &self.views.rec.disks[d].name;
+            match superblock::read_from(&mut self.views.reader(d, survives), self.views.sizes[d]) {
+                Ok((_, msb)) => supers.push((name, msb)),
+                Err(e) => return refused(format!("the md superblock of {name}: {e}")),
             }
         }
-        Ok(None)
+        // analyze_sbs: the first member with the most events is the freshest.
+        let Some((fresh_name, fresh)) = supers.iter().fold(
+            None::<&(&String, superblock::MdSuper)>,
+            |best, s| match best {
+                Some(b) if b.1.events >= s.1.events => Some(b),
+                _ => Some(s),
+            },
+        ) else {
+            return refused("no member".into());
+        };
+        // super_1_validate while assembling (and mdadm's event margin of one): a member
+        // further behind is kicked, and comes back only through a recovery.
+        if let Some((name, old)) = supers.iter().find(|(_, s)| s.events + 1 < fresh.events) {
+            return refused(format!(
+                "{name} is at event {} and {fresh_name} at {}: md kicks {name} as non-fresh",
+                old.events, fresh.events
+            ));
+        }
+        // md_bitmap_init_from_disk: a bit is needed when its chunk ends at or past the
+        // resync offset (recovery_cp, MaxSector for an array recorded clean).
+        let chunk_sectors = (l.chunk_bytes / 512).max(1);
+        let resync_from = fresh
+            .resync_offset
+            .div_ceil(chunk_sectors)
+            .saturating_sub(1);
+        // md_bitmap_read_sb: a bitmap older than the freshest member is stale, its every
+        // bit set.
+        let stale = sb.events < fresh.events || sb.state & STATE_STALE != 0;
+        if stale && resync_from == 0 {
+            return Ok(Heads::Decided(Outcome::FullRecovery));
+        }
+        Ok(Heads::Bits {
+            resync_from,
+            all_set: stale,
+        })
     }
 
-    /// Whether every chunk that disagrees in the state has its bit set.
-    fn bits_cover(&mut self, survives: Survives, variable: &BTreeSet<u64>) -> io::Result<Outcome> {
+    /// Whether md resyncs every chunk that disagrees in the state: its bit set (or every
+    /// bit, `all_set`) and the chunk at or past `resync_from`.
+    fn bits_cover(
+        &mut self,
+        survives: Survives,
+        variable: &BTreeSet<u64>,
+        resync_from: u64,
+        all_set: bool,
+    ) -> io::Result<Outcome> {
         let l = self.layout;
         let mut divergent: BTreeSet<u64> = self
             .durable_divergent
@@ -302,6 +364,10 @@ impl<'v, 'r> Judge<'v, 'r> {
         let divergent: Vec<u64> = divergent.into_iter().collect();
         let mut bits = HashMap::new();
         for &c in &divergent {
+            if c < resync_from || all_set {
+                bits.insert(c, c >= resync_from);
+                continue;
+            }
             let at = BITMAP_SUPER_LEN as u64 + c / 8;
             let byte = match l.bitmap.locate(at) {
                 Some((disk, off)) => self.views.byte(disk, off, survives)?,
@@ -318,6 +384,7 @@ impl<'v, 'r> Judge<'v, 'r> {
             Outcome::Unsafe {
                 uncovered,
                 divergent: divergent.len(),
+                resync_from,
             }
         })
     }
