@@ -2,6 +2,7 @@
 //! line that provides the missing ones, the cache, and whether KVM really runs a guest here.
 
 mod accel;
+pub mod archive;
 pub mod cache;
 pub mod owner;
 pub mod scratch;

@@ -27,6 +27,7 @@ pub(super) fn given(path: &Path, modules: Option<&Path>) -> Result<Kernel> {
             package: None,
             package_version: None,
             package_sha256: None,
+            packages: vec![],
             build: None,
         },
     })

@@ -41,7 +41,7 @@ impl KernelSpec {
                 .map(KernelSpec::Debian)
                 .with_context(|| {
                     format!(
-                        "kernel {arg}: Debian's cloud kernels here are debian:6.12 and debian:6.1"
+                        "kernel {arg}: expected debian:SERIES, such as debian:6.1 or debian:7.3"
                     )
                 });
         }
@@ -99,6 +99,10 @@ pub struct KernelInfo {
     pub package_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package_sha256: Option<String>,
+    /// Every package the kernel came from, with its suite (from 7.x: binary, modules,
+    /// base).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<crate::host::archive::Package>,
     /// How a kernel built from source was built (source key, fragments, config hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildInfo>,
@@ -132,6 +136,7 @@ fn built(cache: &Cache, spec: &BuildSpec, install: bool) -> Result<Kernel> {
             package,
             package_version,
             package_sha256,
+            packages: vec![],
             build: Some(b.info),
         },
         vmlinuz: b.bzimage,
@@ -177,15 +182,15 @@ mod tests {
         );
         assert!(matches!(
             arg("debian"),
-            Ok(KernelSpec::Debian(Series::V6_12))
+            Ok(KernelSpec::Debian(s)) if s == Series::default()
         ));
         assert!(matches!(
-            arg("debian:6.1"),
-            Ok(KernelSpec::Debian(Series::V6_1))
+            arg("debian:7.3"),
+            Ok(KernelSpec::Debian(Series { major: 7, minor: 3 }))
         ));
-        assert!(arg("debian:5.10")
+        assert!(arg("debian:7.x")
             .unwrap_err()
             .to_string()
-            .contains("debian:6.1"));
+            .contains("debian:7.3"));
     }
 }

@@ -192,6 +192,7 @@ pub(crate) mod tests {
             package: None,
             package_version: None,
             package_sha256: None,
+            packages: vec![],
             build: None,
         };
         CaseResult {
