@@ -13,6 +13,7 @@
 //! source (commit, content hash, or package tarball checksum), the fragments and the
 //! toolchain, so an unchanged request never builds twice and a failed build leaves no entry.
 
+use crate::host::archive::Archive;
 use crate::host::cache::{sha256_file, Cache};
 use crate::host::{self, Tool};
 use crate::kernel::config as kconfig;
@@ -347,27 +348,21 @@ fn prepare_source(cache: &Cache, source: &Source, install: bool) -> Result<Prepa
 }
 
 fn debian_source(cache: &Cache, series: &str, install: bool) -> Result<Prepared> {
-    if series.is_empty() || !series.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        bail!("--debian-source {series}: expected a kernel series such as 6.12");
+    if crate::kernel::Series::from_name(series).is_none() {
+        bail!("--debian-source {series}: expected a kernel series such as 6.12 or 7.3");
     }
     let package = format!("linux-source-{series}");
-    let tarball = PathBuf::from(format!("/usr/src/{package}.tar.xz"));
-    let version = || {
-        Command::new("dpkg-query")
-            .args(["-W", "-f", "${Status}|${Version}", &package])
-            .output()
-            .ok()
-            .and_then(|o| {
-                let text = String::from_utf8_lossy(&o.stdout).into_owned();
-                let (status, version) = text.split_once('|')?;
-                (status.ends_with(" installed") && !version.is_empty()).then(|| version.to_string())
-            })
+    // bookworm's sources come through the host's apt; the newer ones from
+    // trixie-backports or sid.
+    let host_has = Command::new("apt-cache")
+        .args(["show", "--no-all-versions", &package])
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
+    let (tarball, version, sha) = if host_has {
+        host_source(&package, install)?
+    } else {
+        archive_source(cache, &package)?
     };
-    if version().is_none() || !tarball.is_file() {
-        host::ensure_packages(&format!("Debian's {package}"), &[&package], install)?;
-    }
-    let version = version().with_context(|| format!("{package} is not installed"))?;
-    let sha = sha256_file(&tarball)?;
     let key = format!("debian-{version}-{}", &sha[..16]);
     // The tarball's hash in the key: a rebuilt package of the same version unpacks anew.
     let entry = cache.entry(
@@ -398,6 +393,65 @@ fn debian_source(cache: &Cache, series: &str, install: bool) -> Result<Prepared>
         label: format!("debian-{version}"),
         package: Some((package, version, sha)),
     })
+}
+
+/// The source tarball of the host's `package` (installed when missing and allowed):
+/// its path, version and sha256.
+fn host_source(package: &str, install: bool) -> Result<(PathBuf, String, String)> {
+    let tarball = PathBuf::from(format!("/usr/src/{package}.tar.xz"));
+    let version = || {
+        Command::new("dpkg-query")
+            .args(["-W", "-f", "${Status}|${Version}", package])
+            .output()
+            .ok()
+            .and_then(|o| {
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                let (status, version) = text.split_once('|')?;
+                (status.ends_with(" installed") && !version.is_empty()).then(|| version.to_string())
+            })
+    };
+    if version().is_none() || !tarball.is_file() {
+        host::ensure_packages(&format!("Debian's {package}"), &[package], install)?;
+    }
+    let version = version().with_context(|| format!("{package} is not installed"))?;
+    let sha = sha256_file(&tarball)?;
+    Ok((tarball, version, sha))
+}
+
+/// The source tarball of `package` from the private archive (trixie-backports, sid),
+/// kept in the cache: its path, version and sha256.
+fn archive_source(cache: &Cache, package: &str) -> Result<(PathBuf, String, String)> {
+    let archive = Archive::private(cache)?;
+    let p = archive.show(package)?;
+    let entry = cache.entry(
+        "source-packages",
+        &format!("{package}-{}", p.version),
+        |dir| {
+            eprintln!("fetching {package} {} from Debian's {}", p.version, p.suite);
+            let deb = archive.download(&p, dir)?;
+            let unpacked = dir.join("unpacked");
+            let status = Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(&deb)
+                .arg(&unpacked)
+                .status()
+                .context("run dpkg-deb")?;
+            if !status.success() {
+                bail!("dpkg-deb -x {} failed ({status})", deb.display());
+            }
+            fs::rename(
+                unpacked.join(format!("usr/src/{package}.tar.xz")),
+                dir.join(format!("{package}.tar.xz")),
+            )
+            .with_context(|| format!("{}: no usr/src/{package}.tar.xz", deb.display()))?;
+            fs::remove_dir_all(unpacked)?;
+            fs::remove_file(deb)?;
+            Ok(())
+        },
+    )?;
+    let tarball = entry.join(format!("{package}.tar.xz"));
+    let sha = sha256_file(&tarball)?;
+    Ok((tarball, p.version, sha))
 }
 
 /// Builds (or finds in the cache) the kernel `spec` describes.
@@ -577,7 +631,11 @@ impl Job<'_> {
             "make",
         )?;
         let text = fs::read_to_string(&config)?;
-        let missing = kconfig::unapplied(requests, &kconfig::parse_config(&text));
+        let mut missing = kconfig::unapplied(requests, &kconfig::parse_config(&text));
+        if !missing.is_empty() {
+            let declared = kconfig::declared_symbols(self.tree)?;
+            missing = kconfig::counted(missing, &declared);
+        }
         if !missing.is_empty() {
             let declared = kconfig::declared_symbols(self.tree)?;
             // A fragment that does not apply is the whole story; an object directory made

@@ -50,18 +50,31 @@ pub struct Request {
     pub value: Value,
     /// `path:line`, for messages.
     pub origin: String,
+    /// The fragment said (`# mdbb: absent from newer trees`) that newer trees dropped the
+    /// symbol: a tree that does not declare it is not a typo, while one that does must
+    /// still take the value.
+    pub may_be_undeclared: bool,
 }
+
+/// The comment that marks the next option of a fragment as one newer trees dropped.
+pub const UNDECLARED_IN_NEWER: &str = "# mdbb: absent from newer trees";
 
 /// The options of one fragment, in file order.
 pub fn parse_fragment(origin: &str, text: &str) -> Result<Vec<Request>> {
     let mut out = Vec::new();
+    let mut may_be_undeclared = false;
     for (i, line) in text.lines().enumerate() {
         let at = format!("{origin}:{}", i + 1);
+        if line.trim_start().starts_with(UNDECLARED_IN_NEWER) {
+            may_be_undeclared = true;
+            continue;
+        }
         match parse_line(line) {
             Line::Option(name, value) => out.push(Request {
                 name,
                 value,
                 origin: at,
+                may_be_undeclared: std::mem::take(&mut may_be_undeclared),
             }),
             Line::Blank => {}
             Line::Malformed => bail!(
@@ -226,6 +239,18 @@ pub fn declared_symbols(tree: &Path) -> Result<std::collections::BTreeSet<String
         }
     }
     Ok(symbols)
+}
+
+/// The mismatches that count on a tree declaring `declared`: an option the fragment says
+/// newer trees dropped is none when this tree does not declare it.
+pub fn counted(
+    mismatches: Vec<Mismatch>,
+    declared: &std::collections::BTreeSet<String>,
+) -> Vec<Mismatch> {
+    mismatches
+        .into_iter()
+        .filter(|m| !(m.request.may_be_undeclared && !declared.contains(&m.request.name)))
+        .collect()
 }
 
 /// One line naming every mismatch, each a typo or a dependency that is off.
@@ -430,5 +455,27 @@ mod tests {
         ]);
         let ours = unapplied(&requested, &config("typo.final.config"));
         assert!(ours.iter().all(|m| m.request.name != "KVM_GUEST"));
+    }
+}
+
+#[cfg(test)]
+mod undeclared_tests {
+    use super::*;
+
+    #[test]
+    fn an_option_marked_as_dropped_by_newer_trees_counts_only_where_it_is_declared() {
+        let text = format!("{UNDECLARED_IN_NEWER}\nCONFIG_PROC_SYSCTL=y\nCONFIG_SYSCTL=y\n");
+        let requests = parse_fragment("tiny.config", &text).unwrap();
+        assert!(requests[0].may_be_undeclared);
+        assert!(!requests[1].may_be_undeclared, "the mark covers one line");
+        let config = parse_config("CONFIG_SYSCTL=y\n");
+        let missing = || unapplied(&requests, &config);
+        let newer: std::collections::BTreeSet<String> = ["SYSCTL".to_string()].into();
+        assert!(counted(missing(), &newer).is_empty());
+        let older: std::collections::BTreeSet<String> =
+            ["SYSCTL".to_string(), "PROC_SYSCTL".to_string()].into();
+        let left = counted(missing(), &older);
+        assert_eq!(left.len(), 1, "declared but off is still a mismatch");
+        assert_eq!(left[0].request.name, "PROC_SYSCTL");
     }
 }
