@@ -249,7 +249,7 @@ pub fn counted(
 ) -> Vec<Mismatch> {
     mismatches
         .into_iter()
-        .filter(|m| !(m.request.may_be_undeclared && !declared.contains(&m.request.name)))
+        .filter(|m| !m.request.may_be_undeclared || declared.contains(&m.request.name))
         .collect()
 }
 
