@@ -1,7 +1,9 @@
 //! md v1.x superblock (`struct mdp_superblock_1`, include/uapi/linux/raid/md_p.h).
 //!
-//! Validation follows `super_1_load` in Linux 6.12 drivers/md/md.c: the checks md makes
-//! before it will use a member, so a superblock this module accepts is one md would read.
+//! Validation follows `super_1_load` in Linux 6.12 and 7.3 drivers/md/md.c: the checks md
+//! makes before it will use a member, so a superblock this module accepts is one md would
+//! read. The two differ in one field: 7.x records the array's `logical_block_size` in the
+//! first four bytes of what 6.12 calls `pad3` (see [`MdSuper::logical_block_size`]).
 
 use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -71,8 +73,10 @@ const OFF_EVENTS: usize = 200;
 const OFF_RESYNC_OFFSET: usize = 208;
 const OFF_SB_CSUM: usize = 216;
 const OFF_MAX_DEV: usize = 220;
-const OFF_PAD3: usize = 224;
-const PAD3_LEN: usize = 32;
+/// In kernels after 6.18; `pad3[0..4]` before.
+const OFF_LOGICAL_BLOCK_SIZE: usize = 224;
+const OFF_PAD3: usize = 228;
+const PAD3_LEN: usize = 28;
 const OFF_DEV_ROLES: usize = 256;
 
 /// Which v1 layout: they differ only in where the superblock sits on the member.
@@ -237,6 +241,13 @@ pub struct MdSuper {
     pub resync_offset: u64,
     pub sb_csum: u32,
     pub max_dev: u32,
+    /// Bytes; 0 when the superblock does not record it: written by a kernel up to 6.18,
+    /// or by a later one assembling such an array until the admin writes
+    /// `md/logical_block_size`. md then keeps the size its members stack to. Kernels up to
+    /// 6.18 read these bytes as padding and refuse a member where they are not zero; 7.x
+    /// sets them when it creates an array ("array will not be assembled in old kernels").
+    /// No feature bit marks the field.
+    pub logical_block_size: u32,
     pub dev_roles: Vec<u16>,
 }
 
@@ -330,6 +341,7 @@ pub fn decode(bytes: &[u8]) -> Result<MdSuper, SuperError> {
     let resync_offset = read_u64le(bytes, OFF_RESYNC_OFFSET);
     let sb_csum = read_u32le(bytes, OFF_SB_CSUM);
     let max_dev = read_u32le(bytes, OFF_MAX_DEV);
+    let logical_block_size = read_u32le(bytes, OFF_LOGICAL_BLOCK_SIZE);
 
     if magic != MD_SB_MAGIC {
         return Err(SuperError::BadMagic { found: magic });
@@ -358,7 +370,10 @@ pub fn decode(bytes: &[u8]) -> Result<MdSuper, SuperError> {
     if data_size < 10 {
         return Err(SuperError::DataSizeTooSmall { data_size });
     }
-    // md treats non-zero padding as an unknown newer feature and refuses the member.
+    // md treats non-zero padding as an unknown newer feature and refuses the member (7.x
+    // only warns when loaded with check_new_feature=0; this follows the default).
+    // super_1_load takes any logical_block_size: a bad one fails when md applies it as the
+    // array's queue limit at run (blk_validate_limits), not here.
     if pad0 != 0 {
         return Err(SuperError::NonZeroPadding { offset: OFF_PAD0 });
     }
@@ -400,6 +415,7 @@ pub fn decode(bytes: &[u8]) -> Result<MdSuper, SuperError> {
         resync_offset,
         sb_csum,
         max_dev,
+        logical_block_size,
         dev_roles,
     })
 }
@@ -506,6 +522,7 @@ pub(crate) mod testing {
         pub utime: u64,
         pub events: u64,
         pub resync_offset: u64,
+        pub logical_block_size: u32,
         pub dev_roles: Vec<u16>,
     }
 
@@ -542,6 +559,8 @@ pub(crate) mod testing {
             utime: 1_700_000_100,
             events: 21,
             resync_offset: u64::MAX,
+            // As 6.12 writes it, and 7.x for an array it did not create.
+            logical_block_size: 0,
             dev_roles: vec![0, 1],
         }
     }
@@ -592,6 +611,7 @@ pub(crate) mod testing {
         p64(&mut b, 200, sb.events);
         p64(&mut b, 208, sb.resync_offset);
         p32(&mut b, 220, max_dev as u32);
+        p32(&mut b, 224, sb.logical_block_size);
         for (i, role) in sb.dev_roles.iter().enumerate() {
             b[256 + 2 * i..258 + 2 * i].copy_from_slice(&role.to_le_bytes());
         }
@@ -655,6 +675,53 @@ mod tests {
         assert_eq!(md.dev_roles, vec![0, 1]);
         assert_eq!(md.role(), DevRole::Active(1));
         assert_eq!(md.feature_map, 3);
+    }
+
+    #[test]
+    fn logical_block_size_as_7x_writes_it() {
+        for (lbs, byte_225) in [(512u32, 0x02u8), (4096, 0x10)] {
+            let sb = Sb {
+                logical_block_size: lbs,
+                ..raid1_member(SuperVersion::V1_2, DEV)
+            };
+            let bytes = encode(&sb);
+            // The byte 6.12's pad3 check (and this decoder, before) refused.
+            assert_eq!(bytes[225], byte_225);
+            let md = decode(&bytes).unwrap();
+            assert_eq!(md.logical_block_size, lbs);
+            // No feature bit comes with it.
+            assert_eq!(md.feature_map, MD_FEATURE_BITMAP_OFFSET);
+        }
+        let md = decode(&encode(&raid1_member(SuperVersion::V1_2, DEV))).unwrap();
+        assert_eq!(md.logical_block_size, 0);
+    }
+
+    #[test]
+    fn logical_block_size_takes_any_value_as_super_1_load_does() {
+        // md refuses a bad size only when it applies it at run.
+        for lbs in [1u32, 3000, 1 << 20, u32::MAX] {
+            let sb = Sb {
+                logical_block_size: lbs,
+                ..raid1_member(SuperVersion::V1_0, DEV)
+            };
+            let dev = device(SuperVersion::V1_0, DEV, &sb);
+            assert_eq!(find(&dev).unwrap().1.logical_block_size, lbs, "{lbs}");
+        }
+    }
+
+    #[test]
+    fn logical_block_size_is_checksummed() {
+        let mut b = encode(&Sb {
+            logical_block_size: 4096,
+            ..raid1_member(SuperVersion::V1_2, DEV)
+        });
+        b[225] = 0x02; // 4096 -> 512, without resealing
+        assert!(matches!(
+            decode(&b).unwrap_err(),
+            SuperError::ChecksumMismatch { .. }
+        ));
+        reseal(&mut b);
+        assert_eq!(decode(&b).unwrap().logical_block_size, 512);
     }
 
     #[test]
@@ -779,7 +846,8 @@ mod tests {
             SuperError::DataSizeTooSmall { data_size: 9 }
         );
         assert_eq!(with(12, &[1]), SuperError::NonZeroPadding { offset: 12 });
-        assert_eq!(with(224, &[1]), SuperError::NonZeroPadding { offset: 224 });
+        // pad3 starts after logical_block_size now.
+        assert_eq!(with(228, &[1]), SuperError::NonZeroPadding { offset: 228 });
         assert_eq!(with(255, &[1]), SuperError::NonZeroPadding { offset: 255 });
         assert_eq!(
             with(8, &(MD_FEATURE_RAID0_LAYOUT | 1).to_le_bytes()),
