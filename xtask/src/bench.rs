@@ -136,6 +136,26 @@ impl Bench {
         Ok(vm)
     }
 
+    /// The mdadm a case runs in the guest: the packaged 4.6 where the image carries it
+    /// (kernels from 6.18 on), except for a file bitmap, which only the host's 4.2 takes
+    /// (`--bitmap=FILE`; mdadm removed it in 4.4).
+    pub fn mdadm_for(&self, plan: &crate::case::Plan) -> Mdadm {
+        let file_bitmap = plan
+            .array
+            .as_ref()
+            .is_some_and(|a| a.bitmap.kind == crate::case::BitmapKind::File);
+        match self.image.carried("mdadm-4.6").filter(|_| !file_bitmap) {
+            Some(c) => Mdadm {
+                label: format!("{} ({})", c.packages[0].version, c.packages[0].suite),
+                guest_path: Some(c.guest_path.clone()),
+            },
+            None => Mdadm {
+                label: format!("{} (host)", self.image.host_mdadm),
+                guest_path: None,
+            },
+        }
+    }
+
     /// What a saved guest depends on besides its shape.
     pub fn guest_key(&self) -> String {
         // The machine's devices (`vm::qemu::all_args`) must match a saved guest's: the
@@ -149,4 +169,12 @@ impl Bench {
             self.accel.as_str()
         )
     }
+}
+
+/// The mdadm a case uses: a label for results, and the packaged program's guest path
+/// (`None`: the image's own `/usr/sbin/mdadm`, copied from the host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mdadm {
+    pub label: String,
+    pub guest_path: Option<String>,
 }

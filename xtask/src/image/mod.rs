@@ -5,6 +5,7 @@
 pub mod cpio;
 pub mod elf;
 pub mod modules;
+pub mod packaged;
 
 use crate::host::cache::Cache;
 use crate::kernel::Kernel;
@@ -22,6 +23,9 @@ pub struct Recipe {
     pub programs: Vec<String>,
     pub modules: Vec<String>,
     pub boot_modules: Vec<String>,
+    /// Programs from Debian packages of a newer suite, for the kernels that want them.
+    #[serde(default)]
+    pub packaged: Vec<packaged::Packaged>,
 }
 
 impl Recipe {
@@ -36,6 +40,17 @@ impl Recipe {
 pub struct Image {
     pub initramfs: PathBuf,
     pub key: String,
+    /// The packaged programs the image carries, with their packages' versions.
+    pub carried: Vec<packaged::Carried>,
+    /// The version of the host's mdadm package the image copied (`4.2-5`).
+    pub host_mdadm: String,
+}
+
+impl Image {
+    /// The packaged program `name` (`mdadm-4.6`), if the image carries it.
+    pub fn carried(&self, name: &str) -> Option<&packaged::Carried> {
+        self.carried.iter().find(|c| c.name == name)
+    }
 }
 
 /// Builds the agent as a static binary. A target directory of its own keeps its static
@@ -66,7 +81,7 @@ pub fn build_agent(project: &Path) -> Result<PathBuf> {
 
 /// Builds (or finds in the cache) the initramfs for `kernel`.
 pub fn build(cache: &Cache, project: &Path, kernel: &Kernel, agent: &Path) -> Result<Image> {
-    let nodes = plan(project, kernel, agent)?;
+    let (nodes, carried) = plan(cache, project, kernel, agent)?;
     let key = hash_nodes(&nodes);
     let dir = cache.entry("images", &key, |dir| {
         let file = std::fs::File::create(dir.join("initramfs.cpio"))?;
@@ -76,11 +91,19 @@ pub fn build(cache: &Cache, project: &Path, kernel: &Kernel, agent: &Path) -> Re
     Ok(Image {
         initramfs: dir.join("initramfs.cpio"),
         key,
+        carried,
+        host_mdadm: host_package_version("mdadm"),
     })
 }
 
-/// Everything the initramfs holds, in memory or as host paths, without writing anything.
-pub fn plan(project: &Path, kernel: &Kernel, agent: &Path) -> Result<Vec<Node>> {
+/// Everything the initramfs holds, in memory or as host paths, without writing anything
+/// (packaged programs are fetched into the cache), and the packaged programs it carries.
+pub fn plan(
+    cache: &Cache,
+    project: &Path,
+    kernel: &Kernel,
+    agent: &Path,
+) -> Result<(Vec<Node>, Vec<packaged::Carried>)> {
     let recipe = Recipe::load(&project.join("images/guest.yaml"))?;
     let mut nodes = Vec::new();
     for (link, target) in [
@@ -153,7 +176,17 @@ pub fn plan(project: &Path, kernel: &Kernel, agent: &Path) -> Result<Vec<Node>> 
         boot_modules.into_bytes(),
         0o644,
     ));
-    Ok(nodes)
+    let mut carried = Vec::new();
+    for p in recipe
+        .packaged
+        .iter()
+        .filter(|p| p.wanted_by(&kernel.info.release))
+    {
+        let (more, c) = packaged::nodes(cache, p)?;
+        nodes.extend(more);
+        carried.push(c);
+    }
+    Ok((nodes, carried))
 }
 
 /// Links for every busybox applet that no real program of the recipe already provides,
@@ -202,4 +235,16 @@ fn hash_nodes(nodes: &[Node]) -> String {
         n.hash_into(&mut h);
     }
     hex::encode(h.finalize())[..24].to_string()
+}
+
+/// The installed version of the host's Debian package `name` (`unknown` off Debian).
+fn host_package_version(name: &str) -> String {
+    Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", name])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }

@@ -66,6 +66,9 @@ pub struct CaseResult {
     pub qemu: String,
     pub accel: String,
     pub image: String,
+    /// The guest's mdadm: version and where it came from (`4.2-5 (host)`, `4.6-3 (sid)`).
+    #[serde(default)]
+    pub mdadm: String,
     pub times: Times,
     pub steps: Vec<StepRecord>,
     pub splats: Vec<crate::logs::splat::Splat>,
@@ -133,6 +136,7 @@ impl CaseResult {
             qemu: String::new(),
             accel: String::new(),
             image: String::new(),
+            mdadm: String::new(),
             times: Times::default(),
             steps: vec![],
             splats: vec![],

@@ -326,6 +326,7 @@ fn blank_result(bench: &Bench, plan: &Plan) -> CaseResult {
         qemu: bench.qemu_version.clone(),
         accel: bench.accel.as_str().into(),
         image: bench.image.key.clone(),
+        mdadm: bench.mdadm_for(plan).label,
         times: Times::default(),
         steps: Vec::new(),
         splats: Vec::new(),

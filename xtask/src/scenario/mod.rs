@@ -117,11 +117,20 @@ impl Scenario<'_, '_> {
             disks,
             console,
         );
-        let vm = self
+        let mut vm = self
             .bench
             .boot(&cfg)
             .map_err(|e| boot_failure(&format!("boot {n}"), e))?;
         self.rec.booted(vm.boot, vm.guest_uptime_ms);
+        if let Some(path) = self.bench.mdadm_for(self.plan).guest_path {
+            // Every command the case runs says `mdadm`: this VM's rootfs gets the
+            // packaged one under that name, the host's kept beside it.
+            self.sh(
+                &mut vm,
+                &format!("mv /usr/sbin/mdadm /usr/sbin/mdadm-host && ln -s {path} /usr/sbin/mdadm"),
+                30,
+            )?;
+        }
         Ok(vm)
     }
 
