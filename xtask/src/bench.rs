@@ -5,6 +5,7 @@ use crate::host::cache::Cache;
 use crate::host::{self, Accel};
 use crate::image::{self, Image};
 use crate::kernel::{self, Kernel, KernelSpec};
+use crate::vm::file_bitmap_probe::{self, FileBitmaps};
 use crate::vm::{saved, Disk, Vm, VmConfig};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -45,6 +46,9 @@ pub struct Bench {
     pub qemu_version: String,
     /// Whether VMs start from saved guests.
     pub restore: bool,
+    /// Whether md takes a bitmap file, probed once per kernel and image when a case
+    /// first needs to know ([`Bench::file_bitmap_refusal`]).
+    pub file_bitmaps: std::sync::Arc<std::sync::OnceLock<Result<FileBitmaps, String>>>,
 }
 
 impl Bench {
@@ -79,6 +83,7 @@ impl Bench {
             accel,
             qemu_version: host::qemu_version()?,
             restore: opts.restore,
+            file_bitmaps: Default::default(),
         })
     }
 
@@ -140,19 +145,58 @@ impl Bench {
     /// (kernels from 6.18 on), except for a file bitmap, which only the host's 4.2 takes
     /// (`--bitmap=FILE`; mdadm removed it in 4.4).
     pub fn mdadm_for(&self, plan: &crate::case::Plan) -> Mdadm {
-        let file_bitmap = plan
-            .array
-            .as_ref()
-            .is_some_and(|a| a.bitmap.kind == crate::case::BitmapKind::File);
+        let file_bitmap = plan.bitmap_file;
         match self.image.carried("mdadm-4.6").filter(|_| !file_bitmap) {
             Some(c) => Mdadm {
                 label: format!("{} ({})", c.packages[0].version, c.packages[0].suite),
                 guest_path: Some(c.guest_path.clone()),
+                file_bitmap,
             },
             None => Mdadm {
                 label: format!("{} (host)", self.image.host_mdadm),
                 guest_path: None,
+                file_bitmap,
             },
+        }
+    }
+
+    /// Why md refuses a bitmap file on this kernel, if it does: probed in a VM the first
+    /// time a case asks, the answer kept in the cache per kernel and image. A probe that
+    /// could not run is the bench's error.
+    pub fn file_bitmap_refusal(&self) -> Result<Option<String>> {
+        // Before 6.18 md registers an array's bitmap operations when it makes the array
+        // (mddev_init), so set_bitmap_file() cannot refuse that way: no boot spent there.
+        let release = &self.kernel.info.release;
+        if !crate::image::packaged::series_at_least(release, (6, 18)) {
+            return Ok(None);
+        }
+        let seen = self.file_bitmaps.get_or_init(|| {
+            let key = format!(
+                "file-bitmaps-{}",
+                &crate::host::cache::sha256_hex(self.guest_key().as_bytes())[..16]
+            );
+            let probed = self.cache.entry("probes", &key, |dir| {
+                let seen = file_bitmap_probe::probe(
+                    &self.kernel.vmlinuz,
+                    &self.image.initramfs,
+                    self.accel,
+                    dir,
+                )?;
+                std::fs::write(dir.join("probe.json"), serde_json::to_vec_pretty(&seen)?)?;
+                Ok(())
+            });
+            probed
+                .and_then(|dir| {
+                    Ok(serde_json::from_slice(&std::fs::read(
+                        dir.join("probe.json"),
+                    )?)?)
+                })
+                .map_err(|e| format!("{e:#}"))
+        });
+        match seen {
+            Ok(FileBitmaps::Taken) => Ok(None),
+            Ok(FileBitmaps::Refused(why)) => Ok(Some(why.clone())),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
         }
     }
 
@@ -177,4 +221,6 @@ impl Bench {
 pub struct Mdadm {
     pub label: String,
     pub guest_path: Option<String>,
+    /// The case hands md a bitmap file.
+    pub file_bitmap: bool,
 }

@@ -34,6 +34,8 @@ pub struct Plan {
     /// The known findings (ids) the case may show and can show: a failure that is all
     /// theirs is an XFAIL.
     pub findings: Vec<String>,
+    /// md gets a bitmap file: from the array's bitmap, or the case's own steps.
+    pub bitmap_file: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -543,6 +545,11 @@ fn plan_named(
     if case.steps.is_empty() && !scenarios.contains(&true) {
         bail!("{}: no steps and no scenario", file.display());
     }
+    let bitmap_file = case.bitmap_file
+        || case
+            .array
+            .as_ref()
+            .is_some_and(|a| a.bitmap.kind == BitmapKind::File);
     Ok(Plan {
         run_name: name.clone(),
         name,
@@ -563,6 +570,7 @@ fn plan_named(
         requires,
         keep_disks: false,
         findings,
+        bitmap_file,
     })
 }
 

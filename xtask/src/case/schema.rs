@@ -50,6 +50,10 @@ pub struct CaseFile {
     /// Expand this case into one case per combination of these array settings.
     #[serde(default)]
     pub matrix: Option<MatrixSpec>,
+    /// The case's own steps hand md a bitmap file (`mdadm --bitmap=FILE`): on a kernel that
+    /// refuses one, it is skipped, saying why. An `array:` with a file bitmap says so itself.
+    #[serde(default)]
+    pub bitmap_file: bool,
     /// Kernel options (`CONFIG_FAILSLAB`...) the case needs built in or as modules; on a
     /// kernel without one (or whose config is unknown) the case is skipped, saying which.
     #[serde(default)]

@@ -36,11 +36,7 @@ pub struct Packaged {
 impl Packaged {
     /// Whether an image for kernel `release` (`7.3.4+deb13-cloud-amd64`) carries it.
     pub fn wanted_by(&self, release: &str) -> bool {
-        let series = |s: &str| -> Option<(u32, u32)> {
-            let mut p = s.split(['.', '-', '+']);
-            Some((p.next()?.parse().ok()?, p.next()?.parse().ok()?))
-        };
-        matches!((series(release), series(&self.from_kernel)), (Some(k), Some(m)) if k >= m)
+        series(&self.from_kernel).is_some_and(|m| series_at_least(release, m))
     }
 
     /// The program's path in the guest: the script that starts it.
@@ -55,6 +51,17 @@ pub struct Carried {
     pub name: String,
     pub guest_path: String,
     pub packages: Vec<Package>,
+}
+
+/// `(major, minor)` of a kernel release or series (`7.3.4+deb13-cloud-amd64`, `6.18`).
+fn series(s: &str) -> Option<(u32, u32)> {
+    let mut p = s.split(['.', '-', '+']);
+    Some((p.next()?.parse().ok()?, p.next()?.parse().ok()?))
+}
+
+/// Whether kernel `release` is of series `min` or newer (unknown: no).
+pub fn series_at_least(release: &str, min: (u32, u32)) -> bool {
+    series(release).is_some_and(|k| k >= min)
 }
 
 fn file_name(p: &str) -> &str {

@@ -38,6 +38,21 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path, events: &Events) ->
         rec.result.reason = Some(why);
         return rec.end();
     }
+    if bench.mdadm_for(plan).file_bitmap {
+        match bench.file_bitmap_refusal() {
+            Ok(None) => {}
+            Ok(Some(why)) => {
+                rec.result.verdict = Verdict::Skip;
+                rec.result.reason = Some(why);
+                return rec.end();
+            }
+            Err(e) => {
+                rec.result.verdict = Verdict::Error;
+                rec.result.reason = Some(format!("{e:#}"));
+                return rec.end();
+            }
+        }
+    }
     let outcome = tempfile::Builder::new()
         .prefix("disks-")
         .tempdir_in(case_dir)

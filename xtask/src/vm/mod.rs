@@ -4,6 +4,7 @@
 //! death.
 
 pub mod channel;
+pub mod file_bitmap_probe;
 pub mod guest;
 pub mod handoff;
 pub mod qemu;
