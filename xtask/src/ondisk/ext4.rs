@@ -40,7 +40,9 @@ pub fn locate(image: &Path, path: &str) -> Result<FileMap> {
         .tempdir()?;
     let _registered = crate::host::scratch::register(tmp.path());
     let copy = tmp.path().join("fs.img");
+    // The bench's own lines only on the terminal: the copy is no news to a reader.
     cmd!(sh, "cp --sparse=always {image} {copy}")
+        .quiet()
         .run()
         .context("copy the filesystem image")?;
     // 0: clean, 1: errors fixed, 2: fixed, reboot advised; anything above is a failure.
