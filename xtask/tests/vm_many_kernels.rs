@@ -189,17 +189,26 @@ fn debian_7_3_runs_internal_bitmaps_with_mdadm_4_6_and_names_why_it_refuses_a_bi
         why.contains("set-bitmap-file-refused") && why.contains("EINVAL"),
         "{why}"
     );
-    assert_eq!(smoke["mdadm"].as_str().unwrap().split(' ').nth(1), Some("(host)"));
+    assert_eq!(
+        smoke["mdadm"].as_str().unwrap().split(' ').nth(1),
+        Some("(host)")
+    );
     let crash = result("raid1-internal-bitmap-crash");
     let kernel = &crash["kernel"];
-    assert!(kernel["release"].as_str().unwrap().starts_with("7.3."), "{kernel}");
+    assert!(
+        kernel["release"].as_str().unwrap().starts_with("7.3."),
+        "{kernel}"
+    );
     let suites: Vec<&str> = kernel["packages"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["suite"].as_str().unwrap())
         .collect();
-    assert_eq!(suites, ["trixie-backports"; 3], "binary, modules, base: {kernel}");
+    assert_eq!(
+        suites, ["trixie-backports"; 3],
+        "binary, modules, base: {kernel}"
+    );
     assert!(
         crash["mdadm"].as_str().unwrap().starts_with("4.6"),
         "{}",

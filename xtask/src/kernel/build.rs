@@ -348,7 +348,11 @@ fn prepare_source(cache: &Cache, source: &Source, install: bool) -> Result<Prepa
 }
 
 fn debian_source(cache: &Cache, series: &str, install: bool) -> Result<Prepared> {
-    if crate::kernel::Series::from_name(series).is_none() {
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !series
+        .split_once('.')
+        .is_some_and(|(major, minor)| number(major) && number(minor))
+    {
         bail!("--debian-source {series}: expected a kernel series such as 6.12 or 7.3");
     }
     let package = format!("linux-source-{series}");
