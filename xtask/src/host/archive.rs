@@ -216,6 +216,24 @@ impl Archive {
     }
 }
 
+impl Archive {
+    /// Downloads `p` into `dir`, checked, unpacks it into `root` and drops the `.deb`.
+    pub fn unpack(&self, p: &Package, dir: &Path, root: &Path) -> Result<()> {
+        let deb = self.download(p, dir)?;
+        let status = Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(root)
+            .status()
+            .context("run dpkg-deb")?;
+        if !status.success() {
+            bail!("dpkg-deb -x {} failed ({status})", deb.display());
+        }
+        fs::remove_file(&deb)?;
+        Ok(())
+    }
+}
+
 fn debs(dir: &Path) -> Vec<PathBuf> {
     fs::read_dir(dir)
         .map(|r| {

@@ -12,12 +12,11 @@ use super::elf;
 use super::Node;
 use crate::host::archive::{Archive, Package};
 use crate::host::cache::Cache;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// One program of the recipe's `packaged` list.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,17 +85,7 @@ pub fn nodes(cache: &Cache, p: &Packaged) -> Result<(Vec<Node>, Carried)> {
     let root = cache
         .entry("userland", &key, |dir| {
             for pkg in &packages {
-                let deb = archive.download(pkg, dir)?;
-                let status = Command::new("dpkg-deb")
-                    .arg("-x")
-                    .arg(&deb)
-                    .arg(dir.join("root"))
-                    .status()
-                    .context("run dpkg-deb")?;
-                if !status.success() {
-                    bail!("dpkg-deb -x {} failed ({status})", deb.display());
-                }
-                std::fs::remove_file(deb)?;
+                archive.unpack(pkg, dir, &dir.join("root"))?;
             }
             Ok(())
         })?

@@ -432,24 +432,14 @@ fn archive_source(cache: &Cache, package: &str) -> Result<(PathBuf, String, Stri
         &format!("{package}-{}", p.version),
         |dir| {
             eprintln!("fetching {package} {} from Debian's {}", p.version, p.suite);
-            let deb = archive.download(&p, dir)?;
             let unpacked = dir.join("unpacked");
-            let status = Command::new("dpkg-deb")
-                .arg("-x")
-                .arg(&deb)
-                .arg(&unpacked)
-                .status()
-                .context("run dpkg-deb")?;
-            if !status.success() {
-                bail!("dpkg-deb -x {} failed ({status})", deb.display());
-            }
+            archive.unpack(&p, dir, &unpacked)?;
             fs::rename(
                 unpacked.join(format!("usr/src/{package}.tar.xz")),
                 dir.join(format!("{package}.tar.xz")),
             )
-            .with_context(|| format!("{}: no usr/src/{package}.tar.xz", deb.display()))?;
+            .with_context(|| format!("{package}: no usr/src/{package}.tar.xz"))?;
             fs::remove_dir_all(unpacked)?;
-            fs::remove_file(deb)?;
             Ok(())
         },
     )?;

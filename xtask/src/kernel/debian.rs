@@ -13,7 +13,6 @@ use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A Debian kernel series, as `--kernel debian:SERIES` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -201,17 +200,7 @@ fn fetch(archive: &Archive, packages: &[Package], dir: &Path) -> Result<()> {
     );
     let unpacked = dir.join("unpacked");
     for p in packages {
-        let deb = archive.download(p, dir)?;
-        let status = Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(&deb)
-            .arg(&unpacked)
-            .status()
-            .context("run dpkg-deb")?;
-        if !status.success() {
-            bail!("dpkg-deb -x {} failed ({status})", deb.display());
-        }
-        fs::remove_file(&deb)?;
+        archive.unpack(p, dir, &unpacked)?;
     }
     let layout = Unpacked::find(&unpacked)
         .with_context(|| format!("{}: no vmlinuz in the packages", first.name))?;
