@@ -76,15 +76,20 @@ pub enum Cause {
     /// The freshest member superblock records the array in sync past the chunk (its
     /// `resync_offset`), so md resyncs it whatever its bit says.
     MarkedClean,
+    /// After a kill: a write the logs hold but the trace never showed (issued after its
+    /// last synced event) touches the chunk, so the recording cannot say what md had done
+    /// with its bit.
+    Untraced,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 5] = [
+    pub const ALL: [Cause; 6] = [
         Cause::Ordering,
         Cause::Durability,
         Cause::Cleared,
         Cause::Unwritten,
         Cause::MarkedClean,
+        Cause::Untraced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +99,7 @@ impl Cause {
             Cause::Cleared => "cleared",
             Cause::Unwritten => "unwritten",
             Cause::MarkedClean => "marked_clean",
+            Cause::Untraced => "untraced",
         }
     }
 
@@ -104,6 +110,7 @@ impl Cause {
             Cause::Cleared => "a bitmap write issued after the data cleared the bit, and the state keeps it while the members differ",
             Cause::Unwritten => "no bitmap write setting the bit was issued before the data went out",
             Cause::MarkedClean => "the freshest member superblock records the array in sync past the chunk, so md skips it whatever its bit says",
+            Cause::Untraced => "a write the disk's log holds but the trace never showed (issued after the trace's last event before the kill) touches the chunk: the recording cannot say what md did with its bit",
         }
     }
 }
@@ -165,7 +172,11 @@ impl Explanation {
     pub fn evidence(&self) -> String {
         let data = self.data.as_ref().map_or(
             "no member write (it differed before the recording)".into(),
-            Seen::when,
+            // An untraced write has no times to give.
+            |d| match self.cause {
+                Cause::Untraced => d.request.clone(),
+                _ => d.when(),
+            },
         );
         match (&self.bitmap, self.cause) {
             (Some(b), Cause::Cleared) => format!(
@@ -495,9 +506,38 @@ fn may_carry(rec: &Recording, r: usize, at: u64, bit: u8) -> bool {
 pub fn explain_killed(rec: &Recording, judge: &Judge, chunks: &[u64]) -> Vec<Explanation> {
     let layout = judge.layout;
     let survives = |r: usize| rec.requests[r].logged();
+    // The writes issued after the trace's last event: a chunk they touch changed where
+    // the recording cannot see.
+    let untraced: Vec<(u64, String)> = rec
+        .untraced
+        .iter()
+        .flat_map(|&(disk, sector, sectors)| {
+            let what = format!(
+                "{} write {sector}+{sectors} (logged, never traced)",
+                rec.disks[disk].name
+            );
+            layout
+                .chunks_written(disk, sector * 512..(sector + sectors) * 512)
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |c| (c, what.clone()))
+        })
+        .collect();
     chunks
         .iter()
         .map(|&c| {
+            if let Some((_, what)) = untraced.iter().find(|(u, _)| *u == c) {
+                return Explanation {
+                    chunk: c,
+                    cause: Cause::Untraced,
+                    data: Some(Seen {
+                        request: what.clone(),
+                        issued_us: 0,
+                        completed_us: None,
+                    }),
+                    bitmap: None,
+                };
+            }
             let writes = judge.writes_of_chunk(c);
             let first_lost = writes
                 .iter()

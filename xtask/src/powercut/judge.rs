@@ -55,6 +55,34 @@ pub struct ArrayLayout {
     pub base_divergent: BTreeSet<u64>,
 }
 
+impl ArrayLayout {
+    /// The chunks a write of `bytes` to `disk` touches; `None` when the disk is no
+    /// member.
+    pub fn chunks_written(
+        &self,
+        disk: usize,
+        bytes: std::ops::Range<u64>,
+    ) -> Option<BTreeSet<u64>> {
+        let m = self.members.iter().position(|&d| d == disk)?;
+        let off = self.data_offsets[m];
+        let mut chunks = BTreeSet::new();
+        if bytes.end <= off {
+            return Some(chunks);
+        }
+        let start = bytes.start.max(off) - off;
+        for (s, len) in self
+            .geometry
+            .to_bitmap_space(m, start, bytes.end - off - start)
+        {
+            let last = (s + len).min(self.space);
+            if s < last {
+                chunks.extend(s / self.chunk_bytes..last.div_ceil(self.chunk_bytes));
+            }
+        }
+        Some(chunks)
+    }
+}
+
 /// What md would make of a state, and what the rule says of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -114,25 +142,12 @@ impl<'v, 'r> Judge<'v, 'r> {
         let mut chunk_writes: HashMap<u64, Vec<usize>> = HashMap::new();
         let mut write_chunks: HashMap<usize, Vec<u64>> = HashMap::new();
         for (r, q) in rec.requests.iter().enumerate() {
-            let Some(m) = layout.members.iter().position(|&d| d == q.disk) else {
+            if q.sectors == 0 {
+                continue;
+            }
+            let Some(chunks) = layout.chunks_written(q.disk, q.bytes()) else {
                 continue;
             };
-            let b = q.bytes();
-            let off = layout.data_offsets[m];
-            if q.sectors == 0 || b.end <= off {
-                continue;
-            }
-            let start = b.start.max(off) - off;
-            let mut chunks = BTreeSet::new();
-            for (s, len) in layout
-                .geometry
-                .to_bitmap_space(m, start, b.end - off - start)
-            {
-                let last = (s + len).min(layout.space);
-                if s < last {
-                    chunks.extend(s / layout.chunk_bytes..last.div_ceil(layout.chunk_bytes));
-                }
-            }
             for &c in &chunks {
                 chunk_writes.entry(c).or_default().push(r);
             }

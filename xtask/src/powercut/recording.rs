@@ -140,6 +140,10 @@ pub struct Recording {
     /// Bitmap pages sent to be written (`filemap_write_page` entered): `(events of the
     /// order before it, pid)`.
     pub page_writes: Vec<(usize, u32)>,
+    /// After a kill: writes the logs hold that the trace never showed (issued after its
+    /// last synced event), as `(disk, sector, sectors)`. What they wrote reached the disk;
+    /// what md did around them is not recorded.
+    pub untraced: Vec<(usize, u64, u64)>,
 }
 
 impl Recording {
@@ -233,6 +237,7 @@ fn assemble_with(
         why,
     };
     let mut pending: Vec<Pending> = Vec::new();
+    let mut untraced = Vec::new();
     // Trace positions of kept events, to place the window.
     let mut positions: Vec<(usize, usize, bool)> = Vec::new();
     let mut in_flight: Vec<Vec<usize>> = vec![Vec::new(); disks.len()];
@@ -410,6 +415,9 @@ fn assemble_with(
                 ));
             }
             figures.log_writes_after_trace += 1;
+            if killed {
+                untraced.push((d, sector, sectors));
+            }
         }
     }
 
@@ -533,6 +541,7 @@ fn assemble_with(
         trace_positions,
         unplugs: Vec::new(),
         page_writes: Vec::new(),
+        untraced,
     })
 }
 

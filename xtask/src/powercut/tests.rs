@@ -717,3 +717,31 @@ mod superblocks {
         );
     }
 }
+
+#[test]
+fn a_chunk_a_write_after_the_trace_s_end_touched_is_untraced_not_cleared() {
+    // The bit set, the data on both members, the bit cleared: all traced. Then m0 gets
+    // a write the trace never showed (issued after its last event before the kill).
+    let mut s = Sim::default();
+    let b = s.bitmap_write(&[3]);
+    s.complete(b);
+    let d0 = s.data_write(0, 3);
+    let d1 = s.data_write(1, 3);
+    s.complete(d0);
+    s.complete(d1);
+    let clear = s.bitmap_write(&[]);
+    s.complete(clear);
+    let (e, _) = explained_kill(&s);
+    assert_ne!(e.cause, Cause::Untraced, "{e:?}");
+    s.logs[0].push((3 * CHUNK / 512, 0, vec![0xbb; CHUNK as usize]));
+    let (e, rec) = explained_kill(&s);
+    assert_eq!(rec.untraced, [(0, 3 * CHUNK / 512, CHUNK / 512)]);
+    assert_eq!(e.cause, Cause::Untraced, "{e:?}");
+    assert_eq!(e.chunk, 3);
+    assert!(
+        e.evidence()
+            .contains("m0 write 24+8 (logged, never traced)"),
+        "{}",
+        e.evidence()
+    );
+}
