@@ -79,12 +79,16 @@ pub fn sweep_killed_runs(results: &Path) -> usize {
         if crate::host::owner::alive(&owner) {
             continue;
         }
-        for case in super::case_dirs(&run.path()) {
+        // Every case that started: one killed before its first result has a plan only.
+        for case in super::dirs_holding(&run.path(), "plan.json") {
             let result = case.join("result.json");
-            let running = std::fs::read(&result)
-                .ok()
-                .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
-                .is_some_and(|v| v["verdict"] == "running");
+            // No result yet: killed after its disks were made and before its first phase
+            // ended, when the first `result.json` is written.
+            let running = match std::fs::read(&result) {
+                Err(_) => true,
+                Ok(t) => serde_json::from_slice::<serde_json::Value>(&t)
+                    .is_ok_and(|v| v["verdict"] == "running"),
+            };
             if !running {
                 continue;
             }
@@ -146,5 +150,44 @@ impl Drop for Tracked {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|d| d.disks != self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_run_s_disks_are_swept_whether_or_not_its_case_wrote_a_result_yet() {
+        let results = tempfile::tempdir().unwrap();
+        let run = results.path().join("2026-12-07T00-00-00Z");
+        let early = run.join("smoke");
+        let later = run.join("raid1-file-bitmap-crash");
+        let done = run.join("raid1-internal-bitmap-crash");
+        for case in [&early, &later, &done] {
+            std::fs::create_dir_all(case.join("disks-abc")).unwrap();
+            std::fs::write(case.join("plan.json"), "{}").unwrap();
+        }
+        std::fs::write(later.join("result.json"), r#"{"verdict": "running"}"#).unwrap();
+        std::fs::write(
+            done.join("result.json"),
+            r#"{"verdict": "fail", "kept_disks": "x"}"#,
+        )
+        .unwrap();
+        // A pid no process has.
+        std::fs::write(run.join(crate::host::owner::OWNER_FILE), "4194303 1").unwrap();
+        assert_eq!(sweep_killed_runs(results.path()), 2);
+        assert!(
+            !early.join("disks-abc").exists(),
+            "killed before its first result"
+        );
+        assert!(!later.join("disks-abc").exists());
+        assert!(
+            done.join("disks-abc").exists(),
+            "a finished case keeps what it kept"
+        );
+        let marked: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(later.join("result.json")).unwrap()).unwrap();
+        assert_eq!(marked["verdict"], "interrupted");
     }
 }

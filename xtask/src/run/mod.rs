@@ -74,6 +74,12 @@ pub fn run_plans(
 /// The case directories of a run: those holding a `result.json`, directly under
 /// `run_dir` or, in a run of several kernels, under a kernel's directory.
 pub fn case_dirs(run_dir: &Path) -> Vec<std::path::PathBuf> {
+    dirs_holding(run_dir, "result.json")
+}
+
+/// The directories of a run holding `file`, laid out as [`case_dirs`] finds them:
+/// `plan.json` finds every case that started, with a result yet or not.
+pub fn dirs_holding(run_dir: &Path, file: &str) -> Vec<std::path::PathBuf> {
     let children = |dir: &Path| {
         let mut v: Vec<_> = std::fs::read_dir(dir)
             .into_iter()
@@ -87,13 +93,13 @@ pub fn case_dirs(run_dir: &Path) -> Vec<std::path::PathBuf> {
     };
     let mut out = Vec::new();
     for child in children(run_dir) {
-        if child.join("result.json").is_file() {
+        if child.join(file).is_file() {
             out.push(child);
         } else {
             out.extend(
                 children(&child)
                     .into_iter()
-                    .filter(|c| c.join("result.json").is_file()),
+                    .filter(|c| c.join(file).is_file()),
             );
         }
     }
