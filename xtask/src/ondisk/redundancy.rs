@@ -107,6 +107,32 @@ impl Geometry {
         }
     }
 
+    /// The member bytes that [`Geometry::inconsistent`] reads for `len` bytes at
+    /// bitmap-space byte `off`: `(member, data-area byte, length)`, every copy or every
+    /// member of the stripe. The inverse of [`Geometry::to_bitmap_space`].
+    pub fn member_ranges(&self, off: u64, len: u64) -> Vec<(usize, u64, u64)> {
+        match self.layout {
+            Layout::Mirror | Layout::Parity { .. } => {
+                (0..self.members).map(|m| (m, off, len)).collect()
+            }
+            Layout::Near { copies, chunk } => {
+                let n = self.members as u64;
+                let mut out = Vec::new();
+                let (mut pos, end) = (off, off + len);
+                while pos < end {
+                    let c = pos / chunk;
+                    let piece = (chunk - pos % chunk).min(end - pos);
+                    for k in 0..u64::from(copies) {
+                        let idx = c * u64::from(copies) + k;
+                        out.push(((idx % n) as usize, idx / n * chunk + pos % chunk, piece));
+                    }
+                    pos += piece;
+                }
+                out
+            }
+        }
+    }
+
     /// The bitmap chunks (of `chunk_bytes`, over `space` bytes of bitmap space) whose
     /// copies or parity disagree, reading each member at its data offset (bytes).
     pub fn inconsistent<R: Read + Seek>(
@@ -521,6 +547,47 @@ mod tests {
         devs[2][(2 << 20) + 7] ^= 1;
         devs[1][BM as usize] ^= 1;
         assert_eq!(judge(g, &devs, 3 << 20), vec![1, ((2 << 20) + 7) / BM]);
+    }
+
+    #[test]
+    fn member_ranges_are_what_each_member_holds_of_bitmap_space() {
+        let near = Geometry {
+            layout: Layout::Near {
+                copies: 2,
+                chunk: CHUNK,
+            },
+            members: 3,
+        };
+        // Array chunk 4 is idx 8 (dev 2, row 2) and idx 9 (dev 0, row 3).
+        assert_eq!(
+            near.member_ranges(4 * CHUNK + 100, 200),
+            vec![(2, 2 * CHUNK + 100, 200), (0, 3 * CHUNK + 100, 200)]
+        );
+        // Across an array chunk's end: each chunk's copies in turn.
+        assert_eq!(
+            near.member_ranges(CHUNK - 512, 1024).len(),
+            4,
+            "two pieces, two copies each"
+        );
+        let parity = Geometry {
+            layout: Layout::Parity {
+                raid6: false,
+                chunk: CHUNK,
+            },
+            members: 3,
+        };
+        assert_eq!(
+            parity.member_ranges(5000, 10),
+            vec![(0, 5000, 10), (1, 5000, 10), (2, 5000, 10)]
+        );
+        // Each member's range maps back onto the bitmap-space range asked for.
+        for g in [near, parity, Geometry::mirror(2)] {
+            for (m, off, len) in g.member_ranges(3 * CHUNK - 700, 1400) {
+                for (b, blen) in g.to_bitmap_space(m, off, len) {
+                    assert!(b >= 3 * CHUNK - 700 && b + blen <= 3 * CHUNK + 700, "{g:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::view::DiskViews;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,15 +292,30 @@ pub fn explore(
         chunk_judgements_remembered: 0,
         violations: Vec::new(),
     };
+    let mut carried = Carried {
+        kept: vec![false; rec.requests.len()],
+        bit_writes: HashMap::new(),
+    };
     loop {
         let point = walker.applied();
         if point >= rec.window.start {
-            judge_point(rec, layout, &walker, &mut judge, &mut rng, &mut report)?;
+            judge_point(
+                rec,
+                layout,
+                &walker,
+                &mut judge,
+                &mut carried,
+                &mut rng,
+                &mut report,
+            )?;
         }
         if point >= rec.window.end {
             break;
         }
         let newly = walker.step();
+        for &w in &newly {
+            carried.kept[w] = true;
+        }
         if !newly.is_empty() {
             let w = &walker;
             judge.on_durable(&newly, &|r| w.fate(r) == Fate::Durable)?;
@@ -313,20 +328,28 @@ pub fn explore(
     Ok(report)
 }
 
+/// What the crash points' judging carries from one to the next.
+struct Carried {
+    /// Whether each request survives in the state judged, looked up by index: the judge
+    /// asks it of every write touching each chunk it judges, many times a state. Between
+    /// states it holds the durable writes.
+    kept: Vec<bool>,
+    /// Per uncovered chunk: [`bit_writes`].
+    bit_writes: HashMap<u64, Vec<usize>>,
+}
+
 fn judge_point(
     rec: &Recording,
     layout: &ArrayLayout,
     walker: &Walker,
     judge: &mut Judge,
+    carried: &mut Carried,
     rng: &mut ChaCha8Rng,
     report: &mut Report,
 ) -> std::io::Result<()> {
     let point = walker.applied();
     let maybe = walker.maybe();
-    let variable: BTreeSet<u64> = maybe
-        .iter()
-        .flat_map(|&w| judge.chunks_of(w).to_vec())
-        .collect();
+    judge.at_point(&maybe, &|r| walker.fate(r) == Fate::Durable);
     let k = maybe.len();
     report.crash_points += 1;
     report.max_undecided_writes = report.max_undecided_writes.max(k);
@@ -340,17 +363,19 @@ fn judge_point(
     };
     let mut chosen = vec![false; k];
     let mut point_unsafe = false;
+    // An uncovered chunk's explanation takes of the state only its bit's source: worked
+    // out once a point for each chunk and source.
+    let mut bit_writes_of: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut explanations: HashMap<(u64, Option<usize>), Explanation> = HashMap::new();
     for s in 0..states {
         for (i, c) in chosen.iter_mut().enumerate() {
             *c = if exact { s >> i & 1 == 1 } else { rng.random() };
+            carried.kept[maybe[i]] = *c;
         }
-        let survives = |r: usize| match walker.fate(r) {
-            Fate::Durable => true,
-            Fate::Absent => false,
-            Fate::Maybe => maybe.binary_search(&r).is_ok_and(|i| chosen[i]),
-        };
+        let kept = &carried.kept;
+        let survives = |r: usize| kept[r];
         report.states_checked += 1;
-        match judge.judge(&survives, &variable)? {
+        match judge.judge(&survives)? {
             Outcome::Safe { .. } => report.safe_states += 1,
             Outcome::FullRecovery => report.full_recovery_states += 1,
             Outcome::Refused(_) => report.refused_states += 1,
@@ -364,7 +389,20 @@ fn judge_point(
                 let explained: Vec<Explanation> = uncovered
                     .iter()
                     .map(|&c| {
-                        let mut e = explain(rec, layout, judge, point, &maybe, &survives, c);
+                        let writes = bit_writes_of.entry(c).or_insert_with(|| {
+                            let all = carried
+                                .bit_writes
+                                .entry(c)
+                                .or_insert_with(|| bit_writes(rec, layout, judge, c));
+                            issued_before(rec, all, point)
+                        });
+                        let source = bit_source(writes, &survives);
+                        let mut e = explanations
+                            .entry((c, source))
+                            .or_insert_with(|| {
+                                explain_from(rec, judge, point, &maybe, c, writes, source)
+                            })
+                            .clone();
                         if c < resync_from {
                             e.cause = Cause::MarkedClean;
                             e.bitmap = judge
@@ -394,6 +432,9 @@ fn judge_point(
             }
         }
     }
+    for &w in &maybe {
+        carried.kept[w] = false;
+    }
     if point_unsafe {
         report.unsafe_points += 1;
     }
@@ -416,6 +457,49 @@ pub fn explain(
     survives: &dyn Fn(usize) -> bool,
     chunk: u64,
 ) -> Explanation {
+    let writes = issued_before(rec, &bit_writes(rec, layout, judge, chunk), point);
+    let source = bit_source(&writes, survives);
+    explain_from(rec, judge, point, maybe, chunk, &writes, source)
+}
+
+/// The writes of the byte holding `chunk`'s bit, newest first in the disk's completion
+/// order.
+fn bit_writes(rec: &Recording, layout: &ArrayLayout, judge: &Judge, chunk: u64) -> Vec<usize> {
+    let at = crate::ondisk::bitmap::BITMAP_SUPER_LEN as u64 + chunk / 8;
+    let Some((disk, at)) = layout.bitmap.locate(at) else {
+        return Vec::new();
+    };
+    let mut writes = judge.views.touching(disk, at, 1);
+    writes.sort_by_key(|&r| std::cmp::Reverse((rec.requests[r].log_index, r)));
+    writes
+}
+
+/// Of [`bit_writes`], those issued before the cut.
+fn issued_before(rec: &Recording, writes: &[usize], point: usize) -> Vec<usize> {
+    writes
+        .iter()
+        .copied()
+        .filter(|&r| rec.requests[r].issued < point)
+        .collect()
+}
+
+/// The bit's source in the state: the newest surviving of its byte's `writes`.
+fn bit_source(writes: &[usize], survives: &dyn Fn(usize) -> bool) -> Option<usize> {
+    writes.iter().copied().find(|&r| survives(r))
+}
+
+/// [`explain`] with the bit's byte's `writes` and its `source` in the state found: all
+/// that the explanation takes of the state.
+fn explain_from(
+    rec: &Recording,
+    judge: &Judge,
+    point: usize,
+    maybe: &[usize],
+    chunk: u64,
+    writes: &[usize],
+    source: Option<usize>,
+) -> Explanation {
+    let layout = judge.layout;
     let before_cut: Vec<usize> = judge
         .writes_of_chunk(chunk)
         .iter()
@@ -449,17 +533,6 @@ pub fn explain(
     };
     let sent = rec.requests[w].issued;
     let bit = 1u8 << (chunk % 8);
-    let writes: Vec<usize> = judge
-        .views
-        .touching(disk, at, 1)
-        .into_iter()
-        .filter(|&r| rec.requests[r].issued < point)
-        .collect();
-    let source = writes
-        .iter()
-        .copied()
-        .filter(|&r| survives(r))
-        .max_by_key(|&r| rec.requests[r].log_index);
     if let Some(s) = source.filter(|&s| rec.requests[s].issued > sent) {
         e.cause = Cause::Cleared;
         e.bitmap = Some(Seen::of(rec, s));
@@ -467,7 +540,8 @@ pub fn explain(
     }
     let after_source = source.map_or(0, |s| rec.requests[s].log_index + 1);
     let carriers: Vec<usize> = writes
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|&r| {
             let q = &rec.requests[r];
             q.issued < sent && q.log_index >= after_source && may_carry(rec, r, at, bit)

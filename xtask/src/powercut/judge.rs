@@ -4,17 +4,40 @@
 //!
 //! Judged incrementally: a chunk's agreement depends only on the surviving writes that
 //! touch it, so it is computed once per set of survivors and remembered; chunks no write
-//! touched keep what the images before the recording showed.
+//! touched keep what the images before the recording showed. A chunk is read unit by unit
+//! (a page of bitmap space, on every member that holds it): a unit's bytes depend only
+//! on the writes that show in it, the surviving ones down to the newest that covers it,
+//! so each unit is read once per such set however the states differ in the writes hidden
+//! under them. Read whole for each new set of survivors, a RAID5 chunk was every member's
+//! chunk read and XORed again, though most of its pages showed what they had shown before.
+//!
+//! The states of a crash point differ only in its undecided writes: what they share is
+//! worked out once a point ([`Judge::at_point`]), and a chunk's judgements (and the
+//! superblocks') are listed by which of its undecided writes survive.
 
 use super::recording::Recording;
-use super::view::{DiskViews, Survives};
+use super::view::{ByteFate, DiskViews, Survives};
 use crate::check;
 use crate::ondisk::bitmap::{BitmapSuper, BITMAP_SUPER_LEN, STATE_STALE};
 use crate::ondisk::ext4::FileMap;
 use crate::ondisk::redundancy::Geometry;
-use crate::ondisk::superblock;
-use std::collections::{BTreeSet, HashMap};
+use crate::ondisk::superblock::{self, MdSuper};
+use std::collections::hash_map::Entry;
+use std::collections::{btree_map, BTreeMap, BTreeSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
+
+/// The judge's maps, looked up many times a state by chunk and request numbers: hashed
+/// as rustc hashes its own, SipHash's guard against chosen keys buying nothing here.
+type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// The most bitmap-space bytes judged as one unit of a chunk: a page, as md's stripes and
+/// the writes of a filesystem on the array mostly come.
+const UNIT: u64 = 4096;
+
+/// Up to this many undecided writes touching a chunk, its judgements are listed by which
+/// of them survive ([`Listed`]).
+const LISTED_UP_TO: usize = 10;
 
 /// Where md keeps the bitmap: a file (its blocks on the filesystem's disk, mapped once at
 /// load as md's `bmap()` maps them) or inside a member.
@@ -118,19 +141,30 @@ enum Heads {
 pub struct Judge<'v, 'r> {
     pub views: &'v DiskViews<'r>,
     pub layout: &'v ArrayLayout,
-    /// Member writes touching each chunk, ascending.
-    chunk_writes: HashMap<u64, Vec<usize>>,
+    /// The chunks member writes touch.
+    chunks: HashMap<u64, Chunk>,
     /// The chunks each member write touches.
     write_chunks: HashMap<usize, Vec<u64>>,
-    /// Agreement of a chunk under a set of surviving writes.
-    memo: HashMap<(u64, Vec<u32>), bool>,
+    /// Bytes of bitmap space in a unit: a divisor of the chunk, so units never straddle.
+    unit: u64,
     /// Divergent chunks with only the durable writes surviving.
     durable_divergent: BTreeSet<u64>,
     /// The writes that touch a superblock md reads at assembly: the members' (any of
     /// the three v1 places) and the bitmap's.
     head_writes: Vec<usize>,
-    /// What the superblocks say under a set of those writes surviving.
+    /// The superblocks md reads: the bitmap's, then each member's three places.
+    heads: Vec<Region>,
+    /// What the superblocks say, by the writes that show in them.
     head_memo: HashMap<Vec<u32>, Heads>,
+    /// The bitmap's superblock (or why md refuses it), by the writes that show in it.
+    bitmap_supers: HashMap<Vec<u32>, Result<BitmapSuper, String>>,
+    /// A member's superblock (or why md finds none), by the writes that show in its
+    /// places: states that differ in one member's superblock read only that one again.
+    member_supers: HashMap<(usize, Vec<u32>), Result<MdSuper, String>>,
+    /// The crash point whose states are being judged.
+    point: Point,
+    /// Bytes of the images from before the recording, read once.
+    base_bytes: HashMap<(usize, u64), u8>,
     pub memo_hits: u64,
     pub memo_misses: u64,
     pub remember: bool,
@@ -139,43 +173,90 @@ pub struct Judge<'v, 'r> {
 impl<'v, 'r> Judge<'v, 'r> {
     pub fn new(views: &'v DiskViews<'r>, layout: &'v ArrayLayout) -> Self {
         let rec: &Recording = views.rec;
-        let mut chunk_writes: HashMap<u64, Vec<usize>> = HashMap::new();
-        let mut write_chunks: HashMap<usize, Vec<u64>> = HashMap::new();
+        let mut chunks: HashMap<u64, Chunk> = HashMap::default();
+        let mut write_chunks: HashMap<usize, Vec<u64>> = HashMap::default();
+        let unit = gcd(UNIT, layout.chunk_bytes.max(1));
+        let mut unit_writes: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (r, q) in rec.requests.iter().enumerate() {
-            if q.sectors == 0 {
-                continue;
-            }
-            let Some(chunks) = layout.chunks_written(q.disk, q.bytes()) else {
+            let Some(m) = layout.members.iter().position(|&d| d == q.disk) else {
                 continue;
             };
-            for &c in &chunks {
-                chunk_writes.entry(c).or_default().push(r);
+            let b = q.bytes();
+            let off = layout.data_offsets[m];
+            if q.sectors == 0 || b.end <= off {
+                continue;
             }
-            write_chunks.insert(r, chunks.into_iter().collect());
+            let start = b.start.max(off) - off;
+            let mut touched = BTreeSet::new();
+            let mut units = BTreeSet::new();
+            for (s, len) in layout
+                .geometry
+                .to_bitmap_space(m, start, b.end - off - start)
+            {
+                let last = (s + len).min(layout.space);
+                if s < last {
+                    touched.extend(s / layout.chunk_bytes..last.div_ceil(layout.chunk_bytes));
+                    units.extend(s / unit..last.div_ceil(unit));
+                }
+            }
+            for &c in &touched {
+                chunks.entry(c).or_default().writes.push(r);
+            }
+            for &u in &units {
+                unit_writes.entry(u).or_default().push(r);
+            }
+            write_chunks.insert(r, touched.into_iter().collect());
         }
-        // v1.1 at 0, v1.2 at 4 KiB, v1.0 in the last 12 KiB: each read 4 KiB long.
+        // Ascending, as the map gives them.
+        for &at in unit_writes.keys() {
+            let c = at * unit / layout.chunk_bytes.max(1);
+            chunks
+                .entry(c)
+                .or_default()
+                .units
+                .push(Unit::new(views, layout, at, unit));
+        }
+        // v1.1 at 0, v1.2 at 4 KiB, v1.0 in the last 12 KiB: each read 4 KiB long, each
+        // 4 KiB a range of its own, as md writes them.
         const HEAD: u64 = 12 << 10;
-        let mut head_writes: Vec<usize> = Vec::new();
-        if layout.superblocks {
-            for &d in &layout.members {
-                let size = views.sizes[d];
-                head_writes.extend(views.touching(d, 0, HEAD.min(size)));
-                head_writes.extend(views.touching(d, size.saturating_sub(HEAD), HEAD.min(size)));
-            }
+        let mut heads = vec![Region::new(
+            views,
+            layout
+                .bitmap
+                .locate(0)
+                .map(|(disk, off)| (disk, off, BITMAP_SUPER_LEN as u64)),
+        )];
+        for &d in &layout.members {
+            let size = views.sizes[d];
+            let places = [0, size.saturating_sub(HEAD)]
+                .into_iter()
+                .flat_map(|from| (from..(from + HEAD).min(size)).step_by(4096))
+                .map(|at| (d, at, 4096.min(size - at)));
+            heads.push(if layout.superblocks {
+                Region::new(views, places)
+            } else {
+                Region::default()
+            });
         }
-        if let Some((disk, off)) = layout.bitmap.locate(0) {
-            head_writes.extend(views.touching(disk, off, BITMAP_SUPER_LEN as u64));
-        }
+        let mut head_writes: Vec<usize> = heads
+            .iter()
+            .flat_map(|h| h.pieces.iter().flatten().map(|&(w, _)| w))
+            .collect();
         head_writes.sort_unstable();
         head_writes.dedup();
         Self {
             views,
             layout,
-            chunk_writes,
+            chunks,
             write_chunks,
+            unit,
             head_writes,
-            head_memo: HashMap::new(),
-            memo: HashMap::new(),
+            heads,
+            head_memo: HashMap::default(),
+            bitmap_supers: HashMap::default(),
+            member_supers: HashMap::default(),
+            point: Point::default(),
+            base_bytes: HashMap::default(),
             durable_divergent: layout.base_divergent.clone(),
             memo_hits: 0,
             memo_misses: 0,
@@ -190,7 +271,7 @@ impl<'v, 'r> Judge<'v, 'r> {
 
     /// The member writes touching chunk `c`, in issue order.
     pub fn writes_of_chunk(&self, c: u64) -> &[usize] {
-        self.chunk_writes.get(&c).map_or(&[], |v| v)
+        self.chunks.get(&c).map_or(&[], |k| &k.writes)
     }
 
     /// Re-judges, with only the durable writes, the chunks that `newly` durable writes
@@ -212,61 +293,109 @@ impl<'v, 'r> Judge<'v, 'r> {
 
     /// Whether chunk `c`'s copies or parity disagree in the state.
     pub fn chunk_divergent(&mut self, c: u64, survives: Survives) -> io::Result<bool> {
-        let key: Vec<u32> = self
-            .chunk_writes
-            .get(&c)
-            .map(|ws| {
-                ws.iter()
-                    .copied()
-                    .filter(|&w| survives(w))
-                    .map(|w| w as u32)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (views, layout, unit, remember) = (self.views, self.layout, self.unit, self.remember);
+        let Some(chunk) = self.chunks.get_mut(&c) else {
+            return Ok(layout.base_divergent.contains(&c));
+        };
+        let key = survivors(&chunk.writes, survives);
         if key.is_empty() {
-            return Ok(self.layout.base_divergent.contains(&c));
+            return Ok(layout.base_divergent.contains(&c));
         }
-        if let Some(&d) = self.memo.get(&(c, key.clone())).filter(|_| self.remember) {
+        if let Some(&d) = chunk.seen.get(&key).filter(|_| remember) {
             self.memo_hits += 1;
             return Ok(d);
         }
         self.memo_misses += 1;
-        let l = self.layout;
-        let mut readers: Vec<_> = l
-            .members
-            .iter()
-            .map(|&d| self.views.reader(d, survives))
-            .collect();
-        let cb = l.chunk_bytes;
-        let found = l.geometry.inconsistent_in(
-            &mut readers,
-            &l.data_offsets,
-            l.space,
-            cb,
-            c * cb..(c + 1) * cb,
-        )?;
-        let d = found.chunks.contains(&c);
-        if self.remember {
-            self.memo.insert((c, key), d);
+        let judged = Judged {
+            views,
+            layout,
+            unit,
+            remember,
+        };
+        let d = judged.untouched(c, chunk)? || judged.touched(chunk, survives)?;
+        if remember {
+            chunk.seen.insert(key, d);
         }
         Ok(d)
     }
 
-    /// Judges one state; `variable` holds the chunks the state's undecided writes touch
-    /// (the others are as the durable writes left them).
-    pub fn judge(&mut self, survives: Survives, variable: &BTreeSet<u64>) -> io::Result<Outcome> {
-        let key: Vec<u32> = self
-            .head_writes
+    /// Prepares the states of a crash point: `maybe` its undecided writes, ascending;
+    /// every other write survives in all of them or in none, as `durable` says.
+    pub fn at_point(&mut self, maybe: &[usize], durable: Survives) {
+        let mut point = std::mem::take(&mut self.point);
+        point.undecided.resize(self.views.rec.requests.len(), false);
+        for &w in &point.maybe {
+            point.undecided[w] = false;
+        }
+        for &w in maybe {
+            point.undecided[w] = true;
+        }
+        // From one point to the next a write or a few join or leave the undecided: count
+        // the chunks they touch in and out rather than gather them all again.
+        let (gone, come) = differences(&point.maybe, maybe);
+        for w in gone {
+            for c in self.chunks_of(w) {
+                if let btree_map::Entry::Occupied(mut e) = point.touching.entry(*c) {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
+            }
+        }
+        for w in come {
+            for &c in self.chunks_of(w) {
+                *point.touching.entry(c).or_default() += 1;
+            }
+        }
+        point.maybe = maybe.to_vec();
+        for (c, listed) in point.variable.drain(..).zip(point.listed.drain(..)) {
+            point.put_away.insert(c, listed);
+        }
+        let variable: Vec<u64> = point.touching.keys().copied().collect();
+        for &c in &variable {
+            let before = point.put_away.remove(&c);
+            let listed = Listed::of(self.writes_of_chunk(c), &point.undecided, durable, before);
+            point.listed.push(listed);
+        }
+        let before = std::mem::take(&mut point.heads);
+        point.heads = Listed::of(&self.head_writes, &point.undecided, durable, Some(before));
+        point.head_regions = self
+            .heads
+            .iter()
+            .map(|h| h.at_point(&point.undecided, durable))
+            .collect();
+        point.steady = self
+            .durable_divergent
             .iter()
             .copied()
-            .filter(|&w| survives(w))
-            .map(|w| w as u32)
+            .filter(|c| variable.binary_search(c).is_err())
             .collect();
-        let heads = match self.head_memo.get(&key) {
+        point.variable = variable;
+        point.bit_bytes.clear();
+        self.point = point;
+    }
+
+    /// Judges one state of the crash point [`Judge::at_point`] prepared: `survives` keeps
+    /// the durable writes, and of the undecided ones those the state chooses.
+    pub fn judge(&mut self, survives: Survives) -> io::Result<Outcome> {
+        let kept = self.point.heads.kept(survives);
+        let heads = match self.point.heads.get(kept) {
             Some(h) => h.clone(),
             None => {
-                let h = self.heads(survives)?;
-                self.head_memo.insert(key, h.clone());
+                let mut key = Vec::new();
+                for region in &self.point.head_regions {
+                    region.showing(survives, &mut key);
+                }
+                let h = match self.head_memo.get(&key) {
+                    Some(h) => h.clone(),
+                    None => {
+                        let h = self.heads(survives)?;
+                        self.head_memo.insert(key, h.clone());
+                        h
+                    }
+                };
+                self.point.heads.set(kept, h.clone());
                 h
             }
         };
@@ -275,7 +404,13 @@ impl<'v, 'r> Judge<'v, 'r> {
             Heads::Bits {
                 resync_from,
                 all_set,
-            } => self.bits_cover(survives, variable, resync_from, all_set),
+            } => {
+                // Borrowed apart from the judge, whose memos the point's chunks fill.
+                let mut point = std::mem::take(&mut self.point);
+                let outcome = self.bits_cover(&mut point, survives, resync_from, all_set);
+                self.point = point;
+                outcome
+            }
         }
     }
 
@@ -294,14 +429,24 @@ impl<'v, 'r> Judge<'v, 'r> {
     /// and `md_bitmap_read_sb` read them: a bitmap or a member it refuses, a bitmap older
     /// than the freshest member (every bit taken as set), and the freshest member's
     /// resync offset, below which md trusts the members whatever the bits say.
-    fn heads(&self, survives: Survives) -> io::Result<Heads> {
+    fn heads(&mut self, survives: Survives) -> io::Result<Heads> {
         let l = self.layout;
         let refused = |why: String| Ok(Heads::Decided(Outcome::Refused(why)));
-        let mut head = [0u8; BITMAP_SUPER_LEN];
-        if let Err(e) = self.read_bitmap(0, &mut head, survives) {
-            return refused(format!("the bitmap's superblock: {e}"));
-        }
-        let sb = match BitmapSuper::decode(&head) {
+        let mut key = Vec::new();
+        self.point.head_regions[0].showing(survives, &mut key);
+        let read = match self.bitmap_supers.get(&key) {
+            Some(read) => read.clone(),
+            None => {
+                let mut head = [0u8; BITMAP_SUPER_LEN];
+                let read = match self.read_bitmap(0, &mut head, survives) {
+                    Ok(()) => BitmapSuper::decode(&head).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                self.bitmap_supers.insert(key, read.clone());
+                read
+            }
+        };
+        let sb = match read {
             Ok(sb) => sb,
             Err(e) => return refused(format!("the bitmap's superblock: {e}")),
         };
@@ -312,10 +457,26 @@ impl<'v, 'r> Judge<'v, 'r> {
             });
         }
         let mut supers = Vec::new();
-        for &d in &l.members {
+        for (m, &d) in l.members.iter().enumerate() {
             let name = &self.views.rec.disks[d].name;
-            match superblock::read_from(&mut self.views.reader(d, survives), self.views.sizes[d]) {
-                Ok((_, msb)) => supers.push((name, msb)),
+            let mut showing = Vec::new();
+            self.point.head_regions[1 + m].showing(survives, &mut showing);
+            let key = (m, showing);
+            let read = match self.member_supers.get(&key) {
+                Some(read) => read.clone(),
+                None => {
+                    let read = superblock::read_from(
+                        &mut self.views.reader(d, survives),
+                        self.views.sizes[d],
+                    )
+                    .map(|(_, msb)| msb)
+                    .map_err(|e| e.to_string());
+                    self.member_supers.insert(key, read.clone());
+                    read
+                }
+            };
+            match read {
+                Ok(msb) => supers.push((name, msb)),
                 Err(e) => return refused(format!("the md superblock of {name}: {e}")),
             }
         }
@@ -360,37 +521,68 @@ impl<'v, 'r> Judge<'v, 'r> {
     /// bit, `all_set`) and the chunk at or past `resync_from`.
     fn bits_cover(
         &mut self,
+        point: &mut Point,
         survives: Survives,
-        variable: &BTreeSet<u64>,
         resync_from: u64,
         all_set: bool,
     ) -> io::Result<Outcome> {
         let l = self.layout;
-        let mut divergent: BTreeSet<u64> = self
-            .durable_divergent
-            .difference(variable)
-            .copied()
-            .collect();
-        for &c in variable {
-            if self.chunk_divergent(c, survives)? {
-                divergent.insert(c);
+        let mut divergent = point.steady.clone();
+        for (&c, listed) in point.variable.iter().zip(&mut point.listed) {
+            let kept = listed.kept(survives);
+            let d = match listed.get(kept) {
+                Some(&d) => {
+                    // What the memo would have answered: the chunk was judged under this
+                    // very set of survivors before (none at all is no judgement, as in
+                    // `chunk_divergent`).
+                    if listed.any_survive(kept) {
+                        self.memo_hits += 1;
+                    }
+                    d
+                }
+                None => {
+                    let d = self.chunk_divergent(c, survives)?;
+                    if self.remember {
+                        listed.set(kept, d);
+                    }
+                    d
+                }
+            };
+            if d {
+                divergent.push(c);
             }
         }
-        let divergent: Vec<u64> = divergent.into_iter().collect();
-        let mut bits = HashMap::new();
+        divergent.sort_unstable();
+        let mut bits = Vec::with_capacity(divergent.len());
         for &c in &divergent {
             if c < resync_from || all_set {
-                bits.insert(c, c >= resync_from);
+                bits.push(c >= resync_from);
                 continue;
             }
-            let at = BITMAP_SUPER_LEN as u64 + c / 8;
-            let byte = match l.bitmap.locate(at) {
-                Some((disk, off)) => self.views.byte(disk, off, survives)?,
-                None => 0,
+            let Some((disk, off)) = l.bitmap.locate(BITMAP_SUPER_LEN as u64 + c / 8) else {
+                bits.push(false);
+                continue;
             };
-            bits.insert(c, byte & (1 << (c % 8)) != 0);
+            let (fate, base) = match point.bit_bytes.entry((disk, off)) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let undecided = &point.undecided;
+                    let fate = self.views.byte_fate(disk, off, &|w| undecided[w], survives);
+                    // Read only where it may show, as a read of the state would.
+                    let base = if fate.shows_base() {
+                        self.base_byte(disk, off)?
+                    } else {
+                        0
+                    };
+                    e.insert((fate, base))
+                }
+            };
+            let byte = fate.byte(survives).unwrap_or(*base);
+            bits.push(byte & (1 << (c % 8)) != 0);
         }
-        let uncovered = check::uncovered(&divergent, |c| bits[&c]);
+        let uncovered = check::uncovered(&divergent, |c| {
+            divergent.binary_search(&c).is_ok_and(|i| bits[i])
+        });
         Ok(if uncovered.is_empty() {
             Outcome::Safe {
                 divergent: divergent.len(),
@@ -404,11 +596,414 @@ impl<'v, 'r> Judge<'v, 'r> {
         })
     }
 
+    /// A byte of a disk's image from before the recording, read once.
+    fn base_byte(&mut self, disk: usize, at: u64) -> io::Result<u8> {
+        if let Some(&b) = self.base_bytes.get(&(disk, at)) {
+            return Ok(b);
+        }
+        let b = self.views.base_byte(disk, at)?;
+        self.base_bytes.insert((disk, at), b);
+        Ok(b)
+    }
+
     /// The bitmap's bytes at `at`, which must lie in one block of the file.
     fn read_bitmap(&self, at: u64, buf: &mut [u8], survives: Survives) -> io::Result<()> {
         let (disk, off) = self.layout.bitmap.locate(at).ok_or_else(|| {
             io::Error::new(io::ErrorKind::UnexpectedEof, "past the bitmap file's end")
         })?;
         self.views.read(disk, off, buf, survives)
+    }
+}
+
+/// A chunk that member writes touch, and what is known of it.
+#[derive(Default)]
+struct Chunk {
+    /// The member writes touching it, ascending.
+    writes: Vec<usize>,
+    /// Its units that member writes touch, ascending.
+    units: Vec<Unit>,
+    /// Whether it disagrees, by its surviving writes.
+    seen: HashMap<Vec<u32>, bool>,
+    /// Whether its units that no write touches disagree: as the images before the
+    /// recording left them, whatever the state.
+    untouched: Option<bool>,
+}
+
+/// A unit of a chunk that member writes touch.
+struct Unit {
+    /// Its number in bitmap space.
+    at: u64,
+    /// Where the members hold it.
+    region: Region,
+    /// Whether it disagrees, by the writes that show in it.
+    seen: HashMap<Vec<u32>, bool>,
+}
+
+impl Unit {
+    fn new(views: &DiskViews, layout: &ArrayLayout, at: u64, unit: u64) -> Self {
+        let start = at * unit;
+        let len = unit.min(layout.space.saturating_sub(start));
+        let ranges = layout
+            .geometry
+            .member_ranges(start, len)
+            .into_iter()
+            .map(|(m, off, len)| (layout.members[m], layout.data_offsets[m] + off, len));
+        Self {
+            at,
+            region: Region::new(views, ranges),
+            seen: HashMap::default(),
+        }
+    }
+}
+
+/// Ranges of the disks that are read together (a unit of bitmap space on its members, a
+/// superblock's places), with the writes that can show in each.
+#[derive(Debug, Clone, Default)]
+struct Region {
+    /// Per range: the writes over it, newest first in the disk's completion order (the
+    /// views lay the later completed on top), each with whether it covers the range.
+    pieces: Vec<Vec<(usize, bool)>>,
+}
+
+impl Region {
+    /// `(disk, byte, length)` ranges.
+    fn new(views: &DiskViews, ranges: impl IntoIterator<Item = (usize, u64, u64)>) -> Self {
+        let rec = views.rec;
+        let pieces = ranges
+            .into_iter()
+            .map(|(disk, off, len)| {
+                let mut writes = views.touching(disk, off, len);
+                writes.sort_by_key(|&w| std::cmp::Reverse((rec.requests[w].log_index, w)));
+                writes
+                    .into_iter()
+                    .map(|w| {
+                        let b = rec.requests[w].bytes();
+                        (w, b.start <= off && off + len <= b.end)
+                    })
+                    .collect()
+            })
+            .collect();
+        Self { pieces }
+    }
+
+    /// The writes that show in the region in the state, appended to `key`: per range,
+    /// the surviving ones down to the newest that covers it all (it hides every older
+    /// one), each range's closed by `u32::MAX`. States alike in these are alike in the
+    /// region's bytes, however they differ in the writes hidden under them.
+    fn showing(&self, survives: Survives, key: &mut Vec<u32>) {
+        for piece in &self.pieces {
+            for &(w, whole) in piece {
+                if survives(w) {
+                    key.push(w as u32);
+                    if whole {
+                        break;
+                    }
+                }
+            }
+            key.push(u32::MAX);
+        }
+    }
+
+    /// The region as the states of a crash point can show it: without the writes none
+    /// of them keeps, nor those under a durable write that covers a range. Shows what the
+    /// whole region shows in those states, looking through fewer writes.
+    fn at_point(&self, undecided: &[bool], durable: Survives) -> Self {
+        let pieces = self
+            .pieces
+            .iter()
+            .map(|piece| {
+                let mut kept = Vec::new();
+                for &(w, whole) in piece {
+                    if undecided[w] {
+                        kept.push((w, whole));
+                    } else if durable(w) {
+                        kept.push((w, whole));
+                        if whole {
+                            break;
+                        }
+                    }
+                }
+                kept
+            })
+            .collect();
+        Self { pieces }
+    }
+}
+
+/// What judging a chunk's units reads with, apart from the judge whose chunk it is.
+struct Judged<'v, 'r> {
+    views: &'v DiskViews<'r>,
+    layout: &'v ArrayLayout,
+    unit: u64,
+    remember: bool,
+}
+
+impl Judged<'_, '_> {
+    /// Whether the units of `chunk` that member writes touch disagree in the state: each
+    /// as remembered under the same writes showing in it, the others read in runs of
+    /// adjacent units, a run in one go.
+    fn touched(&self, chunk: &mut Chunk, survives: Survives) -> io::Result<bool> {
+        let mut unknown: Vec<(usize, u64, Vec<u32>)> = Vec::new();
+        let mut key = Vec::new();
+        for (i, u) in chunk.units.iter().enumerate() {
+            key.clear();
+            u.region.showing(survives, &mut key);
+            match u.seen.get(&key[..]).filter(|_| self.remember) {
+                Some(true) => return Ok(true),
+                Some(false) => {}
+                None => unknown.push((i, u.at, key.clone())),
+            }
+        }
+        let mut d = false;
+        for run in unknown.chunk_by(|a, b| a.1 + 1 == b.1) {
+            let (first, last) = (run[0].1, run[run.len() - 1].1);
+            let within = first * self.unit..(last + 1) * self.unit;
+            let found = self.divergent_in(within, self.unit, survives)?;
+            d |= !found.is_empty();
+            if self.remember {
+                for (i, at, key) in run {
+                    let seen = found.binary_search(at).is_ok();
+                    chunk.units[*i].seen.insert(key.clone(), seen);
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    /// Whether the units of `chunk` (chunk `c`) that no member write touches disagree.
+    fn untouched(&self, c: u64, chunk: &mut Chunk) -> io::Result<bool> {
+        if let Some(d) = chunk.untouched {
+            return Ok(d);
+        }
+        let (cb, unit) = (self.layout.chunk_bytes, self.unit);
+        // The runs of untouched units between the touched ones, each read in one go.
+        let mut from = c * cb;
+        let mut d = false;
+        for end in chunk
+            .units
+            .iter()
+            .map(|u| u.at * unit)
+            .chain([(c + 1) * cb])
+        {
+            if from < end && !self.divergent_in(from..end, cb, &|_| false)?.is_empty() {
+                d = true;
+                break;
+            }
+            from = end + unit;
+        }
+        chunk.untouched = Some(d);
+        Ok(d)
+    }
+
+    /// Where the members disagree in `within` (bitmap space, inside one chunk) in the
+    /// state: the pieces of `piece` bytes, ascending.
+    fn divergent_in(
+        &self,
+        within: std::ops::Range<u64>,
+        piece: u64,
+        survives: Survives,
+    ) -> io::Result<Vec<u64>> {
+        let l = self.layout;
+        let mut readers: Vec<_> = l
+            .members
+            .iter()
+            .map(|&d| self.views.reader(d, survives))
+            .collect();
+        let found =
+            l.geometry
+                .inconsistent_in(&mut readers, &l.data_offsets, l.space, piece, within)?;
+        Ok(found.chunks)
+    }
+}
+
+/// The crash point whose states are judged, and what stays put across them.
+#[derive(Default)]
+struct Point {
+    /// The undecided writes, ascending.
+    maybe: Vec<usize>,
+    /// By request: whether it is undecided.
+    undecided: Vec<bool>,
+    /// The chunks the undecided writes touch, ascending.
+    variable: Vec<u64>,
+    /// The same, with how many of the undecided touch each.
+    touching: BTreeMap<u64, usize>,
+    /// Per variable chunk: its judgements.
+    listed: Vec<Listed<bool>>,
+    /// The lists of chunks not variable at this point, taken up again at a point where
+    /// their writes' fates are as they were.
+    put_away: HashMap<u64, Listed<bool>>,
+    /// What the superblocks say.
+    heads: Listed<Heads>,
+    /// The superblocks' regions as the point's states can show them.
+    head_regions: Vec<Region>,
+    /// The chunks that disagree with the durable writes alone and that no undecided
+    /// write touches, ascending.
+    steady: Vec<u64>,
+    /// Per bitmap byte read at this point (disk and offset): what decides it, and that
+    /// byte before the recording.
+    bit_bytes: HashMap<(usize, u64), (ByteFate, u8)>,
+}
+
+/// What some writes decide (a chunk's agreement, the superblocks' say), listed by which
+/// of the undecided ones survive, and found without building the set of survivors: most
+/// states of a point, and of the points after it, differ in few of those writes.
+struct Listed<T> {
+    /// The undecided writes, ascending.
+    undecided: Vec<usize>,
+    /// The durable ones, ascending: with `undecided`, what the list holds for.
+    durable: Vec<usize>,
+    /// Indexed by the undecided that survive (bit `j` for the `j`th); empty when there
+    /// are too many to list.
+    seen: Vec<Option<T>>,
+}
+
+impl<T> Default for Listed<T> {
+    fn default() -> Self {
+        Self {
+            undecided: Vec::new(),
+            durable: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+}
+
+impl<T: Clone> Listed<T> {
+    /// The list for `writes` at a point, the one `before` when their fates are the same.
+    fn of(writes: &[usize], undecided: &[bool], durable: Survives, before: Option<Self>) -> Self {
+        let mine: Vec<usize> = writes.iter().copied().filter(|&w| undecided[w]).collect();
+        let durable: Vec<usize> = writes
+            .iter()
+            .copied()
+            .filter(|&w| !undecided[w] && durable(w))
+            .collect();
+        match before {
+            Some(l) if l.undecided == mine && l.durable == durable => l,
+            _ => Self {
+                seen: if mine.len() <= LISTED_UP_TO {
+                    vec![None; 1 << mine.len()]
+                } else {
+                    Vec::new()
+                },
+                undecided: mine,
+                durable,
+            },
+        }
+    }
+
+    /// The state's place in the list (none when the list is not kept).
+    fn kept(&self, survives: Survives) -> Option<usize> {
+        if self.seen.is_empty() {
+            return None;
+        }
+        Some(
+            self.undecided
+                .iter()
+                .enumerate()
+                .filter(|&(_, &w)| survives(w))
+                .fold(0, |mask, (j, _)| mask | 1 << j),
+        )
+    }
+
+    fn get(&self, kept: Option<usize>) -> Option<&T> {
+        self.seen.get(kept?)?.as_ref()
+    }
+
+    fn set(&mut self, kept: Option<usize>, value: T) {
+        if let Some(seen) = kept.and_then(|k| self.seen.get_mut(k)) {
+            *seen = Some(value);
+        }
+    }
+
+    /// Whether any of the writes survives.
+    fn any_survive(&self, kept: Option<usize>) -> bool {
+        kept.is_some_and(|k| k != 0) || !self.durable.is_empty()
+    }
+}
+
+/// What only `old` holds and what only `new` holds, both ascending.
+fn differences(old: &[usize], new: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let (mut gone, mut come) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a == b => (i, j) = (i + 1, j + 1),
+            (Some(&a), Some(&b)) if a < b => {
+                gone.push(a);
+                i += 1;
+            }
+            (Some(&a), None) => {
+                gone.push(a);
+                i += 1;
+            }
+            (_, Some(&b)) => {
+                come.push(b);
+                j += 1;
+            }
+            (None, None) => return (gone, come),
+        }
+    }
+}
+
+/// The writes of `writes` that survive, as a memo's key.
+fn survivors(writes: &[usize], survives: Survives) -> Vec<u32> {
+    writes
+        .iter()
+        .copied()
+        .filter(|&w| survives(w))
+        .map(|w| w as u32)
+        .collect()
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// rustc's FxHash, a word at a time.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.add(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(n.into());
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(n.into());
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    /// Rotated so that the product's best mixed bits, its high ones, pick the bucket.
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
     }
 }

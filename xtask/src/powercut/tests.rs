@@ -562,6 +562,173 @@ fn a_torn_entry_does_not_hide_the_matches_long_after_it() {
     assert_eq!(rec.requests.iter().filter(|q| q.logged()).count(), 600);
 }
 
+/// Writes of parts of the members, some over others and completed out of their issue
+/// order, so that which of them shows in a page depends on more than which survive.
+fn overlapping_writes() -> Sim {
+    let mut s = Sim::default();
+    let whole = s.write(0, 0, vec![0xaa; 8192]);
+    let under = s.write(0, 2, vec![0x55; 1024]);
+    s.complete(under);
+    s.complete(whole);
+    let ids = [
+        s.write(1, 0, vec![0xaa; 4096]),
+        s.write(1, 8, vec![0xaa; 4096]),
+        // The same bytes as m0's over part of the page: what lies under it decides.
+        s.write(1, 9, vec![0xaa; 512]),
+        s.write(0, 40, vec![0x22; 4096]),
+        s.write(1, 40, vec![0x22; 4096]),
+        s.write(1, 96, vec![0x33; 2048]),
+        s.write(0, 96, vec![0x33; 2048]),
+        s.write(0, 0, vec![0xaa; 4096]),
+    ];
+    for id in ids {
+        s.complete(id);
+    }
+    s
+}
+
+/// A chunk judged page by page, each page by the writes that show in it, agrees with the
+/// chunk read whole, whichever writes survive, for every layout of two members, with the
+/// judgements remembered or not.
+#[test]
+fn a_chunk_judged_by_the_writes_showing_in_its_pages_agrees_with_the_chunk_read_whole() {
+    let rec = overlapping_writes().recording();
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = bases(dir.path());
+    // m1 differs before the recording in a page no write touches (chunk 1) and under a
+    // write that both members may take (chunk 3).
+    let mut m1 = vec![0u8; (CHUNKS * CHUNK) as usize];
+    m1[6 * 4096 + 100] = 1;
+    m1[12 * 4096 + 1000] = 1;
+    paths[1] = dir.path().join("m1-differs.img");
+    std::fs::write(&paths[1], m1).unwrap();
+    let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
+    let views = DiskViews::open(&rec, &refs).unwrap();
+    let chunk_bytes = 4 * CHUNK;
+    let chunks = CHUNKS * CHUNK / chunk_bytes;
+    let parity = redundancy::Layout::Parity {
+        raid6: false,
+        chunk: 8192,
+    };
+    let near = redundancy::Layout::Near {
+        copies: 2,
+        chunk: 8192,
+    };
+    for geometry in [
+        Geometry::mirror(2),
+        Geometry {
+            layout: parity,
+            members: 2,
+        },
+        Geometry {
+            layout: near,
+            members: 2,
+        },
+    ] {
+        let mut base: Vec<std::fs::File> = refs[..2]
+            .iter()
+            .map(|p| std::fs::File::open(p).unwrap())
+            .collect();
+        let space = CHUNKS * CHUNK;
+        let base_divergent = geometry
+            .inconsistent(&mut base, &[0, 0], space, chunk_bytes)
+            .unwrap()
+            .chunks;
+        assert_eq!(base_divergent, [1, 3], "{geometry:?}");
+        let layout = ArrayLayout {
+            geometry,
+            chunk_bytes,
+            base_divergent: base_divergent.into_iter().collect(),
+            ..layout()
+        };
+        for remember in [true, false] {
+            let mut judge = super::judge::Judge::new(&views, &layout);
+            judge.remember = remember;
+            // Every set of survivors twice: judged, then remembered.
+            for set in (0..1u32 << rec.requests.len()).chain(0..1 << rec.requests.len()) {
+                let survives = |r: usize| set >> r & 1 == 1;
+                for c in 0..chunks {
+                    let mut readers: Vec<_> = [0, 1].map(|d| views.reader(d, &survives)).into();
+                    let whole = geometry
+                        .inconsistent_in(
+                            &mut readers,
+                            &[0, 0],
+                            space,
+                            chunk_bytes,
+                            c * chunk_bytes..(c + 1) * chunk_bytes,
+                        )
+                        .unwrap()
+                        .chunks
+                        .contains(&c);
+                    assert_eq!(
+                        judge.chunk_divergent(c, &survives).unwrap(),
+                        whole,
+                        "{geometry:?}, chunk {c}, survivors {set:#b}, remember {remember}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Remembering judgements, and listing them by which undecided writes survive from one
+/// crash point to the next, changes how fast the states are judged, not what is found.
+#[test]
+fn remembering_changes_nothing_but_the_time() {
+    let mut s = overlapping_writes();
+    // Bits and data in flight together, a flush now and then: states sampled and judged
+    // every way.
+    for round in 0..4u64 {
+        let b = s.bitmap_write(&[round, round + 4]);
+        let d0 = s.data_write(0, round);
+        let d1 = s.data_write(1, round + 4);
+        s.complete(d0);
+        s.complete(b);
+        if round % 2 == 1 {
+            let f = s.flush(2);
+            s.complete(f);
+        }
+        s.complete(d1);
+        let clear = s.bitmap_write(&[]);
+        s.complete(clear);
+    }
+    let rec = s.recording();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = bases(dir.path());
+    let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
+    let views = DiskViews::open(&rec, &refs).unwrap();
+    for model in [DiskModel::WriteThrough, DiskModel::VolatileCache] {
+        let judged = |remember| {
+            let bounds = Bounds {
+                exact_up_to: 3,
+                samples: 16,
+                seed: 7,
+                remember,
+            };
+            explore(&rec, &views, &layout(), model, bounds).unwrap()
+        };
+        let (with, without) = (judged(true), judged(false));
+        assert!(with.unsafe_states > 0 && with.exact_points < with.crash_points);
+        assert!(with.chunk_judgements_remembered > 0, "{with:?}");
+        assert_eq!(without.chunk_judgements_remembered, 0);
+        let figures = |r: &Report| {
+            (
+                r.crash_points,
+                r.states_checked,
+                r.safe_states,
+                r.full_recovery_states,
+                r.refused_states,
+                r.unsafe_states,
+                r.unsafe_points,
+                r.states_by_cause.clone(),
+            )
+        };
+        assert_eq!(figures(&with), figures(&without), "{model:?}");
+        assert_eq!(with.violations, without.violations, "{model:?}");
+        assert_eq!(with.evidence, without.evidence, "{model:?}");
+    }
+}
+
 /// The members with v1.2 superblocks (data at 1 MiB), and a bitmap at `events`.
 mod superblocks {
     use super::*;

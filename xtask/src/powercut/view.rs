@@ -115,17 +115,44 @@ impl<'r> DiskViews<'r> {
         Ok(())
     }
 
-    /// One byte of the state: the newest surviving write that covers it, else the base.
-    pub fn byte(&self, disk: usize, at: u64, survives: Survives) -> io::Result<u8> {
-        if let Some(writes) = self.index[disk].get(&(at / BLOCK)) {
-            for &r in writes.iter().rev() {
-                let q = &self.rec.requests[r];
-                let b = q.bytes();
-                if b.contains(&at) && survives(r) {
-                    return Ok(self.rec.data(q)[(at - b.start) as usize]);
-                }
+    /// What decides one byte across states that differ only in the `undecided` writes,
+    /// every other write surviving or not as `survives` says: in each, the newest
+    /// surviving write that covers it, else the image from before the recording.
+    pub fn byte_fate(
+        &self,
+        disk: usize,
+        at: u64,
+        undecided: Survives,
+        survives: Survives,
+    ) -> ByteFate {
+        let mut fate = ByteFate {
+            undecided: Vec::new(),
+            otherwise: None,
+        };
+        for &r in self.index[disk]
+            .get(&(at / BLOCK))
+            .into_iter()
+            .flatten()
+            .rev()
+        {
+            let q = &self.rec.requests[r];
+            let b = q.bytes();
+            if !b.contains(&at) {
+                continue;
+            }
+            let byte = self.rec.data(q)[(at - b.start) as usize];
+            if undecided(r) {
+                fate.undecided.push((r, byte));
+            } else if survives(r) {
+                fate.otherwise = Some(byte);
+                break;
             }
         }
+        fate
+    }
+
+    /// One byte of `disk`'s image from before the recording.
+    pub fn base_byte(&self, disk: usize, at: u64) -> io::Result<u8> {
         let mut one = [0u8];
         self.bases[disk].read_exact_at(&mut one, at)?;
         Ok(one[0])
@@ -139,6 +166,34 @@ impl<'r> DiskViews<'r> {
             survives,
             pos: 0,
         }
+    }
+}
+
+/// One byte of the states of a crash point: [`DiskViews::byte_fate`].
+#[derive(Debug, Clone)]
+pub struct ByteFate {
+    /// The undecided writes covering the byte, newest first, each with the byte it
+    /// carries; only those newer than the newest decided survivor.
+    undecided: Vec<(usize, u8)>,
+    /// The byte when none of them survives; `None`: the image's from before the
+    /// recording.
+    otherwise: Option<u8>,
+}
+
+impl ByteFate {
+    /// Whether the image from before the recording shows when none of the undecided
+    /// writes survives.
+    pub fn shows_base(&self) -> bool {
+        self.otherwise.is_none()
+    }
+
+    /// The byte in the state `survives` describes; `None`: the image's from before the
+    /// recording.
+    pub fn byte(&self, survives: Survives) -> Option<u8> {
+        self.undecided
+            .iter()
+            .find(|&&(r, _)| survives(r))
+            .map_or(self.otherwise, |&(_, b)| Some(b))
     }
 }
 
