@@ -70,8 +70,7 @@ fn cpu_model() -> String {
 }
 
 fn sha256_str(s: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(s.as_bytes()))
+    super::cache::sha256_hex(s.as_bytes())
 }
 
 /// Boots `vmlinuz` under KVM with no root filesystem: a kernel that gets as far as looking

@@ -79,6 +79,29 @@ pub struct ArrayLayout {
 }
 
 impl ArrayLayout {
+    /// Where a write of `bytes` to `disk` lands in bitmap space, as `[start, end)` byte
+    /// spans within the bitmap's reach; `None` when the disk is no member.
+    pub fn bitmap_spans(
+        &self,
+        disk: usize,
+        bytes: std::ops::Range<u64>,
+    ) -> Option<Vec<std::ops::Range<u64>>> {
+        let m = self.members.iter().position(|&d| d == disk)?;
+        let off = self.data_offsets[m];
+        if bytes.end <= off {
+            return Some(Vec::new());
+        }
+        let start = bytes.start.max(off) - off;
+        Some(
+            self.geometry
+                .to_bitmap_space(m, start, bytes.end - off - start)
+                .into_iter()
+                .map(|(s, len)| s..(s + len).min(self.space))
+                .filter(|r| r.start < r.end)
+                .collect(),
+        )
+    }
+
     /// The chunks a write of `bytes` to `disk` touches; `None` when the disk is no
     /// member.
     pub fn chunks_written(
@@ -86,23 +109,13 @@ impl ArrayLayout {
         disk: usize,
         bytes: std::ops::Range<u64>,
     ) -> Option<BTreeSet<u64>> {
-        let m = self.members.iter().position(|&d| d == disk)?;
-        let off = self.data_offsets[m];
-        let mut chunks = BTreeSet::new();
-        if bytes.end <= off {
-            return Some(chunks);
-        }
-        let start = bytes.start.max(off) - off;
-        for (s, len) in self
-            .geometry
-            .to_bitmap_space(m, start, bytes.end - off - start)
-        {
-            let last = (s + len).min(self.space);
-            if s < last {
-                chunks.extend(s / self.chunk_bytes..last.div_ceil(self.chunk_bytes));
-            }
-        }
-        Some(chunks)
+        let spans = self.bitmap_spans(disk, bytes)?;
+        Some(
+            spans
+                .iter()
+                .flat_map(|r| r.start / self.chunk_bytes..r.end.div_ceil(self.chunk_bytes))
+                .collect(),
+        )
     }
 }
 
@@ -178,26 +191,17 @@ impl<'v, 'r> Judge<'v, 'r> {
         let unit = gcd(UNIT, layout.chunk_bytes.max(1));
         let mut unit_writes: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (r, q) in rec.requests.iter().enumerate() {
-            let Some(m) = layout.members.iter().position(|&d| d == q.disk) else {
-                continue;
-            };
-            let b = q.bytes();
-            let off = layout.data_offsets[m];
-            if q.sectors == 0 || b.end <= off {
+            if q.sectors == 0 {
                 continue;
             }
-            let start = b.start.max(off) - off;
+            let Some(spans) = layout.bitmap_spans(q.disk, q.bytes()) else {
+                continue;
+            };
             let mut touched = BTreeSet::new();
             let mut units = BTreeSet::new();
-            for (s, len) in layout
-                .geometry
-                .to_bitmap_space(m, start, b.end - off - start)
-            {
-                let last = (s + len).min(layout.space);
-                if s < last {
-                    touched.extend(s / layout.chunk_bytes..last.div_ceil(layout.chunk_bytes));
-                    units.extend(s / unit..last.div_ceil(unit));
-                }
+            for r in &spans {
+                touched.extend(r.start / layout.chunk_bytes..r.end.div_ceil(layout.chunk_bytes));
+                units.extend(r.start / unit..r.end.div_ceil(unit));
             }
             for &c in &touched {
                 chunks.entry(c).or_default().writes.push(r);
