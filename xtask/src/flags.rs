@@ -63,6 +63,10 @@ pub struct BuildFlags {
     /// defconfig (+ kvm_guest.config) or tinyconfig (+ kernel-configs/tiny.config).
     #[arg(long, value_enum, default_value_t = xtask::kernel::build::Base::Defconfig, requires = "build_source")]
     pub base: xtask::kernel::build::Base,
+    /// Patch applied to the source before the build (repeatable, in order; a plain diff or
+    /// a `git format-patch` mail, or the name of a patch in xtask/src/findings/patches/).
+    #[arg(long = "patch", value_name = "FILE")]
+    pub patches: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -154,12 +158,18 @@ pub struct PowerLossWrite {
 
 #[derive(clap::Args)]
 pub struct Compare {
-    /// The kernel before the patch: `debian`, a bzImage, a kernel tree, or TREE@REV.
+    /// The kernel before the patch: `debian[:SERIES]`, `debian-source:SERIES`, a bzImage,
+    /// a kernel tree, or TREE@REV.
     #[arg(long, value_name = "KERNEL")]
     pub base: String,
-    /// The kernel with the patch, in the same forms.
+    /// The kernel with the patch, in the same forms (default: --base with the --patch
+    /// files applied).
     #[arg(long, value_name = "KERNEL")]
-    pub patched: String,
+    pub patched: Option<String>,
+    /// Patch applied to the patched side's source (repeatable, in order): `--base
+    /// debian-source:6.12 --patch fix.patch` compares a kernel with itself patched.
+    #[arg(long = "patch", value_name = "FILE")]
+    pub patches: Vec<PathBuf>,
     /// The modules tree of a modular base bzImage.
     #[arg(long, value_name = "DIR")]
     pub base_modules: Option<PathBuf>,

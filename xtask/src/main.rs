@@ -18,6 +18,7 @@ fn build_spec(b: &flags::BuildFlags) -> Option<xtask::kernel::build::BuildSpec> 
         source,
         base: b.base,
         fragments: b.configs.clone(),
+        patches: b.patches.clone(),
     })
 }
 
@@ -27,7 +28,12 @@ fn all_kernel_options(k: &flags::KernelFlags) -> anyhow::Result<Vec<xtask::bench
     use xtask::kernel::KernelSpec;
     let mut specs = Vec::new();
     for arg in &k.kernel {
-        specs.push(KernelSpec::from_arg(arg, k.build.base, &k.build.configs)?);
+        specs.push(KernelSpec::from_arg(
+            arg,
+            k.build.base,
+            &k.build.configs,
+            &k.build.patches,
+        )?);
     }
     if let Some(modules) = &k.modules {
         match specs.as_mut_slice() {
@@ -36,6 +42,10 @@ fn all_kernel_options(k: &flags::KernelFlags) -> anyhow::Result<Vec<xtask::bench
         }
     }
     specs.extend(build_spec(&k.build).map(KernelSpec::Build));
+    anyhow::ensure!(
+        k.build.patches.is_empty() || !specs.is_empty(),
+        "--patch needs a source to patch: --debian-source SERIES, --tree PATH, or --kernel TREE"
+    );
     if specs.is_empty() {
         specs.push(KernelSpec::Debian(Default::default()));
     }
@@ -72,9 +82,10 @@ fn compare_side(
     side: &str,
     arg: &str,
     modules: &Option<std::path::PathBuf>,
+    patches: &[std::path::PathBuf],
 ) -> anyhow::Result<xtask::bench::Options> {
     use xtask::kernel::KernelSpec;
-    let kernel = match KernelSpec::from_arg(arg, c.config_base, &c.configs)? {
+    let kernel = match KernelSpec::from_arg(arg, c.config_base, &c.configs, patches)? {
         KernelSpec::BzImage { path, .. } => KernelSpec::BzImage {
             path,
             modules: modules.clone(),
@@ -93,8 +104,14 @@ fn compare_side(
 }
 
 fn compare(c: flags::Compare) -> anyhow::Result<u8> {
-    let base = compare_side(&c, "base", &c.base, &c.base_modules)?;
-    let patched = compare_side(&c, "patched", &c.patched, &c.patched_modules)?;
+    let base = compare_side(&c, "base", &c.base, &c.base_modules, &[])?;
+    // Without --patched, the patched side is the base with the patches.
+    let patched_arg = c.patched.as_deref().unwrap_or(&c.base);
+    anyhow::ensure!(
+        c.patched.is_some() || !c.patches.is_empty(),
+        "compare: give --patched KERNEL, or --patch FILE to compare --base with itself patched"
+    );
+    let patched = compare_side(&c, "patched", patched_arg, &c.patched_modules, &c.patches)?;
     xtask::cli::compare::run(xtask::cli::compare::CompareArgs {
         base,
         patched,

@@ -20,6 +20,19 @@ pub struct Finding {
     pub cause: String,
     pub needs: Needs,
     pub seen: String,
+    /// Candidate fixes, one per kernel series, in `patches/` (`--patch NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fix: Vec<Fix>,
+}
+
+/// A candidate fix of a finding for one kernel series.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fix {
+    /// The series whose source it applies to (`6.12`, `7.3`).
+    pub series: String,
+    /// The patch's name in `patches/`, without `.patch`.
+    pub patch: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +150,11 @@ mod tests {
                 f.id
             );
             assert!(f.code.file.starts_with("drivers/md/"), "{}", f.id);
+            let patches = crate::kernel::patch::project_patches(&crate::host::project_root());
+            for fix in &f.fix {
+                let file = patches.join(format!("{}.patch", fix.patch));
+                assert!(file.is_file(), "{}: no {}", f.id, file.display());
+            }
         }
         let declarable: Vec<&Finding> = all.iter().filter(|f| !f.needs.models.is_empty()).collect();
         for (i, f) in declarable.iter().enumerate() {

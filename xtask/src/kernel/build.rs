@@ -17,6 +17,7 @@ use crate::host::archive::Archive;
 use crate::host::cache::{sha256_file, Cache};
 use crate::host::{self, Tool};
 use crate::kernel::config as kconfig;
+use crate::kernel::patch::{self, Patch, PatchInfo};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -63,6 +64,8 @@ pub struct BuildSpec {
     pub base: Base,
     /// Fragments merged in order after the base; `kernel-configs/md.config` when empty.
     pub fragments: Vec<PathBuf>,
+    /// Patches applied in order to the source before the build (`--patch`).
+    pub patches: Vec<PathBuf>,
 }
 
 /// What a build records of itself, in the entry (`build.json`) and in every result.
@@ -77,6 +80,9 @@ pub struct BuildInfo {
     /// The fragments as merged, in order (`tiny.config` included for a tinyconfig base).
     pub fragments: Vec<PathBuf>,
     pub config_sha256: String,
+    /// The patches applied to the source, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<PatchInfo>,
     /// First line of `gcc --version`, with `(ccache)` when ccache wrapped it.
     pub compiler: String,
     pub build_seconds: u64,
@@ -291,6 +297,13 @@ struct Prepared {
     key: String,
     label: String,
     package: Option<(String, String, String)>,
+    /// The stock tree of a patched one, and the object directory a build of it would use
+    /// there: the patched build starts from a copy of it.
+    stock: Option<(PathBuf, bool)>,
+    /// Whether the bench owns the tree (a cache entry): its object directory lives inside
+    /// it, so the build's command lines name the source as `..` and read the same in a
+    /// patched copy.
+    owned: bool,
 }
 
 fn prepare_source(cache: &Cache, source: &Source, install: bool) -> Result<Prepared> {
@@ -306,6 +319,8 @@ fn prepare_source(cache: &Cache, source: &Source, install: bool) -> Result<Prepa
                 tree,
                 key,
                 package: None,
+                stock: None,
+                owned: false,
             })
         }
         Source::TreeRev { tree, rev } => {
@@ -341,6 +356,8 @@ fn prepare_source(cache: &Cache, source: &Source, install: bool) -> Result<Prepa
                 key: format!("git-{commit}"),
                 label: format!("{}-{}", rev.replace('/', "_"), &commit[..12]),
                 package: None,
+                stock: None,
+                owned: true,
             })
         }
         Source::Debian { series } => debian_source(cache, series, install),
@@ -396,7 +413,143 @@ fn debian_source(cache: &Cache, series: &str, install: bool) -> Result<Prepared>
         key,
         label: format!("debian-{version}"),
         package: Some((package, version, sha)),
+        stock: None,
+        owned: true,
     })
+}
+
+/// Applies the patches.
+const PATCH: Tool = Tool {
+    command: "patch",
+    package: "patch",
+};
+
+/// The stock tree hard-linked into a cache entry of its own, with the patches applied.
+fn patched_source(cache: &Cache, stock: Prepared, patches: &[Patch]) -> Result<Prepared> {
+    let pkey = patch::key(patches);
+    let name = stock
+        .tree
+        .file_name()
+        .context("a source tree has a name")?
+        .to_owned();
+    let entry = cache.entry(
+        "sources",
+        &format!("{}+patches-{pkey}", stock.label),
+        |dir| {
+            let tree = dir.join(&name);
+            fs::create_dir(&tree)?;
+            for e in fs::read_dir(&stock.tree)? {
+                let e = e?;
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                // History and object directories are not the source.
+                if n == ".git" || n.starts_with(OBJ_PREFIX) {
+                    continue;
+                }
+                let out = Command::new("cp")
+                    .arg("-al")
+                    .arg(e.path())
+                    .arg(&tree)
+                    .output()
+                    .context("run cp")?;
+                if !out.status.success() {
+                    bail!(
+                        "hard-link {} into {}: {}",
+                        e.path().display(),
+                        tree.display(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+            }
+            for p in patches {
+                patch::apply(&tree, p)?;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(Prepared {
+        tree: entry.join(&name),
+        key: format!("{}+patches-{pkey}", stock.key),
+        label: format!("{}+p{}", stock.label, &pkey[..8]),
+        package: stock.package,
+        stock: Some((stock.tree, stock.owned)),
+        owned: true,
+    })
+}
+
+/// Names the object directories kept inside trees the bench owns.
+const OBJ_PREFIX: &str = ".mdbb-obj-";
+
+/// Where a source builds. It outlives builds: one per source directory and configuration,
+/// so a `--tree` checkout rebuilds only what changed. A tree the bench owns keeps it inside
+/// (see `Prepared::owned`); a user's checkout keeps it in the cache.
+fn object_dir(cache: &Cache, src: &Prepared, spec: &BuildSpec, fragments: &[PathBuf]) -> PathBuf {
+    let mut oh = Sha256::new();
+    if !src.owned {
+        oh.update(src.tree.as_os_str().as_encoded_bytes());
+    }
+    oh.update(spec.base.as_str());
+    for f in fragments {
+        oh.update(f.as_os_str().as_encoded_bytes());
+    }
+    let id = hex16(oh);
+    if src.owned {
+        src.tree.join(format!("{OBJ_PREFIX}{id}"))
+    } else {
+        cache
+            .root()
+            .join("kbuild")
+            .join(format!("{}-{id}", src.label))
+    }
+}
+
+/// Starts a patched tree's object directory as a copy of its stock tree's (built first
+/// when missing), so that only what the patches touch is compiled again: the copy keeps
+/// the objects' times, and patch gave the files it changed newer ones.
+fn seed_object_dir(
+    (stock, owned): &(PathBuf, bool),
+    obj: &Path,
+    ccache: bool,
+    base: Base,
+    fragments: &[PathBuf],
+    requests: &[kconfig::Request],
+) -> Result<()> {
+    if obj.exists() || !owned {
+        return Ok(());
+    }
+    let name = obj.file_name().context("an object directory has a name")?;
+    let stock_obj = stock.join(name);
+    if !stock_obj.join("vmlinux").exists() {
+        eprintln!(
+            "kernel: building the stock tree first, so that patched builds of it are incremental"
+        );
+        let scratch = tempfile::tempdir()?;
+        Job {
+            tree: stock,
+            obj: &stock_obj,
+            ccache,
+        }
+        .run(base, fragments, requests, scratch.path())?;
+    }
+    let lock = File::create(stock_obj.join(".lock"))?;
+    lock.lock()?;
+    let partial = obj.with_extension("partial");
+    let _ = fs::remove_dir_all(&partial);
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(&stock_obj)
+        .arg(&partial)
+        .output()
+        .context("run cp")?;
+    if !out.status.success() {
+        bail!(
+            "copy {}: {}",
+            stock_obj.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    fs::rename(&partial, obj)?;
+    Ok(())
 }
 
 /// The source tarball of the host's `package` (installed when missing and allowed):
@@ -463,8 +616,21 @@ pub fn build(cache: &Cache, project: &Path, spec: &BuildSpec, install: bool) -> 
         .map(|(f, text)| kconfig::parse_fragment(&f.display().to_string(), text))
         .collect::<Result<Vec<_>>>()?;
     let requests = kconfig::merge_requests(&requests);
+    let patches = spec
+        .patches
+        .iter()
+        .map(|p| patch::read(project, p))
+        .collect::<Result<Vec<_>>>()?;
     ensure_build_tools(install, matches!(spec.source, Source::Debian { .. }))?;
-    let src = prepare_source(cache, &spec.source, install)?;
+    if !patches.is_empty() {
+        host::ensure_tools("kernel patches", &[PATCH], install)?;
+    }
+    let stock = prepare_source(cache, &spec.source, install)?;
+    let src = if patches.is_empty() {
+        stock
+    } else {
+        patched_source(cache, stock, &patches)?
+    };
 
     let ccache = host::find_command("ccache").is_some();
     let compiler = format!(
@@ -488,22 +654,12 @@ pub fn build(cache: &Cache, project: &Path, spec: &BuildSpec, install: bool) -> 
     }
     let key = format!("{}-{}-{}", src.label, spec.base.as_str(), hex16(h));
 
-    // The object directory outlives builds: one per source directory and configuration, so
-    // a `--tree` checkout rebuilds only what changed (a `tree@rev` export is a directory
-    // per commit, and gains nothing).
-    let mut oh = Sha256::new();
-    oh.update(src.tree.as_os_str().as_encoded_bytes());
-    oh.update(spec.base.as_str());
-    for f in &fragments {
-        oh.update(f.as_os_str().as_encoded_bytes());
-    }
-    let obj = cache
-        .root()
-        .join("kbuild")
-        .join(format!("{}-{}", src.label, hex16(oh)));
-
+    let obj = object_dir(cache, &src, spec, &fragments);
     let dir = cache.entry("builds", &key, |dir| {
         let started = Instant::now();
+        if let Some(stock) = &src.stock {
+            seed_object_dir(stock, &obj, ccache, spec.base, &fragments, &requests)?;
+        }
         let job = Job {
             tree: &src.tree,
             obj: &obj,
@@ -521,6 +677,7 @@ pub fn build(cache: &Cache, project: &Path, spec: &BuildSpec, install: bool) -> 
                 .map(|f| f.strip_prefix(project).unwrap_or(f).to_path_buf())
                 .collect(),
             config_sha256,
+            patches: patches.iter().map(|p| p.info.clone()).collect(),
             compiler: compiler.clone(),
             build_seconds: started.elapsed().as_secs(),
         };
@@ -989,6 +1146,7 @@ mod tests {
             source: Source::Tree("/x".into()),
             base,
             fragments,
+            patches: vec![],
         };
         let names = |v: Vec<PathBuf>| -> Vec<String> {
             v.iter()

@@ -6,6 +6,7 @@ pub mod build;
 mod bzimage;
 pub mod config;
 mod debian;
+pub mod patch;
 
 pub use bzimage::{bzimage_release, modules_tree};
 pub use debian::{Series, DEBIAN_PACKAGE_PATTERN};
@@ -32,7 +33,32 @@ impl KernelSpec {
     /// A KERNEL argument as `compare` and friends take it: `debian` (the default kernel),
     /// a bzImage file, a kernel tree (built as it is on disk), or `TREE@REV` (that commit
     /// of a git tree). `base` and `fragments` apply to the trees.
-    pub fn from_arg(arg: &str, base: Base, fragments: &[PathBuf]) -> Result<Self> {
+    pub fn from_arg(
+        arg: &str,
+        base: Base,
+        fragments: &[PathBuf],
+        patches: &[PathBuf],
+    ) -> Result<Self> {
+        let build = |source| {
+            KernelSpec::Build(BuildSpec {
+                source,
+                base,
+                fragments: fragments.to_vec(),
+                patches: patches.to_vec(),
+            })
+        };
+        if let Some(series) = arg.strip_prefix("debian-source:") {
+            return Ok(build(Source::Debian {
+                series: series.into(),
+            }));
+        }
+        if !patches.is_empty() {
+            // Only a source can be patched; say so before fetching anything.
+            let path = Path::new(arg);
+            if arg == "debian" || arg.starts_with("debian:") || path.is_file() {
+                bail!("kernel {arg}: --patch needs a source to patch (a tree, TREE@REV or debian-source:SERIES), not a built kernel");
+            }
+        }
         if arg == "debian" {
             return Ok(KernelSpec::Debian(Series::default()));
         }
@@ -45,13 +71,6 @@ impl KernelSpec {
                     )
                 });
         }
-        let build = |source| {
-            KernelSpec::Build(BuildSpec {
-                source,
-                base,
-                fragments: fragments.to_vec(),
-            })
-        };
         let path = Path::new(arg);
         if path.is_file() {
             return Ok(KernelSpec::BzImage {
@@ -70,7 +89,7 @@ impl KernelSpec {
                 }));
             }
         }
-        bail!("kernel {arg}: neither debian[:SERIES], a bzImage, a kernel tree, nor TREE@REV")
+        bail!("kernel {arg}: neither debian[:SERIES], debian-source:SERIES, a bzImage, a kernel tree, nor TREE@REV")
     }
 }
 
@@ -154,7 +173,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join("bzImage");
         fs::write(&image, b"x").unwrap();
-        let arg = |s: &str| KernelSpec::from_arg(s, Base::Tinyconfig, &[]);
+        let arg = |s: &str| KernelSpec::from_arg(s, Base::Tinyconfig, &[], &[]);
         assert!(matches!(
             arg(image.to_str().unwrap()).unwrap(),
             KernelSpec::BzImage { modules: None, .. }
@@ -178,8 +197,27 @@ mod tests {
         let err = arg("/no/such").unwrap_err().to_string();
         assert_eq!(
             err,
-            "kernel /no/such: neither debian[:SERIES], a bzImage, a kernel tree, nor TREE@REV"
+            "kernel /no/such: neither debian[:SERIES], debian-source:SERIES, a bzImage, a kernel tree, nor TREE@REV"
         );
+        let KernelSpec::Build(b) = arg("debian-source:7.3").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            b.source,
+            Source::Debian {
+                series: "7.3".into()
+            }
+        );
+        let patched =
+            |s: &str| KernelSpec::from_arg(s, Base::Tinyconfig, &[], &["fix.patch".into()]);
+        assert!(patched("debian:6.12")
+            .unwrap_err()
+            .to_string()
+            .contains("needs a source"));
+        let KernelSpec::Build(b) = patched(tree).unwrap() else {
+            panic!()
+        };
+        assert_eq!(b.patches, vec![PathBuf::from("fix.patch")]);
         assert!(matches!(
             arg("debian"),
             Ok(KernelSpec::Debian(s)) if s == Series::default()
