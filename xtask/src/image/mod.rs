@@ -44,6 +44,18 @@ pub struct Image {
     pub carried: Vec<packaged::Carried>,
     /// The version of the host's mdadm package the image copied (`4.2-5`).
     pub host_mdadm: String,
+    /// Every Debian package the image's programs and libraries came from, with its
+    /// version and where from (`host`, or the suite of a packaged program).
+    pub userland: Vec<UserlandPackage>,
+}
+
+/// A package the guest's userland came from, as results record it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserlandPackage {
+    pub package: String,
+    pub version: String,
+    /// `host` (copied from the host's installed files) or the suite it was fetched from.
+    pub from: String,
 }
 
 impl Image {
@@ -88,12 +100,92 @@ pub fn build(cache: &Cache, project: &Path, kernel: &Kernel, agent: &Path) -> Re
         cpio::write(&nodes, std::io::BufWriter::new(file))?;
         Ok(())
     })?;
+    let userland = userland(&dir, &nodes, &carried)?;
     Ok(Image {
         initramfs: dir.join("initramfs.cpio"),
         key,
         carried,
         host_mdadm: host_package_version("mdadm"),
+        userland,
     })
+}
+
+/// The packages of an image, asked of dpkg once per image and kept beside it (entries made
+/// before it was recorded gain the file on first use).
+fn userland(
+    entry: &Path,
+    nodes: &[Node],
+    carried: &[packaged::Carried],
+) -> Result<Vec<UserlandPackage>> {
+    let file = entry.join("userland.json");
+    if let Ok(bytes) = std::fs::read(&file) {
+        if let Ok(v) = serde_json::from_slice(&bytes) {
+            return Ok(v);
+        }
+    }
+    let hosts: Vec<&Path> = nodes
+        .iter()
+        .filter_map(|n| match &n.kind {
+            cpio::NodeKind::File {
+                source: cpio::Source::Host(p),
+                ..
+            } => Some(p.as_path()),
+            _ => None,
+        })
+        .collect();
+    let mut out = host_packages(&hosts);
+    for c in carried {
+        for p in &c.packages {
+            out.push(UserlandPackage {
+                package: p.name.clone(),
+                version: p.version.clone(),
+                from: p.suite.clone(),
+            });
+        }
+    }
+    let tmp = entry.join(format!(".userland.json.{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&out)?)?;
+    std::fs::rename(&tmp, &file)?;
+    Ok(out)
+}
+
+/// The host packages that own `paths` (files no package owns, such as the agent, are left
+/// out), sorted by name.
+fn host_packages(paths: &[&Path]) -> Vec<UserlandPackage> {
+    // Under usrmerge a file found in /usr/sbin may be known to dpkg as /sbin's: ask both.
+    let mut asked = Vec::new();
+    for p in paths
+        .iter()
+        .filter(|p| !p.starts_with(crate::host::project_root()))
+    {
+        asked.push(p.to_path_buf());
+        if let Ok(rest) = p.strip_prefix("/usr") {
+            asked.push(Path::new("/").join(rest));
+        } else if p.is_absolute() {
+            asked.push(Path::new("/usr").join(p.strip_prefix("/").unwrap_or(p)));
+        }
+    }
+    let out = Command::new("dpkg-query").arg("-S").args(&asked).output();
+    let mut names: Vec<String> = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .flat_map(|(pkgs, _)| {
+            pkgs.split(", ")
+                .map(|p| p.split(':').next().unwrap_or(p).to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|package| UserlandPackage {
+            version: host_package_version(&package),
+            package,
+            from: "host".into(),
+        })
+        .collect()
 }
 
 /// Everything the initramfs holds, in memory or as host paths, without writing anything
@@ -247,4 +339,23 @@ fn host_package_version(name: &str) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host's dpkg names the package of each file the image copies; the bench's own
+    /// files belong to none and are left out.
+    #[test]
+    fn the_host_packages_of_an_images_files_are_named_with_their_versions() {
+        let agent = crate::host::project_root().join("images/init");
+        let mdadm = crate::host::find_command("mdadm").expect("mdadm on the host");
+        let got = host_packages(&[&mdadm, &agent, Path::new("/usr/sbin/mdadm")]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].package, "mdadm");
+        assert_eq!(got[0].from, "host");
+        assert_eq!(got[0].version, host_package_version("mdadm"));
+        assert_ne!(got[0].version, "unknown");
+    }
 }

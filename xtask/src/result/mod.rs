@@ -69,6 +69,9 @@ pub struct CaseResult {
     /// The guest's mdadm: version and where it came from (`4.2-5 (host)`, `4.6-3 (sid)`).
     #[serde(default)]
     pub mdadm: String,
+    /// The Debian packages the guest's userland came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub userland: Vec<crate::image::UserlandPackage>,
     pub times: Times,
     pub steps: Vec<StepRecord>,
     pub splats: Vec<crate::logs::splat::Splat>,
@@ -137,6 +140,7 @@ impl CaseResult {
             accel: String::new(),
             image: String::new(),
             mdadm: String::new(),
+            userland: Vec::new(),
             times: Times::default(),
             steps: vec![],
             splats: vec![],

@@ -342,6 +342,7 @@ fn blank_result(bench: &Bench, plan: &Plan) -> CaseResult {
         accel: bench.accel.as_str().into(),
         image: bench.image.key.clone(),
         mdadm: bench.mdadm_for(plan).label,
+        userland: bench.image.userland.clone(),
         times: Times::default(),
         steps: Vec::new(),
         splats: Vec::new(),
