@@ -16,7 +16,8 @@ pub struct Finding {
     pub id: String,
     pub title: String,
     pub code: Code,
-    /// The judge's cause (`powercut::explore::Cause::as_str`) that is this finding.
+    /// The judge's cause (`powercut::explore::Cause::as_str`) that is this finding, or
+    /// [`PROBE`] for one the bench reads from a probe of the kernel instead of a case.
     pub cause: String,
     pub needs: Needs,
     pub seen: String,
@@ -69,9 +70,17 @@ pub struct CaseKind<'a> {
     pub injectors: &'a [&'a str],
 }
 
+/// The cause of a finding a probe shows (a case that meets it is SKIPped naming it).
+pub const PROBE: &str = "probe";
+
 impl Finding {
     /// Why this finding cannot show in such a case, if it cannot.
     pub fn unfit(&self, case: CaseKind) -> Option<String> {
+        if self.cause == PROBE {
+            return Some(
+                "is found by a probe of the kernel, and a case it hits is skipped naming it".into(),
+            );
+        }
         let n = &self.needs;
         if !n.bitmaps.iter().any(|b| b == case.bitmap) {
             return Some(format!("needs a {} bitmap", n.bitmaps.join(" or ")));
@@ -139,7 +148,7 @@ mod tests {
         let causes: Vec<&str> = Cause::ALL.iter().map(|c| c.as_str()).collect();
         for (i, f) in all.iter().enumerate() {
             assert!(
-                causes.contains(&f.cause.as_str()),
+                causes.contains(&f.cause.as_str()) || f.cause == PROBE,
                 "{}: cause {:?} is none of {causes:?}",
                 f.id,
                 f.cause
