@@ -135,6 +135,9 @@ fn a_patched_tiny_kernel_builds_incrementally_and_records_its_patch() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("CC "))
         .map(str::trim)
+        // objtool builds with absolute paths, so it always builds again: it is not the
+        // kernel.
+        .filter(|f| !f.starts_with('/'))
         .collect();
     assert!(compiled.contains(&"drivers/md/md-bitmap.o"), "{compiled:?}");
     assert!(

@@ -505,10 +505,14 @@ fn object_dir(cache: &Cache, src: &Prepared, spec: &BuildSpec, fragments: &[Path
 
 /// Starts a patched tree's object directory as a copy of its stock tree's (built first
 /// when missing), so that only what the patches touch is compiled again: the copy keeps
-/// the objects' times, and patch gave the files it changed newer ones.
+/// the objects' times, and the files the patches changed are then given a newer one (the
+/// stock objects may have been built after the patches were applied).
+#[allow(clippy::too_many_arguments)]
 fn seed_object_dir(
     (stock, owned): &(PathBuf, bool),
     obj: &Path,
+    tree: &Path,
+    changed: &[PathBuf],
     ccache: bool,
     base: Base,
     fragments: &[PathBuf],
@@ -547,6 +551,17 @@ fn seed_object_dir(
             stock_obj.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
+    }
+    let now = std::time::SystemTime::now();
+    for f in changed {
+        let path = tree.join(f);
+        if path.exists() {
+            File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|file| file.set_modified(now))
+                .with_context(|| format!("touch {}", path.display()))?;
+        }
     }
     fs::rename(&partial, obj)?;
     Ok(())
@@ -658,7 +673,10 @@ pub fn build(cache: &Cache, project: &Path, spec: &BuildSpec, install: bool) -> 
     let dir = cache.entry("builds", &key, |dir| {
         let started = Instant::now();
         if let Some(stock) = &src.stock {
-            seed_object_dir(stock, &obj, ccache, spec.base, &fragments, &requests)?;
+            let changed: Vec<PathBuf> = patches.iter().flat_map(patch::files).collect();
+            seed_object_dir(
+                stock, &obj, &src.tree, &changed, ccache, spec.base, &fragments, &requests,
+            )?;
         }
         let job = Job {
             tree: &src.tree,

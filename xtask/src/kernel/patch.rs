@@ -147,6 +147,17 @@ fn failure(out: &str) -> Option<String> {
     None
 }
 
+/// The files a patch changes, relative to the tree (`-p1`: the `+++ b/...` names).
+pub fn files(patch: &Patch) -> Vec<PathBuf> {
+    String::from_utf8_lossy(&patch.text)
+        .lines()
+        .filter_map(|l| l.strip_prefix("+++ "))
+        .map(|name| name.split('\t').next().unwrap_or(name).trim())
+        .filter(|name| *name != "/dev/null")
+        .filter_map(|name| name.split_once('/').map(|(_, rest)| PathBuf::from(rest)))
+        .collect()
+}
+
 /// The key a patched source adds to its stock one: every patch's content, in order.
 pub fn key(patches: &[Patch]) -> String {
     let mut all = Vec::new();
@@ -237,6 +248,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("already patched"));
+        assert_eq!(
+            files(&half),
+            [PathBuf::from("d/b.c"), PathBuf::from("d/a.c")]
+        );
         assert_ne!(key(std::slice::from_ref(&good)), key(&[good, half]));
         assert!(read(dir.path(), Path::new("nope"))
             .unwrap_err()
