@@ -51,6 +51,15 @@ impl Side {
 
 /// Pairs results by case and seed (the runs share their plans) and judges each pair.
 pub fn judge(base: &[CaseResult], patched: &[CaseResult]) -> Vec<Row> {
+    // How much the base shows each finding over the whole run: a finding's states depend
+    // on timing, so one case's 0 against the patched kernel's N is a regression only when
+    // the base showed that finding nowhere.
+    let mut base_total: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in base {
+        for f in &r.findings {
+            *base_total.entry(finding_name(f)).or_default() += f.states;
+        }
+    }
     base.iter()
         .filter_map(|b| {
             let p = patched
@@ -73,15 +82,27 @@ pub fn judge(base: &[CaseResult], patched: &[CaseResult]) -> Vec<Row> {
                 notes.push("the known failure of base is gone on patched (XFAIL -> XPASS)".into());
             }
             if b.verdict == Verdict::Xpass && p.verdict == Verdict::Xfail {
-                regressions.push(format!(
+                let line = format!(
                     "passes on base, fails on patched as the case knows the stock kernel to: {}",
                     p.why()
-                ));
+                );
+                let elsewhere = p
+                    .findings
+                    .iter()
+                    .filter(|f| f.states > 0)
+                    .all(|f| base_total.get(&finding_name(f)).is_some_and(|&n| n > 0));
+                if elsewhere {
+                    notes.push(format!(
+                        "{line} (the base shows these findings in other cases)"
+                    ));
+                } else {
+                    regressions.push(line);
+                }
             }
             if p.verdict == Verdict::Error || b.verdict == Verdict::Error {
                 notes.push("could not be tested on one kernel".into());
             }
-            let (worse, changed) = finding_changes(b, p);
+            let (worse, changed) = finding_changes(b, p, &base_total);
             regressions.extend(worse);
             notes.extend(changed);
             if ps.total_ms > bs.total_ms.saturating_mul(3) / 2 && bs.total_ms > 0 {
@@ -102,13 +123,20 @@ pub fn judge(base: &[CaseResult], patched: &[CaseResult]) -> Vec<Row> {
         .collect()
 }
 
+fn finding_name(f: &crate::findings::Seen) -> String {
+    f.id.clone()
+        .unwrap_or_else(|| format!("unexplained {}", f.cause))
+}
+
 /// Each finding's states on both kernels, `unplug-ordering: 150 states -> 0`: one that
-/// the base judged absent and the patched kernel shows is a regression, the rest notes.
-fn finding_changes(base: &CaseResult, patched: &CaseResult) -> (Vec<String>, Vec<String>) {
-    let name = |f: &crate::findings::Seen| {
-        f.id.clone()
-            .unwrap_or_else(|| format!("unexplained {}", f.cause))
-    };
+/// the base judged absent in every case and the patched kernel shows is a regression, the
+/// rest notes.
+fn finding_changes(
+    base: &CaseResult,
+    patched: &CaseResult,
+    base_total: &std::collections::BTreeMap<String, u64>,
+) -> (Vec<String>, Vec<String>) {
+    let name = finding_name;
     let mut names: Vec<String> = base.findings.iter().map(name).collect();
     for f in &patched.findings {
         if !names.contains(&name(f)) {
@@ -126,7 +154,11 @@ fn finding_changes(base: &CaseResult, patched: &CaseResult) -> (Vec<String>, Vec
             p.map_or("-".into(), |v| v.to_string())
         );
         if b == Some(0) && p.is_some_and(|p| p > 0) {
-            worse.push(line);
+            if base_total.get(&n).copied().unwrap_or(0) == 0 {
+                worse.push(line);
+            } else {
+                changed.push(format!("{line} (the base shows it in other cases)"));
+            }
         } else if b != p {
             changed.push(line);
         }
@@ -308,6 +340,23 @@ mod tests {
         assert!(rows[0]
             .regressions
             .contains(&"unplug-ordering: 0 states -> 7".to_string()));
+        // A finding the base shows in another case is timing, not the patch.
+        let mut other = with_findings(Verdict::Xfail, &[("unplug-ordering", 40)]);
+        other.case = "q".into();
+        let rows = judge(
+            &[
+                with_findings(Verdict::Xpass, &[("unplug-ordering", 0)]),
+                other.clone(),
+            ],
+            &[
+                with_findings(Verdict::Xfail, &[("unplug-ordering", 7)]),
+                other,
+            ],
+        );
+        assert!(rows[0].regressions.is_empty(), "{:?}", rows[0].regressions);
+        assert!(rows[0].notes.contains(
+            &"unplug-ordering: 0 states -> 7 (the base shows it in other cases)".to_string()
+        ));
     }
 
     #[test]
