@@ -170,6 +170,10 @@ pub struct Compare {
     /// debian-source:6.12 --patch fix.patch` compares a kernel with itself patched.
     #[arg(long = "patch", value_name = "FILE")]
     pub patches: Vec<PathBuf>,
+    /// Patch applied to the base side's source (repeatable, in order); without --patched
+    /// the patched side gets them too, before its --patch files.
+    #[arg(long = "base-patch", value_name = "FILE")]
+    pub base_patches: Vec<PathBuf>,
     /// The modules tree of a modular base bzImage.
     #[arg(long, value_name = "DIR")]
     pub base_modules: Option<PathBuf>,

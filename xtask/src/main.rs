@@ -104,14 +104,18 @@ fn compare_side(
 }
 
 fn compare(c: flags::Compare) -> anyhow::Result<u8> {
-    let base = compare_side(&c, "base", &c.base, &c.base_modules, &[])?;
+    let base = compare_side(&c, "base", &c.base, &c.base_modules, &c.base_patches)?;
     // Without --patched, the patched side is the base with the patches.
     let patched_arg = c.patched.as_deref().unwrap_or(&c.base);
     anyhow::ensure!(
         c.patched.is_some() || !c.patches.is_empty(),
         "compare: give --patched KERNEL, or --patch FILE to compare --base with itself patched"
     );
-    let patched = compare_side(&c, "patched", patched_arg, &c.patched_modules, &c.patches)?;
+    let patches: Vec<std::path::PathBuf> = match c.patched {
+        Some(_) => c.patches.clone(),
+        None => c.base_patches.iter().chain(&c.patches).cloned().collect(),
+    };
+    let patched = compare_side(&c, "patched", patched_arg, &c.patched_modules, &patches)?;
     xtask::cli::compare::run(xtask::cli::compare::CompareArgs {
         base,
         patched,
