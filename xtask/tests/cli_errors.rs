@@ -170,3 +170,47 @@ fn a_partition_outside_its_count_is_a_usage_error_and_the_shares_list_every_case
     want.sort();
     assert_eq!(shares, want);
 }
+
+#[test]
+fn a_patch_without_a_source_to_patch_is_one_line_before_anything_is_fetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let patch = dir.path().join("fix.patch");
+    std::fs::write(&patch, "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n").unwrap();
+    let p = patch.to_str().unwrap();
+    let (code, err) = xtask(&["run", "smoke", "--patch", p, "--no-install"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("--patch needs a source to patch"), "{err}");
+    let (code, err) = xtask(&[
+        "run",
+        "smoke",
+        "--kernel",
+        "debian:6.12",
+        "--patch",
+        p,
+        "--no-install",
+    ]);
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("kernel debian:6.12: --patch needs a source to patch"),
+        "{err}"
+    );
+    let (code, err) = xtask(&["compare", "--base", "debian", "--no-install"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("give --patched KERNEL, or --patch FILE"),
+        "{err}"
+    );
+    let missing = dir.path().join("nope.patch");
+    let (code, err) = xtask(&[
+        "kernel",
+        "build",
+        "--debian-source",
+        "6.12",
+        "--patch",
+        missing.to_str().unwrap(),
+        "--no-install",
+    ]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("nope.patch: no such file"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
