@@ -110,6 +110,10 @@ pub fn run(s: &mut Scenario, p: &PowerLossSpec) -> Result<(), Failure> {
             .expect("in the disks directory")
             .join(format!("state-{i}"));
         let outcome = confirm(s, &rec, &base_refs, p.model, v, &state_dir, i);
+        // A state is every member whole (hundreds of MiB a state, three states a case ran
+        // a run's disk full); the recording writes it again on demand (`cargo xtask
+        // power-loss write`).
+        let _ = std::fs::remove_dir_all(&state_dir);
         for (cause, first_of) in &report.first_by_cause {
             if first_of.point == v.point && first_of.survivors == v.survivors {
                 let chunks: Vec<u64> = v
