@@ -221,11 +221,11 @@ fn the_report_of_a_compare_run_names_its_kernels_trace_and_fix() {
         "{out}"
     );
     assert!(
-        out.contains("on patched [2]: gone (XFAIL -> XPASS/PASS) 1, still showing 0, not judged 0"),
+        out.contains("on patched [2]: gone 1 (XFAIL -> XPASS 1), still showing 0, not judged 0"),
         "{out}"
     );
     assert!(
-        out.contains("other regressions (2 cases paired): none"),
+        out.contains("other regressions, as compare judges them (2 cases paired): none"),
         "{out}"
     );
     assert!(
@@ -294,6 +294,23 @@ fn an_unknown_finding_or_a_directory_that_is_no_run_is_one_line_and_exit_125() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains(&format!("{}: not a run directory", not_a_run.display())),
+        "{err}"
+    );
+
+    // A compare still running (its patched side has no summary yet) says so.
+    let running = tmp.path().join("compare");
+    side(&running.join("base"), false, 678);
+    std::fs::create_dir_all(running.join("patched/smoke")).unwrap();
+    let (code, _, err) = xtask(&[
+        "report",
+        "finding",
+        "unplug-ordering",
+        running.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 125, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("a compare run whose patched/ has no summary.json: it did not end"),
         "{err}"
     );
 }

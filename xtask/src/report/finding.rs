@@ -43,6 +43,8 @@ pub struct Run {
     pub dir: PathBuf,
     /// `cargo xtask compare`'s layout: `base/` and `patched/`, the same cases and seeds.
     pub compare: bool,
+    /// The command line that made the run (`summary.json`'s `arguments`).
+    pub arguments: Vec<String>,
     pub kernels: Vec<KernelRun>,
 }
 
@@ -210,21 +212,31 @@ fn load_run(dir: &Path, finding: &Finding) -> Result<Run> {
         return Ok(Run {
             dir: dir.to_path_buf(),
             compare: false,
+            arguments: part.run.arguments.clone(),
             kernels: kernel_runs(dir, &part, None, finding)?,
         });
     }
     let (base, patched) = (dir.join("base"), dir.join("patched"));
     if summary(&base) && summary(&patched) {
         let mut kernels = Vec::new();
+        let mut arguments = Vec::new();
         for (side_dir, side) in [(&base, Side::Base), (&patched, Side::Patched)] {
             let part = crate::report::merge::read(side_dir)?;
+            arguments = part.run.arguments.clone();
             kernels.extend(kernel_runs(side_dir, &part, Some(side), finding)?);
         }
         return Ok(Run {
             dir: dir.to_path_buf(),
             compare: true,
+            arguments,
             kernels,
         });
+    }
+    if base.is_dir() || patched.is_dir() {
+        let side = if summary(&base) { "patched" } else { "base" };
+        bail!(
+            "{shown}: a compare run whose {side}/ has no summary.json: it did not end (killed, or still running)"
+        );
     }
     if dir.join("result.json").is_file() {
         bail!("{shown}: a case's directory, not a run's: give the run directory above it");
@@ -560,7 +572,9 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// The kernel that showed the finding most, and the case of it that shows it most
+/// The kernel that showed the finding most, a stock one when any stock kernel showed it
+/// (a bug report is reproduced on the kernel its readers run, and a patched kernel's
+/// replay names a bzImage in this machine's cache), and the case of it that shows it most
 /// plainly: a power-loss case whose unsafe states are this finding's alone, with the
 /// largest share of its states unsafe (how many states a case judges follows from its
 /// load's length, not from the race).
@@ -570,7 +584,13 @@ fn most<'a>(input: &'a Input, rows: &Rows<'a>) -> Option<(&'a KernelRun, &'a Cas
         .rows
         .iter()
         .filter(|(_, k, _)| Tally::of(k, f).showed > 0)
-        .max_by_key(|(_, k, t)| (Tally::of(k, f).weight(), std::cmp::Reverse(*t)))?;
+        .max_by_key(|(_, k, t)| {
+            (
+                !k.is_patched(),
+                Tally::of(k, f).weight(),
+                std::cmp::Reverse(*t),
+            )
+        })?;
     let k: &'a KernelRun = k;
     let weight = |c: &Case| {
         let alone = !c
@@ -663,12 +683,23 @@ fn what_breaks(out: &mut String, input: &Input, rows: &Rows) {
         "",
     ));
     let Some((k, case, _)) = most(input, rows) else {
+        let declared = rows
+            .rows
+            .iter()
+            .any(|(_, k, _)| k.cases.iter().any(|c| c.declared));
         out.push('\n');
         out.push_str(&wrap(
-            &format!(
-                "None of the runs given shows it: no case that declares `{}` read cause `{}` from its recording (the table below counts what they judged).",
-                f.id, f.cause
-            ),
+            &if declared {
+                format!(
+                    "None of the runs given shows it: no case that declares `{}` read cause `{}` from its recording (the table below counts what they judged).",
+                    f.id, f.cause
+                )
+            } else {
+                format!(
+                    "None of the runs given shows it: no case in them declares `{}`, so none could.",
+                    f.id
+                )
+            },
             WIDTH,
             "",
         ));
@@ -1007,6 +1038,23 @@ fn reproduce(out: &mut String, input: &Input, rows: &Rows) {
     let mut notes = String::from(
         "The seed fixes the case's choices (its writers, their sizes and offsets), not the guest's timing, so a replay judges states of its own.",
     );
+    let run = rows
+        .rows
+        .iter()
+        .find(|(_, r, _)| std::ptr::eq(*r, k))
+        .map(|(run, _, _)| *run);
+    if let (Some(b), Some(run)) = (&case.result.kernel.build, run) {
+        // The replay names the build in this machine's cache: how the run made it is
+        // what another machine needs.
+        let mut made = vec!["cargo xtask".to_string()];
+        made.extend(run.arguments.iter().skip(1).cloned());
+        let _ = write!(
+            notes,
+            " Its --kernel is this machine's build of {}, which `{}` made.",
+            b.source_key,
+            made.join(" ")
+        );
+    }
     if case.result.kernel.source == "debian" && !case.result.replay.contains("--kernel") {
         let _ = write!(
             notes,
@@ -1058,7 +1106,11 @@ fn trace(out: &mut String, input: &Input, rows: &Rows) {
     let f = &input.finding;
     let Some((k, case)) = traced(input, rows) else {
         out.push_str(&wrap(
-            "No trace to quote: no case that showed it kept its request trace.",
+            if most(input, rows).is_some() {
+                "No trace to quote: no case that showed it kept its request trace."
+            } else {
+                "No trace to quote: no case showed it."
+            },
             WIDTH,
             "",
         ));
@@ -1711,9 +1763,32 @@ fn fix_pair(out: &mut String, input: &Input, rows: &Rows, pair: &Pair) {
     let still = count(&|s, q| showed(s) && showed(q));
     let unjudged = count(&|s, q| showed(s) && q == Status::Other);
     let new = count(&|s, q| !showed(s) && showed(q));
+    // The verdicts the cases that lost it went through: one that showed it beside a cause
+    // no finding explains was a FAIL, and one that shows other findings stays an XFAIL.
+    let mut moves: Vec<(String, usize)> = Vec::new();
+    for (s, q) in mine
+        .iter()
+        .filter(|(s, q)| showed(status(s, f)) && status(q, f) == Status::Clean)
+    {
+        let m = format!(
+            "{} -> {}",
+            s.result.verdict.label(),
+            q.result.verdict.label()
+        );
+        match moves.iter_mut().find(|(x, _)| *x == m) {
+            Some(x) => x.1 += 1,
+            None => moves.push((m, 1)),
+        }
+    }
+    let moves = if moves.is_empty() {
+        String::new()
+    } else {
+        let each: Vec<String> = moves.iter().map(|(m, k)| format!("{m} {k}")).collect();
+        format!(" ({})", each.join(", "))
+    };
     let _ = writeln!(
         out,
-        "  cases that showed it on stock {ts}: {on_stock}\n    on patched {tp}: gone (XFAIL -> XPASS/PASS) {gone}, still showing {still}, not judged {unjudged}"
+        "  cases that showed it on stock {ts}: {on_stock}\n    on patched {tp}: gone {gone}{moves}, still showing {still}, not judged {unjudged}"
     );
     let _ = writeln!(out, "  cases that show it only on patched {tp}: {new}");
     let seeds_differ = cases.iter().any(|(s, q)| s.result.seed != q.result.seed);
@@ -1735,13 +1810,13 @@ fn fix_pair(out: &mut String, input: &Input, rows: &Rows, pair: &Pair) {
     if other.is_empty() {
         let _ = writeln!(
             out,
-            "  other regressions ({} cases paired): none",
+            "  other regressions, as compare judges them ({} cases paired): none",
             cases.len()
         );
     } else {
         let _ = writeln!(
             out,
-            "  other regressions ({} cases paired): {}",
+            "  other regressions, as compare judges them ({} cases paired): {}",
             cases.len(),
             other.len()
         );
@@ -1776,13 +1851,19 @@ fn fix_pair(out: &mut String, input: &Input, rows: &Rows, pair: &Pair) {
         )
     } else {
         format!(
-            "gone on the patched kernel in these runs: {gone} of {on_stock} cases that showed it on stock now pass. One run each is not proof: the window depends on timing, so more runs (--repeat) make the case."
+            "gone on the patched kernel in these runs: {gone} of {on_stock} cases that showed it on stock are judged without it. One run each is not proof: the window depends on timing, so more runs (--repeat) make the case."
         )
     };
+    // `compare` counts a finding that appears where the base showed none as a
+    // regression; with timing-dependent findings that may be chance, so the report
+    // names the count and leaves the reading to the list above.
     let regressed = if other.is_empty() {
-        ""
+        String::new()
     } else {
-        " The patched kernel also regressed (above)."
+        format!(
+            " Apart from it, compare counts {} on the patched kernel (above).",
+            plural(other.len(), "regression", "regressions")
+        )
     };
     out.push_str(&wrap(
         &format!("Verdict: {verdict}{regressed}"),
@@ -1995,6 +2076,7 @@ mod tests {
         input(vec![Run {
             dir: "results/C".into(),
             compare: true,
+            arguments: vec![],
             kernels: vec![
                 kernel_run("results/C/base", stock, Some(Side::Base), cases(339)),
                 kernel_run(
@@ -2078,11 +2160,11 @@ mod tests {
             "{report}"
         );
         assert!(
-            report.contains("  cases that showed it on stock [1]: 2\n    on patched [2]: gone (XFAIL -> XPASS/PASS) 2, still showing 0, not judged 0\n"),
+            report.contains("  cases that showed it on stock [1]: 2\n    on patched [2]: gone 2 (XFAIL -> XPASS 2), still showing 0, not judged 0\n"),
             "{report}"
         );
         assert!(
-            report.contains("other regressions (5 cases paired): none"),
+            report.contains("other regressions, as compare judges them (5 cases paired): none"),
             "{report}"
         );
         assert!(
@@ -2121,6 +2203,15 @@ mod tests {
         assert!(report.contains("still showing 2"), "{report}");
         assert_eq!(cells(row(&report, "[2]"))[3], "2", "{report}");
 
+        // A patched kernel that shows it more than stock is still not the one to
+        // reproduce it on: its replay names a bzImage in this machine's cache.
+        let report = render(&compare_run(1000));
+        let reproduce = &report[report.find("\nReproduce\n").unwrap()..];
+        assert!(
+            flat(reproduce).contains("6.12.118+deb12-cloud-amd64 (Debian 6.12.118-1~deb12u1) showed it most: 1,017 unsafe states in 2 power-loss cases [1]."),
+            "{reproduce}"
+        );
+
         // The same, with the patched kernel in a run of its own beside the stock one.
         let c = compare_run(5);
         let mut kernels = c.runs[0].kernels.clone();
@@ -2132,11 +2223,13 @@ mod tests {
             Run {
                 dir: "results/A".into(),
                 compare: false,
+                arguments: vec![],
                 kernels,
             },
             Run {
                 dir: "results/B".into(),
                 compare: false,
+                arguments: vec![],
                 kernels: vec![patched],
             },
         ]);
@@ -2240,6 +2333,7 @@ mod tests {
         let report = render(&input(vec![Run {
             dir: "results/S".into(),
             compare: false,
+            arguments: vec![],
             kernels: vec![kernel_run(
                 "results/S",
                 stock,
