@@ -108,6 +108,20 @@ pub enum ReportCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// One known finding as a plain-text bug report for the linux-raid list, from
+    /// finished runs: what breaks, the kernels that showed it, the command that shows it
+    /// again, the request trace around it, and what a patched kernel did.
+    Finding {
+        /// The finding's id in xtask/src/findings/known.yaml (`unplug-ordering`).
+        id: String,
+        /// Run directories (`results/<run>`): runs of one or several kernels, or compare
+        /// runs (their base/ and patched/ sides).
+        #[arg(required = true, value_name = "RUN")]
+        runs: Vec<PathBuf>,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Join runs (the shards of `run --partition I/N`) into one run directory: every
     /// case's directory, summary.json, results.ktap, junit.xml, index.html.
     Merge {

@@ -186,6 +186,9 @@ fn main() -> ExitCode {
         flags::Cmd::Report(flags::ReportCmd::Merge { runs, out }) => {
             xtask::cli::report::merge(&runs, out.as_deref())
         }
+        flags::Cmd::Report(flags::ReportCmd::Finding { id, runs, out }) => {
+            xtask::cli::report::finding(&id, &runs, out.as_deref())
+        }
         flags::Cmd::PowerLoss(flags::PowerLossCmd::Write(w)) => {
             xtask::cli::power_loss::write(&w.case_dir, w.violation, &w.out)
         }

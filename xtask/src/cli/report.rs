@@ -1,4 +1,5 @@
-//! `cargo xtask report`: a finished run's results in the formats other systems take.
+//! `cargo xtask report`: a finished run's results in the formats other systems take, and
+//! one known finding written up for the people who maintain the code.
 
 use crate::result::exit;
 use anyhow::{Context, Result};
@@ -51,4 +52,19 @@ pub fn merge(runs: &[std::path::PathBuf], out: Option<&Path>) -> Result<u8> {
         out.display()
     );
     Ok(exit::exit_code(&results))
+}
+
+/// `report finding ID RUN...`: the finding's report from the runs, on stdout or into
+/// `out`.
+pub fn finding(id: &str, runs: &[std::path::PathBuf], out: Option<&Path>) -> Result<u8> {
+    use crate::report::finding;
+    let input = finding::load(id, runs, &crate::host::project_root())?;
+    let text = finding::render(&input);
+    match out {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("write {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(exit::OK)
 }

@@ -110,7 +110,7 @@ fn probe_hits(trace: &str, event: &str) -> Vec<(usize, u32)> {
 }
 
 /// The pid of `comm-PID  [CPU] flags time: ...`; a comm may hold dashes and spaces.
-fn task_pid(line: &str) -> u32 {
+pub fn task_pid(line: &str) -> u32 {
     line.split_once(" [")
         .and_then(|(task, _)| task.trim().rsplit_once('-'))
         .and_then(|(_, pid)| pid.parse().ok())

@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod consoles;
 pub mod files;
+pub mod finding;
 pub mod html;
 pub mod junit;
 pub mod kcidb;
