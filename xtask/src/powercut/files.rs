@@ -76,6 +76,15 @@ impl RecordingFiles {
     /// Joins logs and trace and reads the array's layout from the images before the
     /// recording.
     pub fn load(&self, case_dir: &Path) -> Result<Loaded> {
+        let rec = self.recording(case_dir)?;
+        let bases: Vec<PathBuf> = self.disks.iter().map(|d| case_dir.join(&d.base)).collect();
+        let layout = self.layout(&rec, &bases)?;
+        Ok(Loaded { rec, layout, bases })
+    }
+
+    /// Joins logs and trace, without reading the images: what a report needs of a
+    /// recording.
+    pub fn recording(&self, case_dir: &Path) -> Result<Recording> {
         let trace_path = case_dir.join(TRACE);
         let trace = std::fs::read_to_string(&trace_path)
             .with_context(|| format!("read {}", trace_path.display()))?;
@@ -115,9 +124,7 @@ impl RecordingFiles {
         };
         rec.set_unplugs(&request_trace::unplug_starts(&trace));
         rec.set_page_writes(&request_trace::page_writes(&trace));
-        let bases: Vec<PathBuf> = self.disks.iter().map(|d| case_dir.join(&d.base)).collect();
-        let layout = self.layout(&rec, &bases)?;
-        Ok(Loaded { rec, layout, bases })
+        Ok(rec)
     }
 
     fn layout(&self, rec: &Recording, bases: &[PathBuf]) -> Result<ArrayLayout> {
