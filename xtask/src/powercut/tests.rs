@@ -961,3 +961,84 @@ fn the_first_state_of_each_cause_keeps_the_requests_around_its_cut() {
         }
     );
 }
+
+/// The sim's trace as the guest's ftrace prints it, the load's marker first.
+fn trace_text(sim: &Sim) -> String {
+    let mut t = format!(
+        "  bash-1 [000] .....  0.000000: tracing_mark_write: {}\n",
+        super::files::LOAD_MARK
+    );
+    for e in &sim.trace {
+        let flush = e.op == RqOp::Flush;
+        let rwbs = if flush { "FF" } else { "WS" };
+        let (dev, time) = (format!("{},{}", e.dev.0, e.dev.1), e.time);
+        t.push_str(&if e.issue {
+            format!(
+                "  md-{} [000] .....  {time:.6}: block_rq_issue: {dev} {rwbs} {} () {} + {} none,0,0 [md]\n",
+                e.pid,
+                e.sectors * 512,
+                e.sector,
+                e.sectors
+            )
+        } else {
+            format!(
+                "  <idle>-0 [000] d.h2.  {time:.6}: block_rq_complete: {dev} {rwbs} () {} + {} none,0,0 [0]\n",
+                if flush { u64::MAX } else { e.sector },
+                e.sectors
+            )
+        });
+    }
+    t
+}
+
+#[test]
+fn a_recording_s_trace_alone_numbers_and_times_its_requests_as_with_its_logs() {
+    let mut s = Sim::default();
+    let b = s.bitmap_write(&[3]);
+    let d0 = s.data_write(0, 3);
+    s.complete(b);
+    let f = s.flush(2);
+    s.complete(f);
+    let d1 = s.data_write(1, 3);
+    s.complete(d1);
+    s.complete(d0);
+    // Issued and never completed: the order ends before it, both ways.
+    s.data_write(0, 5);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(super::files::TRACE), trace_text(&s)).unwrap();
+    let disks = s
+        .disk_logs()
+        .into_iter()
+        .map(|d| {
+            let log = PathBuf::from(format!("{}.wlog", d.name));
+            std::fs::write(dir.path().join(&log), &d.bytes).unwrap();
+            super::files::RecordedDisk {
+                name: d.name,
+                dev: d.dev,
+                log,
+                base: PathBuf::from("unused.img"),
+            }
+        })
+        .collect();
+    let files = super::files::RecordingFiles {
+        disks,
+        members: vec!["m0".into(), "m1".into()],
+        bitmap_file: None,
+        killed: false,
+    };
+    let logged = files.recording(dir.path()).unwrap();
+    assert_eq!(logged.requests.len(), 4, "{:?}", logged.requests);
+    let timed = files.timing(dir.path()).unwrap();
+    let order = |rec: &Recording| -> Vec<(String, usize, usize, usize)> {
+        (0..rec.requests.len())
+            .map(|r| {
+                let q = &rec.requests[r];
+                (rec.describe(r), q.issued, q.completed, q.acked)
+            })
+            .collect()
+    };
+    assert_eq!(order(&timed), order(&logged));
+    assert_eq!(timed.events, logged.events);
+    assert_eq!(timed.window, logged.window);
+    assert_eq!(timed.events[1].time_us, 1_000_000);
+}

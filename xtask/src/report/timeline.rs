@@ -10,8 +10,8 @@
 //! apart by fill pattern and border as well as colour, and named in each bar wide enough.
 //!
 //! The requests come from the violation's `around` (saved by the power-loss stage since
-//! it was added); for a `power-loss.json` from before, from the case's recording when its
-//! logs were kept.
+//! it was added); for a `power-loss.json` from before, from the case's recording: its
+//! logs and trace when the logs were kept, else its trace alone.
 
 use super::html::esc;
 use crate::powercut::around::{Around, Timed, REACH_US};
@@ -877,14 +877,18 @@ pub fn case_timelines(case_dir: &Path, n: usize) -> String {
     let states: BTreeMap<Cause, u64> =
         serde_json::from_value(report["states_by_cause"].clone()).unwrap_or_default();
     let mut out = String::new();
-    // A power-loss.json from before `around` was saved: the recording, when its logs
-    // were kept, gives the same requests.
+    // A power-loss.json from before `around` was saved: the recording gives the same
+    // requests, from its trace alone when its logs are gone.
     let mut rebuilt: Option<Option<(crate::powercut::recording::Recording, RecordingFiles)>> = None;
     for (cause, v) in &firsts {
         let around = v.around.clone().or_else(|| {
             let loaded = rebuilt.get_or_insert_with(|| {
                 let files = RecordingFiles::read(case_dir).ok()?;
-                Some((files.recording(case_dir).ok()?, files))
+                let rec = files
+                    .recording(case_dir)
+                    .or_else(|_| files.timing(case_dir))
+                    .ok()?;
+                Some((rec, files))
             });
             let (rec, files) = loaded.as_ref()?;
             let index = |name: &str| rec.disk_index(name);
@@ -903,7 +907,7 @@ pub fn case_timelines(case_dir: &Path, n: usize) -> String {
             None => {
                 let _ = writeln!(
                     out,
-                    "<p class=\"rq-timeline-missing\">No timeline for the first state of cause {}: its power-loss.json predates the requests saved around the cut, and the recording's logs were not kept.</p>",
+                    "<p class=\"rq-timeline-missing\">No timeline for the first state of cause {}: its power-loss.json predates the requests saved around the cut, and the recording (recording.json, rq-trace.txt) was not kept.</p>",
                     cause.as_str()
                 );
             }
