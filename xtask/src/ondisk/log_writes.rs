@@ -219,7 +219,8 @@ fn entry_at(log: &[u8], at: usize, ss: usize) -> Result<Option<(LogWriteEntry, u
     )))
 }
 
-/// A log in the format, for tests: each `(sector, flags, data)` becomes an entry; the
+/// A log in the format, for tests and for a recording rebuilt from its trace alone
+/// (`RecordingFiles::timing`): each `(sector, flags, data)` becomes an entry; the
 /// superblock counts the first `nr_entries`.
 pub fn encode(sectorsize: u32, nr_entries: u64, entries: &[(u64, u64, Vec<u8>)]) -> Vec<u8> {
     let ss = sectorsize as usize;

@@ -3,6 +3,7 @@
 //! `samples` subsets drawn from the recorded seed, each write kept with probability 1/2
 //! (CrashMonkey's bounded exploration, across disks).
 
+use super::around::Around;
 use super::judge::{ArrayLayout, BitmapPlace, Judge, Outcome};
 use super::model::{DiskModel, Fate, Walker};
 use super::recording::{Recording, ReqKind};
@@ -47,6 +48,10 @@ pub struct Violation {
     pub lost: BTreeMap<String, Vec<String>>,
     /// Request indexes of the undecided writes kept: with `point`, the whole state.
     pub survivors: Vec<usize>,
+    /// The requests around the cut, for its timeline: kept for the first state of each
+    /// cause (`first_by_cause`) only, which is what `index.html` draws.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub around: Option<Around>,
 }
 
 impl Violation {
@@ -423,7 +428,13 @@ fn judge_point(
                 if report.violations.len() < KEPT_VIOLATIONS || first_of_a_cause {
                     let v = violation(rec, point, &maybe, &chosen, uncovered, divergent, explained);
                     for c in &seen {
-                        report.first_by_cause.entry(*c).or_insert_with(|| v.clone());
+                        report
+                            .first_by_cause
+                            .entry(*c)
+                            .or_insert_with(|| Violation {
+                                around: Some(around(rec, layout, &v)),
+                                ..v.clone()
+                            });
                     }
                     if report.violations.len() < KEPT_VIOLATIONS {
                         report.violations.push(v);
@@ -745,5 +756,15 @@ fn violation(
         survived,
         lost,
         survivors,
+        around: None,
     }
+}
+
+/// [`Around::of`] with the array's disks.
+fn around(rec: &Recording, layout: &ArrayLayout, v: &Violation) -> Around {
+    let bitmap_file = match layout.bitmap {
+        BitmapPlace::File { disk, .. } => Some(disk),
+        BitmapPlace::Internal { .. } => None,
+    };
+    Around::of(rec, &layout.members, bitmap_file, v)
 }

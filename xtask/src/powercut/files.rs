@@ -6,8 +6,9 @@
 use super::judge::{ArrayLayout, BitmapPlace};
 use super::recording::{self, DiskLog, Recording};
 use crate::case::Filesystem;
-use crate::logs::request_trace;
+use crate::logs::request_trace::{self, RqEvent, RqOp};
 use crate::ondisk::bitmap::{internal_bitmap, Bitmap};
+use crate::ondisk::log_writes::{self, LOG_FLUSH_FLAG};
 use crate::ondisk::{ext4, redundancy, xfs};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,64 @@ impl RecordingFiles {
     /// Joins logs and trace and reads the array's layout from the images before the
     /// recording.
     pub fn load(&self, case_dir: &Path) -> Result<Loaded> {
+        let rec = self.recording(case_dir)?;
+        let bases: Vec<PathBuf> = self.disks.iter().map(|d| case_dir.join(&d.base)).collect();
+        let layout = self.layout(&rec, &bases)?;
+        Ok(Loaded { rec, layout, bases })
+    }
+
+    /// Joins logs and trace, without reading the images: what a report needs of a
+    /// recording.
+    pub fn recording(&self, case_dir: &Path) -> Result<Recording> {
+        let disks = self
+            .disks
+            .iter()
+            .map(|d| {
+                let path = case_dir.join(&d.log);
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+                DiskLog::new(&d.name, d.dev, bytes)
+                    .with_context(|| format!("decode {}", path.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.assemble(case_dir, |_| disks)
+    }
+
+    /// The recording's order and times from the guest's trace alone, every write's data
+    /// zeros: what a report draws once the logs are gone (a CI shard leaves them out, a
+    /// full disk's sweep deletes them; the trace is small and stays). The requests are
+    /// numbered as with the logs: every write the trace saw complete must be logged (it
+    /// is an error otherwise), and a flush is in the order whether QEMU logged it or not,
+    /// so logs made of the trace's own completions keep the same requests.
+    pub fn timing(&self, case_dir: &Path) -> Result<Recording> {
+        self.assemble(case_dir, |events| {
+            self.disks
+                .iter()
+                .map(|d| {
+                    let entries: Vec<(u64, u64, Vec<u8>)> = events
+                        .iter()
+                        .filter(|e| e.dev == d.dev && !e.issue && e.error == 0)
+                        .filter_map(|e| match e.op {
+                            RqOp::Write if e.sectors > 0 => {
+                                Some((e.sector, 0, vec![0; e.sectors as usize * 512]))
+                            }
+                            RqOp::Flush => Some((0, LOG_FLUSH_FLAG, Vec::new())),
+                            _ => None,
+                        })
+                        .collect();
+                    let log = log_writes::encode(512, entries.len() as u64, &entries);
+                    DiskLog::new(&d.name, d.dev, log).expect("a log in the format")
+                })
+                .collect()
+        })
+    }
+
+    /// Reads the trace and joins it with the logs `disks` gives for its events.
+    fn assemble(
+        &self,
+        case_dir: &Path,
+        disks: impl FnOnce(&[RqEvent]) -> Vec<DiskLog>,
+    ) -> Result<Recording> {
         let trace_path = case_dir.join(TRACE);
         let trace = std::fs::read_to_string(&trace_path)
             .with_context(|| format!("read {}", trace_path.display()))?;
@@ -97,17 +156,7 @@ impl RecordingFiles {
                 )
             })?
         };
-        let disks = self
-            .disks
-            .iter()
-            .map(|d| {
-                let path = case_dir.join(&d.log);
-                let bytes =
-                    std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-                DiskLog::new(&d.name, d.dev, bytes)
-                    .with_context(|| format!("decode {}", path.display()))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let disks = disks(&events);
         let mut rec = if self.killed {
             recording::assemble_killed(disks, &events)?
         } else {
@@ -115,9 +164,7 @@ impl RecordingFiles {
         };
         rec.set_unplugs(&request_trace::unplug_starts(&trace));
         rec.set_page_writes(&request_trace::page_writes(&trace));
-        let bases: Vec<PathBuf> = self.disks.iter().map(|d| case_dir.join(&d.base)).collect();
-        let layout = self.layout(&rec, &bases)?;
-        Ok(Loaded { rec, layout, bases })
+        Ok(rec)
     }
 
     fn layout(&self, rec: &Recording, bases: &[PathBuf]) -> Result<ArrayLayout> {

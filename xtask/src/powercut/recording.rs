@@ -73,6 +73,10 @@ pub struct Request {
     pub acked: usize,
     /// The task the guest issued it in.
     pub pid: u32,
+    /// The block layer's flush machinery ended it (a second, empty completion): md sent
+    /// it with PREFLUSH or FUA to a disk with a volatile cache. virtio-blk has neither,
+    /// so the trace shows the flags only as the flush requests around it.
+    pub flush_sequence: bool,
 }
 
 impl Request {
@@ -487,6 +491,7 @@ fn assemble_with(
                 completed: usize::MAX,
                 acked: usize::MAX,
                 pid: q.pid,
+                flush_sequence: q.acked.is_some(),
             });
         } else {
             requests[index_of[p]].completed = events.len();
@@ -626,6 +631,33 @@ mod tests {
             (272, 0, 8),
             (0, LOG_FLUSH_FLAG, 0),
         ]
+    }
+
+    #[test]
+    fn a_write_the_flush_machinery_ended_is_told_from_a_plain_one() {
+        let mut trace = Vec::new();
+        write(&mut trace, 16520, 8);
+        // A PREFLUSH write to a disk with a volatile cache: its flush, the write, and the
+        // machinery's empty completion of it.
+        trace.push(ev(RqOp::Flush, true, 0, 0));
+        trace.push(ev(RqOp::Flush, false, u64::MAX, 0));
+        write(&mut trace, 16528, 8);
+        trace.push(ev(RqOp::Write, false, 16528, 0));
+        let log = [(16520, 0, 8), (0, LOG_FLUSH_FLAG, 0), (16528, 0, 8)];
+        let rec = assemble(fs_log(&log), &trace, 0).unwrap();
+        let flagged: Vec<(ReqKind, bool)> = rec
+            .requests
+            .iter()
+            .map(|r| (r.kind, r.flush_sequence))
+            .collect();
+        assert_eq!(
+            flagged,
+            [
+                (ReqKind::Write, false),
+                (ReqKind::Flush, false),
+                (ReqKind::Write, true)
+            ]
+        );
     }
 
     #[test]

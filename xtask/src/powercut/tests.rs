@@ -912,3 +912,133 @@ fn a_chunk_a_write_after_the_trace_s_end_touched_is_untraced_not_cleared() {
         e.evidence()
     );
 }
+
+#[test]
+fn the_first_state_of_each_cause_keeps_the_requests_around_its_cut() {
+    let mut s = Sim::default();
+    let b = s.bitmap_write(&[3]);
+    s.complete(b);
+    let d0 = s.data_write(0, 3);
+    s.complete(d0);
+    let d1 = s.data_write(1, 3);
+    s.complete(d1);
+    let (vc, rec, _d) = judged(&s, DiskModel::VolatileCache);
+    let first = &vc.first_by_cause[&Cause::Durability];
+    assert_eq!(first.point, 3, "{first:?}");
+    let around = first
+        .around
+        .as_ref()
+        .expect("saved with the first of a cause");
+    // The sim's events are a second apart: the data write spans the cut; the bitmap
+    // write, long complete, is there as the evidence; m1's write, issued a second after
+    // the cut, is not near it.
+    let names: Vec<&str> = around.requests.iter().map(|t| t.request.as_str()).collect();
+    assert_eq!(names, [rec.describe(b), rec.describe(d0)]);
+    assert_eq!(
+        (around.cut_after_us, around.cut_before_us),
+        (Some(2_000_000), Some(3_000_000))
+    );
+    assert_eq!(around.cut_us(), 2_500_000);
+    assert!(around.from_us < 2_000_000 && around.to_us > 2_000_000);
+    let (bt, dt) = (&around.requests[0], &around.requests[1]);
+    assert!(bt.issued_before_cut && bt.completed_before_cut, "{bt:?}");
+    assert_eq!((bt.disk.as_str(), bt.issued_us), ("fs", 0));
+    assert!(dt.issued_before_cut && !dt.completed_before_cut, "{dt:?}");
+    assert_eq!(dt.completed_us, Some(3_000_000));
+    assert_eq!(around.members, ["m0", "m1"]);
+    assert_eq!(around.bitmap_file.as_deref(), Some("fs"));
+    // The list of violations leaves it out: the timeline draws the firsts.
+    assert!(vc.violations.iter().all(|v| v.around.is_none()));
+    // A violation from a power-loss.json written before reads back without it.
+    let mut json = serde_json::to_value(first).unwrap();
+    json.as_object_mut().unwrap().remove("around");
+    let old: super::explore::Violation = serde_json::from_value(json).unwrap();
+    assert_eq!(
+        old,
+        super::explore::Violation {
+            around: None,
+            ..first.clone()
+        }
+    );
+}
+
+/// The sim's trace as the guest's ftrace prints it, the load's marker first.
+fn trace_text(sim: &Sim) -> String {
+    let mut t = format!(
+        "  bash-1 [000] .....  0.000000: tracing_mark_write: {}\n",
+        super::files::LOAD_MARK
+    );
+    for e in &sim.trace {
+        let flush = e.op == RqOp::Flush;
+        let rwbs = if flush { "FF" } else { "WS" };
+        let (dev, time) = (format!("{},{}", e.dev.0, e.dev.1), e.time);
+        t.push_str(&if e.issue {
+            format!(
+                "  md-{} [000] .....  {time:.6}: block_rq_issue: {dev} {rwbs} {} () {} + {} none,0,0 [md]\n",
+                e.pid,
+                e.sectors * 512,
+                e.sector,
+                e.sectors
+            )
+        } else {
+            format!(
+                "  <idle>-0 [000] d.h2.  {time:.6}: block_rq_complete: {dev} {rwbs} () {} + {} none,0,0 [0]\n",
+                if flush { u64::MAX } else { e.sector },
+                e.sectors
+            )
+        });
+    }
+    t
+}
+
+#[test]
+fn a_recording_s_trace_alone_numbers_and_times_its_requests_as_with_its_logs() {
+    let mut s = Sim::default();
+    let b = s.bitmap_write(&[3]);
+    let d0 = s.data_write(0, 3);
+    s.complete(b);
+    let f = s.flush(2);
+    s.complete(f);
+    let d1 = s.data_write(1, 3);
+    s.complete(d1);
+    s.complete(d0);
+    // Issued and never completed: the order ends before it, both ways.
+    s.data_write(0, 5);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(super::files::TRACE), trace_text(&s)).unwrap();
+    let disks = s
+        .disk_logs()
+        .into_iter()
+        .map(|d| {
+            let log = PathBuf::from(format!("{}.wlog", d.name));
+            std::fs::write(dir.path().join(&log), &d.bytes).unwrap();
+            super::files::RecordedDisk {
+                name: d.name,
+                dev: d.dev,
+                log,
+                base: PathBuf::from("unused.img"),
+            }
+        })
+        .collect();
+    let files = super::files::RecordingFiles {
+        disks,
+        members: vec!["m0".into(), "m1".into()],
+        bitmap_file: None,
+        killed: false,
+    };
+    let logged = files.recording(dir.path()).unwrap();
+    assert_eq!(logged.requests.len(), 4, "{:?}", logged.requests);
+    let timed = files.timing(dir.path()).unwrap();
+    let order = |rec: &Recording| -> Vec<(String, usize, usize, usize)> {
+        (0..rec.requests.len())
+            .map(|r| {
+                let q = &rec.requests[r];
+                (rec.describe(r), q.issued, q.completed, q.acked)
+            })
+            .collect()
+    };
+    assert_eq!(order(&timed), order(&logged));
+    assert_eq!(timed.events, logged.events);
+    assert_eq!(timed.window, logged.window);
+    assert_eq!(timed.events[1].time_us, 1_000_000);
+}

@@ -1,8 +1,9 @@
 //! `index.html` in the run's directory: one self-contained page (no network) to look at a
 //! run. The verdict table; then per case its phases as a timeline, for a crash case the
 //! chunk map of the array (one cell per bitmap chunk: clean, dirty, divergent, resynced,
-//! and divergent-but-clean in an alarming colour), the reason, the replay command and the
-//! consoles' tail.
+//! and divergent-but-clean in an alarming colour), for a power-loss case with violations
+//! the requests around each cause's first violating state (`timeline.rs`), the reason, the
+//! replay command and the consoles' tail.
 
 use super::consoles::console_tails;
 use crate::result::events::{Event, Reporter};
@@ -110,7 +111,7 @@ pub fn chunk_map(r: &CaseResult) -> Option<Vec<ChunkState>> {
     )
 }
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -127,10 +128,18 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-
 .timeline{display:flex;max-width:1040px;height:18px;margin:4px 0}
 .timeline span{overflow:hidden;white-space:nowrap;font-size:11px;color:#fff;padding-left:2px;border-right:1px solid #fff}
 pre{background:#f4f4f4;padding:6px;max-height:24em;overflow:auto;font-size:12px}
+.rq-timeline{margin:8px 0}.rq-timeline figcaption{max-width:1040px;font-size:13px;margin-bottom:4px}
+.rq-timeline-missing{color:#666}
 .reason{white-space:pre-wrap}";
 
-/// The page for a run's `results`, each with its consoles' tail.
-pub fn render(title: &str, results: &[CaseResult], consoles: &[String]) -> String {
+/// The page for a run's `results`, each with its consoles' tail and its violations'
+/// timelines (HTML, from [`super::timeline::timelines`]).
+pub fn render(
+    title: &str,
+    results: &[CaseResult],
+    consoles: &[String],
+    timelines: &[String],
+) -> String {
     let mut css = String::from(STYLE);
     for s in ChunkState::ALL {
         let _ = write!(css, "\n.{}{{background:{}}}", s.class(), s.colour());
@@ -204,6 +213,9 @@ pub fn render(title: &str, results: &[CaseResult], consoles: &[String]) -> Strin
             }
             h.push_str("</div>\n");
         }
+        if let Some(t) = timelines.get(i) {
+            h.push_str(t);
+        }
         if let Some(reason) = &r.reason {
             let _ = writeln!(h, "<pre class=\"reason\">{}</pre>", esc(reason));
         }
@@ -253,7 +265,12 @@ impl Reporter for HtmlFile {
                 "md-bitmap-bench: {}",
                 run_dir.file_name().unwrap_or_default().to_string_lossy()
             );
-            let page = render(&title, results, &console_tails(run_dir, results));
+            let page = render(
+                &title,
+                results,
+                &console_tails(run_dir, results),
+                &super::timeline::timelines(run_dir, results),
+            );
             let path = run_dir.join("index.html");
             std::fs::write(&path, page).with_context(|| format!("write {}", path.display()))?;
         }
@@ -263,12 +280,37 @@ impl Reporter for HtmlFile {
 
 /// The page in a real browser: Debian's `chromium`, headless, computes every cell's colour.
 #[cfg(test)]
-mod chromium {
+pub(super) mod chromium {
     use super::*;
     use crate::check::Check;
     use crate::result::tests::result;
     use crate::result::{Phase, Verdict};
     use serde_json::json;
+
+    /// What `probe`, a script run at the end of `page`, left in a `<pre id="probe">`
+    /// once Debian's `chromium` laid the page out.
+    pub(crate) fn drawn_by_chromium(page: &str, probe: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let html = dir.path().join("index.html");
+        std::fs::write(&html, page.replace("</body>", &format!("{probe}</body>"))).unwrap();
+        let out = std::process::Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.path().join("profile").display()
+            ))
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .expect("chromium (apt-get install chromium; CI installs it)");
+        let dom = String::from_utf8_lossy(&out.stdout);
+        dom.split("<pre id=\"probe\">")
+            .nth(1)
+            .and_then(|t| t.split("</pre>").next())
+            .unwrap_or_else(|| panic!("no probe in what chromium drew:\n{dom}"))
+            .replace("&amp;", "&")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+    }
 
     fn crash_case() -> CaseResult {
         let mut r = result("raid1-file-bitmap-crash", Verdict::Fail, 1);
@@ -319,9 +361,13 @@ mod chromium {
         }
         assert!(chunk_map(&results[1]).is_none());
 
-        let dir = tempfile::tempdir().unwrap();
         // The page, with a probe that reports what the browser drew.
-        let page = render("run", &results, &["==> console-boot1.log <==\nok\n".into()]);
+        let page = render(
+            "run",
+            &results,
+            &["==> console-boot1.log <==\nok\n".into()],
+            &[],
+        );
         assert!(page.contains("20 &lt;b&gt;"), "the reason is escaped");
         let probe = "<script>const out = {};\
             for (const s of document.querySelectorAll('section.case')) {\
@@ -331,24 +377,8 @@ mod chromium {
               out[s.dataset.case] = c; }\
             const p = document.createElement('pre'); p.id = 'probe';\
             p.textContent = JSON.stringify(out); document.body.appendChild(p);</script>";
-        let html = dir.path().join("index.html");
-        std::fs::write(&html, page.replace("</body>", &format!("{probe}</body>"))).unwrap();
-        let out = std::process::Command::new("chromium")
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
-            .arg(format!(
-                "--user-data-dir={}",
-                dir.path().join("profile").display()
-            ))
-            .arg(format!("file://{}", html.display()))
-            .output()
-            .expect("chromium (apt-get install chromium; CI installs it)");
-        let dom = String::from_utf8_lossy(&out.stdout);
-        let probe = dom
-            .split("<pre id=\"probe\">")
-            .nth(1)
-            .and_then(|t| t.split("</pre>").next())
-            .unwrap_or_else(|| panic!("no probe in what chromium drew:\n{dom}"));
-        let drawn: serde_json::Value = serde_json::from_str(probe).unwrap();
+        let probe = drawn_by_chromium(&page, probe);
+        let drawn: serde_json::Value = serde_json::from_str(&probe).unwrap();
         let cells = &drawn["raid1-file-bitmap-crash"];
         let total: u64 = cells
             .as_object()

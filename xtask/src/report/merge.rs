@@ -172,7 +172,12 @@ fn write_reports(
         ("junit.xml", super::junit::render(results, &consoles)?),
         (
             "index.html",
-            super::html::render(&title, results, &consoles),
+            super::html::render(
+                &title,
+                results,
+                &consoles,
+                &super::timeline::timelines(out, results),
+            ),
         ),
     ] {
         let path = out.join(name);

@@ -12,6 +12,7 @@ pub mod ktap;
 pub mod merge;
 pub mod terminal;
 pub mod text;
+pub mod timeline;
 
 /// Runs a Python `script` of a real consumer of a report (kunit_parser, junitparser,
 /// kcidb-io) on `args`; its stdout, or the test fails saying what `consumer` is missing.

@@ -258,11 +258,20 @@ fn write_report(s: &Scenario, report: &Report) -> anyhow::Result<()> {
         .with_context(|| format!("write {}", path.display()))
 }
 
-/// The report's figures for the result, with the first violations only.
+/// The report's figures for the result, with the first violations only, and without the
+/// requests around their cuts: `index.html` reads those from `power-loss.json`, and
+/// `result.json` is read by every report.
 fn report_figures(report: &Report) -> serde_json::Value {
     let mut v = serde_json::to_value(report).unwrap_or_default();
     if let Some(list) = v.get_mut("violations").and_then(|l| l.as_array_mut()) {
         list.truncate(3);
+    }
+    if let Some(firsts) = v.get_mut("first_by_cause").and_then(|m| m.as_object_mut()) {
+        for first in firsts.values_mut() {
+            if let Some(first) = first.as_object_mut() {
+                first.remove("around");
+            }
+        }
     }
     v
 }
