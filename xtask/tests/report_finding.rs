@@ -3,21 +3,12 @@
 //! directories): the report it prints, the file `--out` writes, and the one-line errors
 //! with exit status 125.
 
+mod common;
+
+use common::xtask;
+
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
-
-fn xtask(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn write(path: &Path, value: &Value) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -2,19 +2,9 @@
 //! the same seeds and shows no regression; a KERNEL that is none of the accepted forms is
 //! refused before anything boots.
 
-use std::process::Command;
+mod common;
 
-fn xtask(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::xtask;
 
 #[test]
 fn the_same_kernel_on_both_sides_runs_the_same_seed_and_does_not_regress() {

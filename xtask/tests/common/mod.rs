@@ -212,3 +212,16 @@ pub fn passed_or_judged_by_cause(r: &CaseResult) -> Vec<u64> {
     eprintln!("uncovered chunks {uncovered:?}, by cause: {:?}", r.findings);
     uncovered
 }
+
+/// The bench's own binary with `args`: exit status, stdout, stderr.
+pub fn xtask(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
