@@ -89,11 +89,13 @@ pub fn apply(tree: &Path, patch: &Patch) -> Result<()> {
     let run = |dry: bool| -> Result<(bool, String)> {
         let mut c = Command::new("patch");
         c.current_dir(tree)
+            // No fuzz, as `git apply`: a patch whose context moved is for another tree.
             .args([
                 "-p1",
                 "--batch",
                 "--forward",
                 "--no-backup-if-mismatch",
+                "-F0",
                 "-i",
             ])
             .arg(&patch.path);
@@ -238,6 +240,13 @@ mod tests {
             "half.patch",
             "--- a/d/b.c\n+++ b/d/b.c\n@@ -1,3 +1,3 @@\n x\n-y\n+Y\n z\n--- a/d/a.c\n+++ b/d/a.c\n@@ -1,3 +1,3 @@\n one\n-nine\n+NINE\n three\n",
         );
+        // One changed line of context: GNU patch's default fuzz would take it.
+        let fuzzy = write(
+            "fuzzy.patch",
+            "--- a/d/b.c\n+++ b/d/b.c\n@@ -1,3 +1,3 @@\n X\n-y\n+Y\n z\n",
+        );
+        let err = apply(&tree, &fuzzy).unwrap_err().to_string();
+        assert!(err.contains("hunk #1 of d/b.c does not apply"), "{err}");
         let err = apply(&tree, &half).unwrap_err().to_string();
         assert_eq!(
             err,
