@@ -153,7 +153,7 @@ impl Bench {
                 file_bitmap,
             },
             None => Mdadm {
-                label: format!("{} (host)", self.image.host_mdadm),
+                label: format!("{} (host)", self.image.host_mdadm()),
                 guest_path: None,
                 file_bitmap,
             },

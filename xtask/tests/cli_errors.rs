@@ -1,18 +1,10 @@
 //! Bad input at the command line: one clear message naming what and where, exit status
 //! 125 (cannot test), and nothing left behind.
 
-use std::process::Command;
+mod common;
 
-fn xtask(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::xtask;
+use std::process::Command;
 
 fn qemu_count() -> usize {
     std::fs::read_dir("/proc")
@@ -35,7 +27,7 @@ fn a_case_file_with_an_unknown_key_names_file_line_column_and_field() {
     )
     .unwrap();
     let results = dir.path().join("results");
-    let (code, err) = xtask(&[
+    let (code, _, err) = xtask(&[
         "run",
         case.to_str().unwrap(),
         "--results",
@@ -56,7 +48,7 @@ fn a_kernel_that_is_not_a_bzimage_is_refused_before_anything_boots() {
     let bogus = dir.path().join("bzImage");
     std::fs::write(&bogus, b"#!/bin/sh\necho not a kernel\n").unwrap();
     let before = qemu_count();
-    let (code, err) = xtask(&[
+    let (code, _, err) = xtask(&[
         "run",
         "smoke",
         "--kernel",
@@ -89,7 +81,7 @@ fn a_modules_dir_without_md_is_named() {
     else {
         return;
     };
-    let (code, err) = xtask(&[
+    let (code, _, err) = xtask(&[
         "setup",
         "--kernel",
         vmlinuz.to_str().unwrap(),
@@ -108,21 +100,21 @@ fn a_modules_dir_without_md_is_named() {
 
 #[test]
 fn an_unknown_case_name_is_named() {
-    let (code, err) = xtask(&["run", "no-such-case", "--no-install"]);
+    let (code, _, err) = xtask(&["run", "no-such-case", "--no-install"]);
     assert_eq!(code, 125);
     assert!(err.contains("case no-such-case: no such file"), "{err}");
 }
 
 #[test]
 fn a_usage_error_exits_125_so_bisect_does_not_call_the_commit_bad() {
-    let (code, err) = xtask(&["run", "--no-such-flag"]);
+    let (code, _, err) = xtask(&["run", "--no-such-flag"]);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("--no-such-flag"), "{err}");
 }
 
 #[test]
 fn a_case_filter_is_an_exact_name_or_a_glob_and_one_that_selects_nothing_is_named() {
-    let (code, err) = xtask(&["run", "--list", "--case", "raid1-file-bitmap"]);
+    let (code, _, err) = xtask(&["run", "--list", "--case", "raid1-file-bitmap"]);
     assert_eq!(code, 125, "{err}");
     assert!(
         err.contains("no case is named \"raid1-file-bitmap\""),
@@ -146,7 +138,7 @@ fn a_case_filter_is_an_exact_name_or_a_glob_and_one_that_selects_nothing_is_name
 
 #[test]
 fn a_partition_outside_its_count_is_a_usage_error_and_the_shares_list_every_case_once() {
-    let (code, err) = xtask(&["run", "--list", "--partition", "4/3"]);
+    let (code, _, err) = xtask(&["run", "--list", "--partition", "4/3"]);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("give I/N with 1 <= I <= N"), "{err}");
     let list = |args: &[&str]| -> Vec<String> {
@@ -177,10 +169,10 @@ fn a_patch_without_a_source_to_patch_is_one_line_before_anything_is_fetched() {
     let patch = dir.path().join("fix.patch");
     std::fs::write(&patch, "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n").unwrap();
     let p = patch.to_str().unwrap();
-    let (code, err) = xtask(&["run", "smoke", "--patch", p, "--no-install"]);
+    let (code, _, err) = xtask(&["run", "smoke", "--patch", p, "--no-install"]);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("--patch needs a source to patch"), "{err}");
-    let (code, err) = xtask(&[
+    let (code, _, err) = xtask(&[
         "run",
         "smoke",
         "--kernel",
@@ -194,14 +186,14 @@ fn a_patch_without_a_source_to_patch_is_one_line_before_anything_is_fetched() {
         err.contains("kernel debian:6.12: --patch needs a source to patch"),
         "{err}"
     );
-    let (code, err) = xtask(&["compare", "--base", "debian", "--no-install"]);
+    let (code, _, err) = xtask(&["compare", "--base", "debian", "--no-install"]);
     assert_eq!(code, 125, "{err}");
     assert!(
         err.contains("give --patched KERNEL, or --patch FILE"),
         "{err}"
     );
     let missing = dir.path().join("nope.patch");
-    let (code, err) = xtask(&[
+    let (code, _, err) = xtask(&[
         "kernel",
         "build",
         "--debian-source",

@@ -37,16 +37,16 @@ fn states() -> String {
 }
 
 impl Seen {
+    /// `unplug-ordering`, or `unexplained cleared` for a cause no finding explains.
+    pub fn name(&self) -> String {
+        self.id
+            .clone()
+            .unwrap_or_else(|| format!("unexplained {}", self.cause))
+    }
+
     /// `unplug-ordering: 150 states`, `unexplained cleared: 3 states`.
     pub fn label(&self) -> String {
-        format!(
-            "{}: {} {}",
-            self.id
-                .clone()
-                .unwrap_or_else(|| format!("unexplained {}", self.cause)),
-            self.states,
-            self.unit
-        )
+        format!("{}: {} {}", self.name(), self.states, self.unit)
     }
 }
 

@@ -42,8 +42,6 @@ pub struct Image {
     pub key: String,
     /// The packaged programs the image carries, with their packages' versions.
     pub carried: Vec<packaged::Carried>,
-    /// The version of the host's mdadm package the image copied (`4.2-5`).
-    pub host_mdadm: String,
     /// Every Debian package the image's programs and libraries came from, with its
     /// version and where from (`host`, or the suite of a packaged program).
     pub userland: Vec<UserlandPackage>,
@@ -59,6 +57,15 @@ pub struct UserlandPackage {
 }
 
 impl Image {
+    /// The version of the host's mdadm package the image copied (`4.2-5`), as the
+    /// userland record has it.
+    pub fn host_mdadm(&self) -> &str {
+        self.userland
+            .iter()
+            .find(|p| p.package == "mdadm" && p.from == "host")
+            .map_or("unknown", |p| p.version.as_str())
+    }
+
     /// The packaged program `name` (`mdadm-4.6`), if the image carries it.
     pub fn carried(&self, name: &str) -> Option<&packaged::Carried> {
         self.carried.iter().find(|c| c.name == name)
@@ -105,7 +112,6 @@ pub fn build(cache: &Cache, project: &Path, kernel: &Kernel, agent: &Path) -> Re
         initramfs: dir.join("initramfs.cpio"),
         key,
         carried,
-        host_mdadm: host_package_version("mdadm"),
         userland,
     })
 }

@@ -297,9 +297,9 @@ struct Prepared {
     key: String,
     label: String,
     package: Option<(String, String, String)>,
-    /// The stock tree of a patched one, and the object directory a build of it would use
-    /// there: the patched build starts from a copy of it.
-    stock: Option<(PathBuf, bool)>,
+    /// The stock tree of a patched one, when the bench owns it: the patched build starts
+    /// from a copy of the object directory the stock tree keeps inside.
+    stock: Option<PathBuf>,
     /// Whether the bench owns the tree (a cache entry): its object directory lives inside
     /// it, so the build's command lines name the source as `..` and read the same in a
     /// patched copy.
@@ -472,7 +472,7 @@ fn patched_source(cache: &Cache, stock: Prepared, patches: &[Patch]) -> Result<P
         key: format!("{}+patches-{pkey}", stock.key),
         label: format!("{}+p{}", stock.label, &pkey[..8]),
         package: stock.package,
-        stock: Some((stock.tree, stock.owned)),
+        stock: stock.owned.then_some(stock.tree),
         owned: true,
     })
 }
@@ -503,68 +503,68 @@ fn object_dir(cache: &Cache, src: &Prepared, spec: &BuildSpec, fragments: &[Path
     }
 }
 
-/// Starts a patched tree's object directory as a copy of its stock tree's (built first
-/// when missing), so that only what the patches touch is compiled again: the copy keeps
-/// the objects' times, and the files the patches changed are then given a newer one (the
-/// stock objects may have been built after the patches were applied).
-#[allow(clippy::too_many_arguments)]
-fn seed_object_dir(
-    (stock, owned): &(PathBuf, bool),
-    obj: &Path,
-    tree: &Path,
-    changed: &[PathBuf],
-    ccache: bool,
-    base: Base,
-    fragments: &[PathBuf],
-    requests: &[kconfig::Request],
-) -> Result<()> {
-    if obj.exists() || !owned {
-        return Ok(());
-    }
-    let name = obj.file_name().context("an object directory has a name")?;
-    let stock_obj = stock.join(name);
-    if !stock_obj.join("vmlinux").exists() {
-        eprintln!(
+impl Job<'_> {
+    /// Starts a patched tree's object directory as a copy of its stock tree's (built first
+    /// when missing), so that only what the patches touch is compiled again: the copy
+    /// keeps the objects' times, and the files the patches changed are then given a newer
+    /// one (the stock objects may have been built after the patches were applied).
+    fn seed(
+        &self,
+        stock: &Path,
+        changed: &[PathBuf],
+        base: Base,
+        fragments: &[PathBuf],
+        requests: &[kconfig::Request],
+    ) -> Result<()> {
+        let (obj, tree) = (self.obj, self.tree);
+        if obj.exists() {
+            return Ok(());
+        }
+        let name = obj.file_name().context("an object directory has a name")?;
+        let stock_obj = stock.join(name);
+        if !stock_obj.join("vmlinux").exists() {
+            eprintln!(
             "kernel: building the stock tree first, so that patched builds of it are incremental"
         );
-        let scratch = tempfile::tempdir()?;
-        Job {
-            tree: stock,
-            obj: &stock_obj,
-            ccache,
+            let scratch = tempfile::tempdir()?;
+            Job {
+                tree: stock,
+                obj: &stock_obj,
+                ccache: self.ccache,
+            }
+            .run(base, fragments, requests, scratch.path())?;
         }
-        .run(base, fragments, requests, scratch.path())?;
-    }
-    let lock = File::create(stock_obj.join(".lock"))?;
-    lock.lock()?;
-    let partial = obj.with_extension("partial");
-    let _ = fs::remove_dir_all(&partial);
-    let out = Command::new("cp")
-        .arg("-a")
-        .arg(&stock_obj)
-        .arg(&partial)
-        .output()
-        .context("run cp")?;
-    if !out.status.success() {
-        bail!(
-            "copy {}: {}",
-            stock_obj.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let now = std::time::SystemTime::now();
-    for f in changed {
-        let path = tree.join(f);
-        if path.exists() {
-            File::options()
-                .write(true)
-                .open(&path)
-                .and_then(|file| file.set_modified(now))
-                .with_context(|| format!("touch {}", path.display()))?;
+        let lock = File::create(stock_obj.join(".lock"))?;
+        lock.lock()?;
+        let partial = obj.with_extension("partial");
+        let _ = fs::remove_dir_all(&partial);
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(&stock_obj)
+            .arg(&partial)
+            .output()
+            .context("run cp")?;
+        if !out.status.success() {
+            bail!(
+                "copy {}: {}",
+                stock_obj.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
+        let now = std::time::SystemTime::now();
+        for f in changed {
+            let path = tree.join(f);
+            if path.exists() {
+                File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|file| file.set_modified(now))
+                    .with_context(|| format!("touch {}", path.display()))?;
+            }
+        }
+        fs::rename(&partial, obj)?;
+        Ok(())
     }
-    fs::rename(&partial, obj)?;
-    Ok(())
 }
 
 /// The source tarball of the host's `package` (installed when missing and allowed):
@@ -672,17 +672,15 @@ pub fn build(cache: &Cache, project: &Path, spec: &BuildSpec, install: bool) -> 
     let obj = object_dir(cache, &src, spec, &fragments);
     let dir = cache.entry("builds", &key, |dir| {
         let started = Instant::now();
-        if let Some(stock) = &src.stock {
-            let changed: Vec<PathBuf> = patches.iter().flat_map(patch::files).collect();
-            seed_object_dir(
-                stock, &obj, &src.tree, &changed, ccache, spec.base, &fragments, &requests,
-            )?;
-        }
         let job = Job {
             tree: &src.tree,
             obj: &obj,
             ccache,
         };
+        if let Some(stock) = &src.stock {
+            let changed: Vec<PathBuf> = patches.iter().flat_map(patch::files).collect();
+            job.seed(stock, &changed, spec.base, &fragments, &requests)?;
+        }
         let (release, config_sha256, modular) = job.run(spec.base, &fragments, &requests, dir)?;
         let info = BuildInfo {
             tree: src.tree.clone(),

@@ -183,7 +183,9 @@ impl BitmapSuper {
         Ok(sb)
     }
 
-    fn decode_fields(bytes: &[u8]) -> Result<Self, BitmapError> {
+    /// The fields as they are, unchecked (the lockless bitmap shares the layout and checks
+    /// its own way).
+    pub(crate) fn decode_fields(bytes: &[u8]) -> Result<Self, BitmapError> {
         if bytes.len() < BITMAP_SUPER_LEN {
             return Err(BitmapError::Truncated {
                 need: BITMAP_SUPER_LEN as u64,

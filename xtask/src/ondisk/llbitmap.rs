@@ -13,8 +13,7 @@
 
 use serde::Serialize;
 
-use super::{read_array16, read_u32le, read_u64le};
-use crate::ondisk::bitmap::BITMAP_MAGIC;
+use crate::ondisk::bitmap::{BitmapSuper, BITMAP_MAGIC, BITMAP_SUPER_LEN};
 
 /// `BITMAP_MAJOR_LOCKLESS` (md-bitmap.h).
 pub const BITMAP_MAJOR_LOCKLESS: u32 = 6;
@@ -106,26 +105,11 @@ pub enum LlBitmapError {
     DaemonSleepOutOfRange { daemon_sleep: u32 },
 }
 
-/// The fields of `bitmap_super_t` llbitmap_read_sb reads, named as there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LlBitmapSuper {
-    pub version: u32,
-    pub uuid: [u8; 16],
-    pub events: u64,
-    pub events_cleared: u64,
-    /// Sectors the bitmap covers; 0 means the array's size.
-    pub sync_size: u64,
-    pub state: u32,
-    /// Sectors of data per chunk.
-    pub chunksize: u32,
-    pub daemon_sleep: u32,
-    pub sectors_reserved: u32,
-}
-
 /// An llbitmap: its superblock and one state per chunk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LlBitmap {
-    pub sb: LlBitmapSuper,
+    /// `bitmap_super_t` as the classic bitmap has it; `chunksize` is in sectors here.
+    pub sb: BitmapSuper,
     pub states: Vec<ChunkState>,
 }
 
@@ -138,24 +122,10 @@ impl LlBitmap {
             need: need as u64,
             have: bytes.len() as u64,
         };
-        if bytes.len() < 256 {
-            return Err(truncated(256));
+        let sb = BitmapSuper::decode_fields(bytes).map_err(|_| truncated(BITMAP_SUPER_LEN))?;
+        if sb.magic != BITMAP_MAGIC {
+            return Err(LlBitmapError::BadMagic { found: sb.magic });
         }
-        let magic = read_u32le(bytes, 0);
-        if magic != BITMAP_MAGIC {
-            return Err(LlBitmapError::BadMagic { found: magic });
-        }
-        let sb = LlBitmapSuper {
-            version: read_u32le(bytes, 4),
-            uuid: read_array16(bytes, 8),
-            events: read_u64le(bytes, 24),
-            events_cleared: read_u64le(bytes, 32),
-            sync_size: read_u64le(bytes, 40),
-            state: read_u32le(bytes, 48),
-            chunksize: read_u32le(bytes, 52),
-            daemon_sleep: read_u32le(bytes, 56),
-            sectors_reserved: read_u32le(bytes, 64),
-        };
         if sb.version != BITMAP_MAJOR_LOCKLESS {
             return Err(LlBitmapError::NotLockless {
                 version: sb.version,

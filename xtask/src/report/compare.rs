@@ -57,7 +57,7 @@ pub fn judge(base: &[CaseResult], patched: &[CaseResult]) -> Vec<Row> {
     let mut base_total: std::collections::BTreeMap<String, u64> = Default::default();
     for r in base {
         for f in &r.findings {
-            *base_total.entry(finding_name(f)).or_default() += f.states;
+            *base_total.entry(f.name()).or_default() += f.states;
         }
     }
     base.iter()
@@ -90,7 +90,7 @@ pub fn judge(base: &[CaseResult], patched: &[CaseResult]) -> Vec<Row> {
                     .findings
                     .iter()
                     .filter(|f| f.states > 0)
-                    .all(|f| base_total.get(&finding_name(f)).is_some_and(|&n| n > 0));
+                    .all(|f| base_total.get(&f.name()).is_some_and(|&n| n > 0));
                 if elsewhere {
                     notes.push(format!(
                         "{line} (the base shows these findings in other cases)"
@@ -123,11 +123,6 @@ pub fn judge(base: &[CaseResult], patched: &[CaseResult]) -> Vec<Row> {
         .collect()
 }
 
-fn finding_name(f: &crate::findings::Seen) -> String {
-    f.id.clone()
-        .unwrap_or_else(|| format!("unexplained {}", f.cause))
-}
-
 /// Each finding's states on both kernels, `unplug-ordering: 150 states -> 0`: one that
 /// the base judged absent in every case and the patched kernel shows is a regression, the
 /// rest notes.
@@ -136,15 +131,14 @@ fn finding_changes(
     patched: &CaseResult,
     base_total: &std::collections::BTreeMap<String, u64>,
 ) -> (Vec<String>, Vec<String>) {
-    let name = finding_name;
-    let mut names: Vec<String> = base.findings.iter().map(name).collect();
+    let mut names: Vec<String> = base.findings.iter().map(|f| f.name()).collect();
     for f in &patched.findings {
-        if !names.contains(&name(f)) {
-            names.push(name(f));
+        if !names.contains(&f.name()) {
+            names.push(f.name());
         }
     }
     let states =
-        |r: &CaseResult, n: &str| r.findings.iter().find(|f| name(f) == n).map(|f| f.states);
+        |r: &CaseResult, n: &str| r.findings.iter().find(|f| f.name() == n).map(|f| f.states);
     let (mut worse, mut changed) = (Vec::new(), Vec::new());
     for n in names {
         let (b, p) = (states(base, &n), states(patched, &n));

@@ -102,9 +102,7 @@ pub fn findings(results: &[CaseResult]) -> Option<String> {
         .flat_map(|r| &r.findings)
         .filter(|f| f.states > 0)
     {
-        let name =
-            f.id.clone()
-                .unwrap_or_else(|| format!("unexplained {}", f.cause));
+        let name = f.name();
         match seen
             .iter_mut()
             .find(|(n, u, _, _)| *n == name && *u == f.unit)
