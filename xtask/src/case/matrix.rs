@@ -14,10 +14,7 @@ impl MatrixPoint {
             parts.push(format!("n{n}"));
         }
         if let Some(b) = self.bitmap {
-            parts.push(match b {
-                BitmapKind::File => "file".into(),
-                BitmapKind::Internal => "internal".into(),
-            });
+            parts.push(b.as_str().into());
         }
         if let Some(c) = self.chunk {
             parts.push(size_label(c.0));
@@ -63,7 +60,7 @@ impl MatrixPoint {
         }
         if let Some(b) = self.bitmap {
             a.bitmap.kind = b;
-            if b == BitmapKind::Internal {
+            if b.in_members() {
                 a.bitmap.disk.clear();
             }
         }

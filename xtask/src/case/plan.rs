@@ -229,13 +229,20 @@ fn plan_named(
                     ));
                 }
             }
-            BitmapKind::Internal if !a.bitmap.disk.is_empty() => {
+            kind if !a.bitmap.disk.is_empty() => {
+                return Err(at(format!(
+                    "array.bitmap.disk: a {} bitmap lives in the members, not on a disk",
+                    kind.as_str()
+                )));
+            }
+            BitmapKind::Internal => {}
+            BitmapKind::Lockless if a.bitmap.grow => {
                 return Err(at(
-                    "array.bitmap.disk: an internal bitmap lives in the members, not on a disk"
+                    "array.bitmap.grow: the bench adds only classic bitmaps to a running array"
                         .into(),
                 ));
             }
-            BitmapKind::Internal => {}
+            BitmapKind::Lockless => {}
         }
         let chunk = a.bitmap.chunk.0;
         if !chunk.is_power_of_two() || chunk < 4096 {
@@ -476,6 +483,12 @@ fn plan_named(
     }
     let findings = fitting_findings(&case, in_matrix).map_err(at)?;
     let mut requires = case.requires.clone();
+    requires.extend(
+        case.array
+            .as_ref()
+            .and_then(|a| a.bitmap.kind.requires())
+            .map(String::from),
+    );
     if case
         .readd
         .as_ref()
@@ -578,10 +591,7 @@ fn plan_named(
 /// or that fits no case of this kind is a mistake of the case file. In a matrix a finding
 /// may fit only some combinations ([`expand`] checks it fits one).
 fn fitting_findings(case: &CaseFile, in_matrix: bool) -> std::result::Result<Vec<String>, String> {
-    let bitmap = case.array.as_ref().map_or("", |a| match a.bitmap.kind {
-        BitmapKind::File => "file",
-        BitmapKind::Internal => "internal",
-    });
+    let bitmap = case.array.as_ref().map_or("", |a| a.bitmap.kind.as_str());
     let model = case.power_loss.as_ref().map(|p| p.model.as_str());
     let injectors: Vec<&str> = case
         .crash

@@ -239,8 +239,9 @@ pub struct ArraySpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BitmapSpec {
-    /// `file` (the subject) or `internal` (the control: md writes it into the members,
-    /// with PREFLUSH|FUA, where a file bitmap gets neither).
+    /// `file` (the subject), `internal` (the control: md writes it into the members,
+    /// with PREFLUSH|FUA, where a file bitmap gets neither) or `lockless` (llbitmap,
+    /// Linux 6.18+: a byte of state per chunk in the members; md picks its chunk).
     #[serde(default)]
     pub kind: BitmapKind,
     /// The disk holding the filesystem the bitmap file lives on (`file` only).
@@ -274,6 +275,28 @@ pub enum BitmapKind {
     #[default]
     File,
     Internal,
+    Lockless,
+}
+
+impl BitmapKind {
+    /// The name a case file, a matrix label and `needs.bitmaps` give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BitmapKind::File => "file",
+            BitmapKind::Internal => "internal",
+            BitmapKind::Lockless => "lockless",
+        }
+    }
+
+    /// Whether md keeps it in the members (internal and lockless).
+    pub fn in_members(self) -> bool {
+        self != BitmapKind::File
+    }
+
+    /// The kernel option md needs for it.
+    pub fn requires(self) -> Option<&'static str> {
+        (self == BitmapKind::Lockless).then_some("CONFIG_MD_LLBITMAP")
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,6 +27,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
+use super::chunk_state::{ChunkEncoding, BITMAP_MAJOR_LOCKLESS};
 use super::{read_array16, read_cstr, read_u32le, read_u64le};
 
 /// `BITMAP_MAGIC` from md-bitmap.h ("bitm" read as a little-endian u32).
@@ -50,6 +51,9 @@ pub const BITMAP_PAGE: u64 = 4096;
 pub const STATE_STALE: u32 = 1 << 1;
 /// `sb->state` bit for `BITMAP_WRITE_ERROR` (bit 2); md clears it before writing the sb.
 pub const STATE_WRITE_ERROR: u32 = 1 << 2;
+/// `sb->state` bit for `BITMAP_FIRST_USE` (bit 3): the lockless bitmap initialises its
+/// states on the next load instead of reading them.
+pub const STATE_FIRST_USE: u32 = 1 << 3;
 /// `sb->state` bit for `BITMAP_HOSTENDIAN` (bit 15). md copies its in-memory flags into
 /// `sb->state`, so a version-3 bitmap md has written back carries this bit.
 pub const STATE_HOSTENDIAN: u32 = 1 << 15;
@@ -80,7 +84,7 @@ pub enum BitmapError {
     Truncated { need: u64, have: u64 },
     #[error("bad bitmap magic {found:#010x} (expected {BITMAP_MAGIC:#010x})")]
     BadMagic { found: u32 },
-    #[error("unsupported bitmap version {version} (md accepts 3..=5)")]
+    #[error("unsupported bitmap version {version} (md accepts 3..=6)")]
     UnsupportedVersion { version: u32 },
     #[error("bitmap chunksize {chunksize} is below md's 512-byte minimum")]
     ChunkSizeTooSmall { chunksize: u32 },
@@ -128,7 +132,7 @@ pub struct BitmapSuper {
     pub sync_size: u64,
     /// `enum bitmap_state` bits; see the `STATE_*` constants.
     pub state: u32,
-    /// Bytes of data per bit.
+    /// Bytes of data per bit; sectors per state byte in the lockless bitmap (version 6).
     pub chunksize: u32,
     /// Seconds between bitmap daemon runs.
     pub daemon_sleep: u32,
@@ -145,7 +149,9 @@ pub struct BitmapSuper {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Geometry {
     chunks: u64,
-    /// `DIV_ROUND_UP(chunks, 8)`: bytes of bit array per node.
+    encoding: ChunkEncoding,
+    /// Bytes of per-chunk data per node: `DIV_ROUND_UP(chunks, 8)` bits, or a state
+    /// byte per chunk.
     bits_bytes: u64,
     /// Bytes from one node's superblock to the next.
     node_stride: u64,
@@ -222,10 +228,27 @@ impl BitmapSuper {
         })
     }
 
-    /// The checks of md_bitmap_read_sb, in its order, then the sizes they imply.
+    /// How the bitmap keeps each chunk's need for a resync.
+    pub fn encoding(&self) -> ChunkEncoding {
+        ChunkEncoding::of_version(self.version)
+    }
+
+    /// Bytes of array data per chunk.
+    pub fn chunk_bytes(&self) -> u64 {
+        match self.encoding() {
+            ChunkEncoding::States => u64::from(self.chunksize) * 512,
+            _ => u64::from(self.chunksize),
+        }
+    }
+
+    /// The checks of md_bitmap_read_sb (llbitmap_read_sb for version 6), in its order,
+    /// then the sizes they imply.
     fn geometry(&self) -> Result<Geometry, BitmapError> {
         if self.magic != BITMAP_MAGIC {
             return Err(BitmapError::BadMagic { found: self.magic });
+        }
+        if self.version == BITMAP_MAJOR_LOCKLESS {
+            return self.lockless_geometry();
         }
         if !(BITMAP_MAJOR_LO..=BITMAP_MAJOR_CLUSTERED).contains(&self.version) {
             return Err(BitmapError::UnsupportedVersion {
@@ -284,10 +307,44 @@ impl BitmapSuper {
             .ok_or(overflow)?;
         Ok(Geometry {
             chunks,
+            encoding: self.encoding(),
             bits_bytes,
             node_stride,
             node_count,
         })
+    }
+
+    /// llbitmap_read_sb's checks: `chunksize` in sectors and a power of two, no
+    /// write-behind or cluster limits. A superblock marked FIRST_USE has no states yet
+    /// (md initialises them on load): it decodes with none.
+    fn lockless_geometry(&self) -> Result<Geometry, BitmapError> {
+        let encoding = ChunkEncoding::States;
+        let one = |chunks: u64| Geometry {
+            chunks,
+            encoding,
+            bits_bytes: chunks,
+            node_stride: (encoding.data_offset() + chunks).div_ceil(BITMAP_PAGE) * BITMAP_PAGE,
+            node_count: 1,
+        };
+        if self.state & STATE_FIRST_USE != 0 {
+            return Ok(one(0));
+        }
+        if !self.chunksize.is_power_of_two() {
+            return Err(BitmapError::ChunkSizeNotPowerOfTwo {
+                chunksize: self.chunksize,
+            });
+        }
+        if self.daemon_sleep < 1 {
+            return Err(BitmapError::DaemonSleepOutOfRange {
+                daemon_sleep: self.daemon_sleep,
+            });
+        }
+        if self.sync_size.checked_mul(512).is_none() {
+            return Err(BitmapError::SyncSizeOverflow {
+                sync_size: self.sync_size,
+            });
+        }
+        Ok(one(self.sync_size.div_ceil(u64::from(self.chunksize))))
     }
 
     /// How many per-node bitmaps follow: `nodes` for a version-5 bitmap with nodes set,
@@ -313,7 +370,7 @@ impl BitmapSuper {
         let geo = self.geometry()?;
         // geometry() proved node_stride * node_count fits, and this is no larger.
         Ok(u64::from(geo.node_count - 1) * geo.node_stride
-            + BITMAP_SUPER_LEN as u64
+            + geo.encoding.data_offset()
             + geo.bits_bytes)
     }
 
@@ -377,7 +434,8 @@ fn bit_location(version: u32, chunk: u64) -> (u64, u8) {
 struct NodeBitmap {
     sb: BitmapSuper,
     /// Normalised to `test_bit_le` order (chunk n = byte n/8, bit n%8); bits past the
-    /// last chunk are cleared.
+    /// last chunk are cleared. For the lockless bitmap, a chunk's bit is set when its
+    /// state makes the next assembly resync it (`ChunkState::resynced_after_reload`).
     bits: Vec<u8>,
 }
 
@@ -416,11 +474,12 @@ impl Bitmap {
                 check_node_super(node, &sb, &node_sb)?;
                 node_sb
             };
-            let raw = &bytes[start + BITMAP_SUPER_LEN..start + BITMAP_SUPER_LEN + bits_bytes];
-            let mut bits = vec![0u8; bits_bytes];
+            let data = start + geo.encoding.data_offset() as usize;
+            let raw = &bytes[data..data + bits_bytes];
+            let mut bits = vec![0u8; geo.chunks.div_ceil(8) as usize];
             for chunk in 0..geo.chunks {
-                let (byte, mask) = bit_location(sb.version, chunk);
-                if raw[byte as usize] & mask != 0 {
+                let at = geo.encoding.byte_of(chunk) - geo.encoding.data_offset();
+                if geo.encoding.resyncs(raw[at as usize], chunk, false) {
                     bits[(chunk / 8) as usize] |= 1 << (chunk % 8);
                 }
             }
@@ -440,7 +499,7 @@ impl Bitmap {
 
     /// Bytes of data covered by one bit.
     pub fn chunk_bytes(&self) -> u64 {
-        u64::from(self.sb.chunksize)
+        self.sb.chunk_bytes()
     }
 
     /// Number of per-node bitmaps (1 unless clustered).
@@ -1049,8 +1108,8 @@ mod tests {
             BitmapError::UnsupportedVersion { version: 2 }
         );
         assert_eq!(
-            with(OFF_VERSION, 6),
-            BitmapError::UnsupportedVersion { version: 6 }
+            with(OFF_VERSION, 7),
+            BitmapError::UnsupportedVersion { version: 7 }
         );
         assert_eq!(
             with(OFF_CHUNKSIZE, 0),

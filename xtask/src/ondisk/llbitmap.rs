@@ -7,103 +7,14 @@
 //! the classic bitmap keeps bytes.
 //!
 //! What a reassembly does with each state is `state_machine[state][BitmapActionReload]`:
-//! Dirty and Syncing become NeedSync, which the resync covers; Clean and Unwritten stay, and
-//! the resync skips them. A stale bitmap (`events` behind the array's) has every chunk but
+//! Dirty and Syncing become NeedSync, which the resync covers; Clean and Unwritten stay, the
+//! other Unwritten kinds become Unwritten, and the resync skips them. A stale bitmap (`events` behind the array's) has every chunk but
 //! the Unwritten ones set to NeedSync (`BitmapActionStale`).
 
 use serde::Serialize;
 
-use crate::ondisk::bitmap::{BitmapSuper, BITMAP_MAGIC, BITMAP_SUPER_LEN};
-
-/// `BITMAP_MAJOR_LOCKLESS` (md-bitmap.h).
-pub const BITMAP_MAJOR_LOCKLESS: u32 = 6;
-/// `BITMAP_DATA_OFFSET`: where the state bytes start, from the superblock.
-pub const BITMAP_DATA_OFFSET: usize = 1024;
-/// `sb->state` bit `BITMAP_FIRST_USE` (enum bitmap_state bit 3): md initialises the states
-/// on the next load instead of reading them.
-pub const STATE_FIRST_USE: u32 = 1 << 3;
-
-/// `enum llbitmap_state`, one byte per chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChunkState {
-    /// `BitUnwritten`: no valid data (a new array, or discarded).
-    Unwritten,
-    /// `BitClean`: the copies agree.
-    Clean,
-    /// `BitDirty`: a write may be in flight; set before the write is issued.
-    Dirty,
-    /// `BitNeedSync`: to be resynced.
-    NeedSync,
-    /// `BitSyncing`: being resynced.
-    Syncing,
-    /// `BitNeedSyncUnwritten` (raid456 proactive sync).
-    NeedSyncUnwritten,
-    /// `BitSyncingUnwritten`.
-    SyncingUnwritten,
-    /// `BitCleanUnwritten`: parity built for a region never written.
-    CleanUnwritten,
-    /// A byte md never writes.
-    Unknown(u8),
-}
-
-impl ChunkState {
-    pub fn from_byte(b: u8) -> Self {
-        use ChunkState::*;
-        match b {
-            0 => Unwritten,
-            1 => Clean,
-            2 => Dirty,
-            3 => NeedSync,
-            4 => Syncing,
-            5 => NeedSyncUnwritten,
-            6 => SyncingUnwritten,
-            7 => CleanUnwritten,
-            other => Unknown(other),
-        }
-    }
-
-    /// Whether the resync after a reassembly covers a chunk left in this state: md's
-    /// Reload turns Dirty and Syncing into NeedSync and keeps NeedSync; it resyncs those.
-    /// The rest it skips, so their copies must already agree.
-    pub fn resynced_after_reload(self) -> bool {
-        use ChunkState::*;
-        matches!(
-            self,
-            Dirty | NeedSync | Syncing | NeedSyncUnwritten | SyncingUnwritten
-        )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        use ChunkState::*;
-        match self {
-            Unwritten => "unwritten",
-            Clean => "clean",
-            Dirty => "dirty",
-            NeedSync => "need_sync",
-            Syncing => "syncing",
-            NeedSyncUnwritten => "need_sync_unwritten",
-            SyncingUnwritten => "syncing_unwritten",
-            CleanUnwritten => "clean_unwritten",
-            Unknown(_) => "unknown",
-        }
-    }
-}
-
-/// Why an llbitmap could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LlBitmapError {
-    #[error("llbitmap truncated: need {need} bytes, have {have}")]
-    Truncated { need: u64, have: u64 },
-    #[error("bad bitmap magic {found:#010x} (expected {BITMAP_MAGIC:#010x})")]
-    BadMagic { found: u32 },
-    #[error("bitmap version {version} is not the lockless bitmap's ({BITMAP_MAJOR_LOCKLESS})")]
-    NotLockless { version: u32 },
-    #[error("llbitmap chunksize {chunksize} sectors is not a power of two")]
-    ChunkSizeNotPowerOfTwo { chunksize: u32 },
-    #[error("llbitmap daemon_sleep {daemon_sleep}s out of range (md needs at least 1s)")]
-    DaemonSleepOutOfRange { daemon_sleep: u32 },
-}
+use crate::ondisk::bitmap::{BitmapError, BitmapSuper};
+pub use crate::ondisk::chunk_state::{ChunkState, BITMAP_MAJOR_LOCKLESS, LLBITMAP_DATA_OFFSET};
 
 /// An llbitmap: its superblock and one state per chunk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,43 +25,23 @@ pub struct LlBitmap {
 }
 
 impl LlBitmap {
-    /// Decodes the bitmap area starting at its superblock, with md_llbitmap's checks in
-    /// llbitmap_read_sb's order. A superblock marked FIRST_USE has no states yet (md
-    /// initialises them on load): every chunk decodes as Unwritten.
-    pub fn decode(bytes: &[u8]) -> Result<Self, LlBitmapError> {
-        let truncated = |need: usize| LlBitmapError::Truncated {
-            need: need as u64,
-            have: bytes.len() as u64,
-        };
-        let sb = BitmapSuper::decode_fields(bytes).map_err(|_| truncated(BITMAP_SUPER_LEN))?;
-        if sb.magic != BITMAP_MAGIC {
-            return Err(LlBitmapError::BadMagic { found: sb.magic });
-        }
+    /// Decodes the bitmap area starting at its superblock, with llbitmap_read_sb's
+    /// checks. A superblock marked FIRST_USE has no states yet (md initialises them on
+    /// load): it decodes with none.
+    pub fn decode(bytes: &[u8]) -> Result<Self, BitmapError> {
+        let sb = BitmapSuper::decode(bytes)?;
         if sb.version != BITMAP_MAJOR_LOCKLESS {
-            return Err(LlBitmapError::NotLockless {
+            return Err(BitmapError::UnsupportedVersion {
                 version: sb.version,
             });
         }
-        if sb.state & STATE_FIRST_USE != 0 {
-            return Ok(LlBitmap { sb, states: vec![] });
-        }
-        if !sb.chunksize.is_power_of_two() {
-            return Err(LlBitmapError::ChunkSizeNotPowerOfTwo {
-                chunksize: sb.chunksize,
-            });
-        }
-        if sb.daemon_sleep < 1 {
-            return Err(LlBitmapError::DaemonSleepOutOfRange {
-                daemon_sleep: sb.daemon_sleep,
-            });
-        }
-        let chunks = sb.sync_size.div_ceil(u64::from(sb.chunksize)) as usize;
-        let end = BITMAP_DATA_OFFSET
-            .checked_add(chunks)
-            .ok_or(truncated(usize::MAX))?;
+        let need = sb.required_len()?;
         let states = bytes
-            .get(BITMAP_DATA_OFFSET..end)
-            .ok_or(truncated(end))?
+            .get(LLBITMAP_DATA_OFFSET as usize..need as usize)
+            .ok_or(BitmapError::Truncated {
+                need,
+                have: bytes.len() as u64,
+            })?
             .iter()
             .map(|&b| ChunkState::from_byte(b))
             .collect();
@@ -159,18 +50,21 @@ impl LlBitmap {
 
     /// Bytes of array data per chunk.
     pub fn chunk_bytes(&self) -> u64 {
-        u64::from(self.sb.chunksize) * 512
+        self.sb.chunk_bytes()
     }
 
     /// The chunks a reassembly would resync, given whether md finds the bitmap stale
-    /// (its events behind the array's): then every chunk but the Unwritten ones.
+    /// (its events behind the array's).
     pub fn resynced_chunks(&self, stale: bool) -> Vec<u64> {
         self.states
             .iter()
             .enumerate()
             .filter(|(_, s)| {
-                s.resynced_after_reload()
-                    || (stale && !matches!(s, ChunkState::Unwritten | ChunkState::Unknown(_)))
+                if stale {
+                    s.resynced_when_stale()
+                } else {
+                    s.resynced_after_reload()
+                }
             })
             .map(|(i, _)| i as u64)
             .collect()
@@ -189,10 +83,11 @@ impl LlBitmap {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::ondisk::bitmap::{Bitmap, BITMAP_MAGIC, STATE_FIRST_USE};
 
     /// An llbitmap area as md writes it: superblock, zeros to 1024, the state bytes.
     pub(crate) fn area(sync_size: u64, chunksize: u32, events: u64, states: &[u8]) -> Vec<u8> {
-        let mut b = vec![0u8; BITMAP_DATA_OFFSET + states.len()];
+        let mut b = vec![0u8; LLBITMAP_DATA_OFFSET as usize + states.len()];
         b[0..4].copy_from_slice(&BITMAP_MAGIC.to_le_bytes());
         b[4..8].copy_from_slice(&BITMAP_MAJOR_LOCKLESS.to_le_bytes());
         b[8..24].copy_from_slice(&[7; 16]);
@@ -200,7 +95,7 @@ pub(crate) mod tests {
         b[40..48].copy_from_slice(&sync_size.to_le_bytes());
         b[52..56].copy_from_slice(&chunksize.to_le_bytes());
         b[56..60].copy_from_slice(&30u32.to_le_bytes());
-        b[BITMAP_DATA_OFFSET..].copy_from_slice(states);
+        b[LLBITMAP_DATA_OFFSET as usize..].copy_from_slice(states);
         b
     }
 
@@ -223,34 +118,74 @@ pub(crate) mod tests {
         assert_eq!(l.resynced_chunks(false), [2, 3, 4]);
         assert_eq!(l.resynced_chunks(true), [1, 2, 3, 4]);
         assert_eq!(l.census()[1], (ChunkState::Clean, 1));
+        // The classic decoder reads it too, its bits the chunks a reload resyncs.
+        let bm = Bitmap::decode(&b).unwrap();
+        assert_eq!(bm.dirty_chunks(0), [2, 3, 4]);
+        assert_eq!(bm.chunk_bytes(), 64 << 10);
+        assert_eq!(bm.chunks(), 5);
+    }
+
+    fn golden(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/bitmap")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn a_lockless_bitmap_a_guest_wrote_decodes_as_md_left_it() {
+        let crashed = LlBitmap::decode(&golden("llbitmap-raid1-n3-after-crash.bin")).unwrap();
+        assert_eq!(crashed.sb.chunksize, 128);
+        assert_eq!(crashed.sb.sync_size, 129_024);
+        assert_eq!(
+            crashed.sb.daemon_sleep, 1,
+            "the case's period, set through sysfs"
+        );
+        assert_eq!(crashed.chunk_bytes(), 64 << 10);
+        assert_eq!(
+            crashed.census(),
+            [(ChunkState::Unwritten, 496), (ChunkState::Dirty, 512)]
+        );
+        assert_eq!(crashed.resynced_chunks(false), (0..512).collect::<Vec<_>>());
+        let bm = Bitmap::decode(&golden("llbitmap-raid1-n3-after-crash.bin")).unwrap();
+        assert_eq!(bm.dirty_count(0), 512);
+        let resynced = LlBitmap::decode(&golden("llbitmap-raid1-n3-after-resync.bin")).unwrap();
+        assert_eq!(
+            resynced.census(),
+            [(ChunkState::Unwritten, 496), (ChunkState::Clean, 512)]
+        );
+        assert!(resynced.sb.events > crashed.sb.events);
+        assert!(resynced.resynced_chunks(false).is_empty());
+        // Stale, md would resync every chunk that held data.
+        assert_eq!(resynced.resynced_chunks(true).len(), 512);
     }
 
     #[test]
     fn what_llbitmap_read_sb_refuses_is_refused() {
         let good = area(256, 128, 1, &[1, 1]);
-        let mut v5 = good.clone();
-        v5[4] = 4;
+        let mut v7 = good.clone();
+        v7[4] = 7;
         assert_eq!(
-            LlBitmap::decode(&v5).unwrap_err(),
-            LlBitmapError::NotLockless { version: 4 }
+            LlBitmap::decode(&v7).unwrap_err(),
+            BitmapError::UnsupportedVersion { version: 7 }
         );
         let mut odd = good.clone();
         odd[52] = 96;
         assert!(matches!(
             LlBitmap::decode(&odd),
-            Err(LlBitmapError::ChunkSizeNotPowerOfTwo { chunksize: 96 })
+            Err(BitmapError::ChunkSizeNotPowerOfTwo { chunksize: 96 })
         ));
         let mut magic = good.clone();
         magic[0] ^= 1;
         assert!(matches!(
             LlBitmap::decode(&magic),
-            Err(LlBitmapError::BadMagic { .. })
+            Err(BitmapError::BadMagic { .. })
         ));
         assert!(matches!(
             LlBitmap::decode(&good[..1025]),
-            Err(LlBitmapError::Truncated { need: 1026, .. })
+            Err(BitmapError::Truncated { need: 1026, .. })
         ));
-        let mut first = good[..300].to_vec();
+        let mut first = good[..1024].to_vec();
         first[48] = STATE_FIRST_USE as u8;
         assert!(LlBitmap::decode(&first).unwrap().states.is_empty());
         assert_eq!(ChunkState::from_byte(9), ChunkState::Unknown(9));

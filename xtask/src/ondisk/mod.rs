@@ -1,6 +1,7 @@
 //! Decoders (and one writer) for what md leaves on disk, read from raw images on the host.
 
 pub mod bitmap;
+pub mod chunk_state;
 pub mod llbitmap;
 pub mod log_writes;
 pub mod redundancy;

@@ -8,6 +8,7 @@ use super::judge::{ArrayLayout, BitmapPlace, Judge, Outcome};
 use super::model::{DiskModel, Fate, Walker};
 use super::recording::{Recording, ReqKind};
 use super::view::DiskViews;
+use crate::ondisk::chunk_state::ChunkEncoding;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -476,8 +477,7 @@ pub fn explain(
 /// The writes of the byte holding `chunk`'s bit, newest first in the disk's completion
 /// order.
 fn bit_writes(rec: &Recording, layout: &ArrayLayout, judge: &Judge, chunk: u64) -> Vec<usize> {
-    let at = crate::ondisk::bitmap::BITMAP_SUPER_LEN as u64 + chunk / 8;
-    let Some((disk, at)) = layout.bitmap.locate(at) else {
+    let Some((disk, at)) = layout.bitmap.locate(layout.encoding.byte_of(chunk)) else {
         return Vec::new();
     };
     let mut writes = judge.views.touching(disk, at, 1);
@@ -534,16 +534,15 @@ fn explain_from(
         data: data.map(|w| Seen::of(rec, w)),
         bitmap: None,
     };
-    let (Some(w), Some((disk, at))) = (
-        data,
-        layout
-            .bitmap
-            .locate(crate::ondisk::bitmap::BITMAP_SUPER_LEN as u64 + chunk / 8),
-    ) else {
+    let (Some(w), Some((disk, at))) = (data, layout.bitmap.locate(layout.encoding.byte_of(chunk)))
+    else {
         return e;
     };
     let sent = rec.requests[w].issued;
-    let bit = 1u8 << (chunk % 8);
+    let bit = Mark {
+        encoding: layout.encoding,
+        chunk,
+    };
     if let Some(s) = source.filter(|&s| rec.requests[s].issued > sent) {
         e.cause = Cause::Cleared;
         e.bitmap = Some(Seen::of(rec, s));
@@ -578,11 +577,24 @@ fn explain_from(
     e
 }
 
-/// Whether write `r` sets `bit` of byte `at`: by its logged data, or, for a write a kill
-/// left in flight (never logged, its data unknown), perhaps.
-fn may_carry(rec: &Recording, r: usize, at: u64, bit: u8) -> bool {
+/// A chunk's mark in the bitmap: its bit, or the lockless bitmap's state byte.
+#[derive(Clone, Copy)]
+struct Mark {
+    encoding: ChunkEncoding,
+    chunk: u64,
+}
+
+/// Whether write `r` sets `bit` in byte `at` (a state that resyncs, for the lockless
+/// bitmap): by its logged data, or, for a write a kill left in flight (never logged, its
+/// data unknown), perhaps.
+fn may_carry(rec: &Recording, r: usize, at: u64, bit: Mark) -> bool {
     let q = &rec.requests[r];
-    !q.logged() || rec.data(q)[(at - q.bytes().start) as usize] & bit != 0
+    !q.logged()
+        || bit.encoding.resyncs(
+            rec.data(q)[(at - q.bytes().start) as usize],
+            bit.chunk,
+            false,
+        )
 }
 
 /// Why each of `chunks` differs with its bit clear in the state a SIGKILL of QEMU left:
@@ -655,7 +667,7 @@ fn queued_carrier(
     layout: &ArrayLayout,
     disk: usize,
     at: u64,
-    bit: u8,
+    bit: Mark,
     sent: usize,
 ) -> Option<usize> {
     // md writes an internal bitmap's page to every member and waits for all of them

@@ -208,6 +208,7 @@ impl RecordingFiles {
             chunk_bytes: bm.chunk_bytes(),
             space,
             bitmap,
+            encoding: bm.sb.encoding(),
             base_divergent: judged.divergence.chunks.into_iter().collect(),
         })
     }

@@ -19,6 +19,7 @@ use super::recording::Recording;
 use super::view::{ByteFate, DiskViews, Survives};
 use crate::check;
 use crate::ondisk::bitmap::{BitmapSuper, BITMAP_SUPER_LEN, STATE_STALE};
+use crate::ondisk::chunk_state::ChunkEncoding;
 use crate::ondisk::ext4::FileMap;
 use crate::ondisk::redundancy::Geometry;
 use crate::ondisk::superblock::{self, MdSuper};
@@ -74,6 +75,8 @@ pub struct ArrayLayout {
     /// Bitmap space, bytes.
     pub space: u64,
     pub bitmap: BitmapPlace,
+    /// How the bitmap keeps each chunk: a bit, or the lockless bitmap's state byte.
+    pub encoding: ChunkEncoding,
     /// Chunks whose members disagreed before the recording.
     pub base_divergent: BTreeSet<u64>,
 }
@@ -143,11 +146,11 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 enum Heads {
     Decided(Outcome),
-    /// md resyncs chunk `c` when `c >= resync_from` and its bit is set (every bit, for a
-    /// bitmap it found stale).
+    /// md resyncs chunk `c` when `c >= resync_from` and its byte says so, read as md
+    /// reads a bitmap it found `stale` (every bit set, for the classic one).
     Bits {
         resync_from: u64,
-        all_set: bool,
+        stale: bool,
     },
 }
 
@@ -405,13 +408,10 @@ impl<'v, 'r> Judge<'v, 'r> {
         };
         match heads {
             Heads::Decided(outcome) => Ok(outcome),
-            Heads::Bits {
-                resync_from,
-                all_set,
-            } => {
+            Heads::Bits { resync_from, stale } => {
                 // Borrowed apart from the judge, whose memos the point's chunks fill.
                 let mut point = std::mem::take(&mut self.point);
-                let outcome = self.bits_cover(&mut point, survives, resync_from, all_set);
+                let outcome = self.bits_cover(&mut point, survives, resync_from, stale);
                 self.point = point;
                 outcome
             }
@@ -457,7 +457,7 @@ impl<'v, 'r> Judge<'v, 'r> {
         if !l.superblocks {
             return Ok(Heads::Bits {
                 resync_from: 0,
-                all_set: false,
+                stale: false,
             });
         }
         let mut supers = Vec::new();
@@ -510,25 +510,23 @@ impl<'v, 'r> Judge<'v, 'r> {
             .div_ceil(chunk_sectors)
             .saturating_sub(1);
         // md_bitmap_read_sb: a bitmap older than the freshest member is stale, its every
-        // bit set.
+        // bit set; llbitmap_read_sb marks it so, and its load resyncs every chunk that
+        // ever held data.
         let stale = sb.events < fresh.events || sb.state & STATE_STALE != 0;
-        if stale && resync_from == 0 {
+        if stale && resync_from == 0 && l.encoding.stale_resyncs_all() {
             return Ok(Heads::Decided(Outcome::FullRecovery));
         }
-        Ok(Heads::Bits {
-            resync_from,
-            all_set: stale,
-        })
+        Ok(Heads::Bits { resync_from, stale })
     }
 
-    /// Whether md resyncs every chunk that disagrees in the state: its bit set (or every
-    /// bit, `all_set`) and the chunk at or past `resync_from`.
+    /// Whether md resyncs every chunk that disagrees in the state: its byte says so (read
+    /// as md reads a `stale` bitmap) and the chunk at or past `resync_from`.
     fn bits_cover(
         &mut self,
         point: &mut Point,
         survives: Survives,
         resync_from: u64,
-        all_set: bool,
+        stale: bool,
     ) -> io::Result<Outcome> {
         let l = self.layout;
         let mut divergent = point.steady.clone();
@@ -559,11 +557,11 @@ impl<'v, 'r> Judge<'v, 'r> {
         divergent.sort_unstable();
         let mut bits = Vec::with_capacity(divergent.len());
         for &c in &divergent {
-            if c < resync_from || all_set {
+            if c < resync_from || (stale && l.encoding.stale_resyncs_all()) {
                 bits.push(c >= resync_from);
                 continue;
             }
-            let Some((disk, off)) = l.bitmap.locate(BITMAP_SUPER_LEN as u64 + c / 8) else {
+            let Some((disk, off)) = l.bitmap.locate(l.encoding.byte_of(c)) else {
                 bits.push(false);
                 continue;
             };
@@ -582,7 +580,7 @@ impl<'v, 'r> Judge<'v, 'r> {
                 }
             };
             let byte = fate.byte(survives).unwrap_or(*base);
-            bits.push(byte & (1 << (c % 8)) != 0);
+            bits.push(l.encoding.resyncs(byte, c, stale));
         }
         let uncovered = check::uncovered(&divergent, |c| {
             divergent.binary_search(&c).is_ok_and(|i| bits[i])

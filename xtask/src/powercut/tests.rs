@@ -9,6 +9,7 @@ use super::recording::{assemble, DiskLog, Recording};
 use super::view::DiskViews;
 use crate::logs::request_trace::{RqEvent, RqOp};
 use crate::ondisk::bitmap::{encode, Bitmap, BitmapSuper};
+use crate::ondisk::chunk_state::ChunkEncoding;
 use crate::ondisk::ext4::FileMap;
 use crate::ondisk::log_writes::{self, LOG_FLUSH_FLAG};
 use crate::ondisk::redundancy::{self, Geometry};
@@ -27,6 +28,8 @@ struct Sim {
     issued: Vec<(usize, RqOp, u64, Vec<u8>)>,
     /// Sectors before the members' data (their superblocks').
     data_offset: u64,
+    /// The bitmap's kind: bits, or the lockless bitmap's states.
+    encoding: ChunkEncoding,
 }
 
 impl Sim {
@@ -60,9 +63,10 @@ impl Sim {
         let flags = if op == RqOp::Flush { LOG_FLUSH_FLAG } else { 0 };
         self.logs[disk].push((sector, flags, data));
     }
-    /// The bitmap block with `dirty` set.
+    /// The bitmap block with `dirty` set (Dirty, every other chunk Clean, for the
+    /// lockless bitmap).
     fn bitmap_write(&mut self, dirty: &[u64]) -> usize {
-        self.write(2, 8, bitmap_block(dirty))
+        self.write(2, 8, bitmap_block_of(self.encoding, dirty))
     }
     fn data_write(&mut self, member: usize, chunk: u64) -> usize {
         self.write(
@@ -94,17 +98,32 @@ impl Sim {
     }
 }
 
-fn bitmap_block(dirty: &[u64]) -> Vec<u8> {
-    let sb = BitmapSuper::new_v4([7; 16], CHUNKS * CHUNK / 512, CHUNK as u32, 5);
-    let mut b = encode(&sb, &[dirty.to_vec()]).unwrap();
+fn bitmap_block_of(encoding: ChunkEncoding, dirty: &[u64]) -> Vec<u8> {
+    let mut b = match encoding {
+        ChunkEncoding::Bits => {
+            let sb = BitmapSuper::new_v4([7; 16], CHUNKS * CHUNK / 512, CHUNK as u32, 5);
+            encode(&sb, &[dirty.to_vec()]).unwrap()
+        }
+        ChunkEncoding::States => {
+            // BitClean everywhere but the BitDirty chunks; chunksize in sectors.
+            let states: Vec<u8> = (0..CHUNKS)
+                .map(|c| if dirty.contains(&c) { 2 } else { 1 })
+                .collect();
+            crate::ondisk::llbitmap::tests::area(CHUNKS * CHUNK / 512, 8, 0, &states)
+        }
+    };
     b.resize(4096, 0);
     b
 }
 
 /// The images from before the recording: identical zeroed members, a clean bitmap.
 fn bases(dir: &std::path::Path) -> Vec<PathBuf> {
+    bases_of(dir, ChunkEncoding::Bits)
+}
+
+fn bases_of(dir: &std::path::Path, encoding: ChunkEncoding) -> Vec<PathBuf> {
     let mut fs = vec![0u8; 8192];
-    fs[4096..].copy_from_slice(&bitmap_block(&[]));
+    fs[4096..].copy_from_slice(&bitmap_block_of(encoding, &[]));
     let images = [
         vec![0u8; (CHUNKS * CHUNK) as usize],
         vec![0u8; (CHUNKS * CHUNK) as usize],
@@ -137,13 +156,14 @@ fn layout() -> ArrayLayout {
                 blocks: vec![1],
             },
         },
+        encoding: ChunkEncoding::Bits,
         base_divergent: Default::default(),
     }
 }
 
 fn judged(sim: &Sim, model: DiskModel) -> (Report, Recording, tempfile::TempDir) {
     let rec = sim.recording();
-    let (report, dir) = judge_model(&rec, model);
+    let (report, dir) = judge_model_of(&rec, model, sim.encoding);
     (report, rec, dir)
 }
 
@@ -152,8 +172,16 @@ fn judge_recording(rec: &Recording) -> (Report, tempfile::TempDir) {
 }
 
 fn judge_model(rec: &Recording, model: DiskModel) -> (Report, tempfile::TempDir) {
+    judge_model_of(rec, model, ChunkEncoding::Bits)
+}
+
+fn judge_model_of(
+    rec: &Recording,
+    model: DiskModel,
+    encoding: ChunkEncoding,
+) -> (Report, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let paths = bases(dir.path());
+    let paths = bases_of(dir.path(), encoding);
     let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
     let views = DiskViews::open(rec, &refs).unwrap();
     let bounds = Bounds {
@@ -162,8 +190,92 @@ fn judge_model(rec: &Recording, model: DiskModel) -> (Report, tempfile::TempDir)
         seed: 1,
         remember: true,
     };
-    let report = explore(rec, &views, &layout(), model, bounds).unwrap();
+    let layout = ArrayLayout {
+        encoding,
+        ..layout()
+    };
+    let report = explore(rec, &views, &layout, model, bounds).unwrap();
     (report, dir)
+}
+
+/// The lockless bitmap's states judged as md's Reload reads them: a chunk left Clean
+/// over members that differ is unsafe, whatever wrote it; Dirty on disk before the data
+/// is safe.
+mod lockless {
+    use super::*;
+
+    fn sim() -> Sim {
+        Sim {
+            encoding: ChunkEncoding::States,
+            ..Sim::default()
+        }
+    }
+
+    #[test]
+    fn a_dirty_state_on_disk_before_the_data_is_safe() {
+        let mut s = sim();
+        let b = s.bitmap_write(&[3]);
+        s.complete(b);
+        let d0 = s.data_write(0, 3);
+        s.complete(d0);
+        let d1 = s.data_write(1, 3);
+        s.complete(d1);
+        let (r, _, _d) = judged(&s, DiskModel::WriteThrough);
+        assert_eq!(r.unsafe_states, 0, "{r:?}");
+        assert!(r.states_checked > 0 && r.safe_states > 0, "{r:?}");
+    }
+
+    #[test]
+    fn a_chunk_left_clean_over_divergent_members_is_unsafe() {
+        let mut s = sim();
+        let d0 = s.data_write(0, 3);
+        s.complete(d0);
+        let d1 = s.data_write(1, 3);
+        s.complete(d1);
+        let (r, _, _d) = judged(&s, DiskModel::WriteThrough);
+        let first = &r.violations[0];
+        assert_eq!(first.uncovered, [3], "{first:?}");
+        assert_eq!(first.explained[0].cause, Cause::Unwritten);
+    }
+
+    #[test]
+    fn a_dirty_state_still_in_flight_when_the_data_went_out_is_ordering() {
+        let mut s = sim();
+        let b = s.bitmap_write(&[3]);
+        let d0 = s.data_write(0, 3);
+        s.complete(d0);
+        s.complete(b);
+        let (r, rec, _d) = judged(&s, DiskModel::WriteThrough);
+        let first = &r.violations[0];
+        assert_eq!(first.uncovered, [3], "{first:?}");
+        assert_eq!(first.explained[0].cause, Cause::Ordering);
+        assert_eq!(
+            first.explained[0].bitmap.as_ref().unwrap().request,
+            rec.describe(0)
+        );
+    }
+
+    #[test]
+    fn a_clean_state_written_after_the_data_is_cleared() {
+        let mut s = sim();
+        let b = s.bitmap_write(&[3]);
+        s.complete(b);
+        let d0 = s.data_write(0, 3);
+        s.complete(d0);
+        // The daemon's Clean reaches the disk while m1's copy is not written yet.
+        let c = s.bitmap_write(&[]);
+        s.complete(c);
+        let d1 = s.data_write(1, 3);
+        s.complete(d1);
+        let (r, rec, _d) = judged(&s, DiskModel::WriteThrough);
+        let first = &r.violations[0];
+        assert_eq!(first.uncovered, [3], "{first:?}");
+        assert_eq!(first.explained[0].cause, Cause::Cleared);
+        assert_eq!(
+            first.explained[0].bitmap.as_ref().unwrap().request,
+            rec.describe(2)
+        );
+    }
 }
 
 #[test]

@@ -38,6 +38,11 @@ pub fn run_case(bench: &Bench, plan: &Plan, case_dir: &Path, events: &Events) ->
         rec.result.reason = Some(why);
         return rec.end();
     }
+    if let Some(why) = missing_lockless_mdadm(bench, plan) {
+        rec.result.verdict = Verdict::Skip;
+        rec.result.reason = Some(why);
+        return rec.end();
+    }
     if bench.mdadm_for(plan).file_bitmap {
         match bench.file_bitmap_refusal() {
             Ok(None) => {}
@@ -305,9 +310,31 @@ fn missing_requirements(bench: &Bench, plan: &Plan) -> Option<String> {
     let missing = crate::kernel::config::unset(&plan.requires, options);
     (!missing.is_empty()).then(|| {
         format!(
-            "needs {} (unset in {}): build a debug kernel with --config debug",
+            "needs {} (unset in {}): {}",
             missing.join(", "),
-            path.display()
+            path.display(),
+            if missing.contains(&"CONFIG_MD_LLBITMAP") {
+                "build one with --debian-source 7.3 --config md --config llbitmap"
+            } else {
+                "build a debug kernel with --config debug"
+            }
+        )
+    })
+}
+
+/// Why a lockless-bitmap case cannot run with the guest's mdadm, if it cannot: only
+/// mdadm 4.5 and later create one (`--bitmap=lockless`), and the image carries the
+/// packaged 4.6 only for kernels from 6.18 on.
+fn missing_lockless_mdadm(bench: &Bench, plan: &Plan) -> Option<String> {
+    let lockless = plan
+        .array
+        .as_ref()
+        .is_some_and(|a| a.bitmap.kind == crate::case::BitmapKind::Lockless);
+    let mdadm = bench.mdadm_for(plan);
+    (lockless && mdadm.guest_path.is_none()).then(|| {
+        format!(
+            "needs mdadm 4.5 or later for --bitmap=lockless; the guest has mdadm {}",
+            mdadm.label
         )
     })
 }

@@ -44,6 +44,10 @@ impl Scenario<'_, '_> {
         } else {
             let bitmap = if self.array.bitmap.grow {
                 "none".to_string()
+            } else if self.is_lockless() {
+                // md picks the lockless bitmap's chunk ("lockless bitmap doesn't support
+                // chunksize"), and its period is set through sysfs below.
+                self.bitmap_arg()
             } else {
                 format!(
                     "{} --bitmap-chunk={}K --delay={}",
@@ -60,6 +64,7 @@ impl Scenario<'_, '_> {
             )
         };
         self.sh(vm, &create, 60)?;
+        self.set_lockless_daemon_sleep(vm)?;
         if self.is_file() && self.array.bitmap.fs == Filesystem::Xfs {
             // The host reads XFS metadata in place, not from the log: a freeze writes the
             // new file's inode and extents home.
@@ -106,8 +111,38 @@ impl Scenario<'_, '_> {
         if self.is_file() {
             self.bitmap_path()
         } else {
-            "internal".into()
+            self.array.bitmap.kind.as_str().into()
         }
+    }
+
+    /// The lockless bitmap starts with a 30 s period whatever mdadm asks
+    /// (`llbitmap_init`), and takes the case's through sysfs; md writes it into the
+    /// bitmap's superblock with the next superblock update, so every assembly sets it
+    /// again.
+    fn set_lockless_daemon_sleep(&self, vm: &mut Vm) -> Result<(), Failure> {
+        if self.is_lockless() {
+            self.sh(
+                vm,
+                &format!(
+                    "echo {} > {LLBITMAP_SYSFS}/daemon_sleep",
+                    self.array.bitmap.daemon_sleep.as_secs()
+                ),
+                10,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The lockless bitmap's chunks by state as md holds them (`llbitmap/bits`), the
+    /// states a reload resyncs counted apart: md writes a chunk's Clean only with the
+    /// next write of its block, so the disk keeps Dirty after the daemon cleared it.
+    fn llbitmap_unclean(&self, vm: &mut Vm) -> Result<(u64, u64), Failure> {
+        let text = self.sh(vm, &format!("cat {LLBITMAP_SYSFS}/bits"), 10)?;
+        llbitmap_census(&text).ok_or_else(|| {
+            Failure::Bench(anyhow::anyhow!(
+                "{LLBITMAP_SYSFS}/bits: not md's census of states: {text:?}"
+            ))
+        })
     }
 
     /// What `mdadm --assemble` needs to find the bitmap: a file is named, an internal
@@ -165,11 +200,19 @@ impl Scenario<'_, '_> {
     /// wait for clean bits is computed for another one.
     pub fn check_daemon_sleep(&self, vm: &mut Vm) -> Result<(), Failure> {
         let asked = self.array.bitmap.daemon_sleep.as_secs();
-        let got = self
-            .guest_bitmap(vm)
-            .map_err(Failure::Bench)?
-            .sb
-            .daemon_sleep;
+        let got: u32 = if self.is_lockless() {
+            let text = self.sh(vm, &format!("cat {LLBITMAP_SYSFS}/daemon_sleep"), 10)?;
+            text.trim().parse().map_err(|_| {
+                Failure::Bench(anyhow::anyhow!(
+                    "{LLBITMAP_SYSFS}/daemon_sleep: {text:?} is no number"
+                ))
+            })?
+        } else {
+            self.guest_bitmap(vm)
+                .map_err(Failure::Bench)?
+                .sb
+                .daemon_sleep
+        };
         if u64::from(got) != asked {
             return Err(Failure::Bench(anyhow::anyhow!(
                 "the bitmap's daemon_sleep is {got} s where the case asked for {asked} s (mdadm --delay)"
@@ -178,9 +221,27 @@ impl Scenario<'_, '_> {
         Ok(())
     }
 
-    /// Polls the on-disk bitmap until no chunk is dirty, at most `limit`.
+    /// Polls the on-disk bitmap until no chunk is dirty, at most `limit`; the lockless
+    /// bitmap's states in md's memory, which is where its daemon clears them.
     pub fn wait_bitmap_clean(&self, vm: &mut Vm, limit: Duration) -> Result<Duration, Failure> {
         let started = Instant::now();
+        if self.is_lockless() {
+            return poll::until(
+                limit,
+                Pace::ms(200, 1000),
+                || {
+                    Ok(match self.llbitmap_unclean(vm)? {
+                        (0, _) => Probe::Done(started.elapsed()),
+                        pending => Probe::Pending(pending),
+                    })
+                },
+                |(unclean, chunks)| {
+                    Failure::Case(format!(
+                        "md's lockless bitmap still had {unclean} of {chunks} chunks to resync {limit:?} after the array went idle (deadline passed)"
+                    ))
+                },
+            );
+        }
         poll::until(
             limit,
             Pace::ms(200, 1000),
@@ -247,7 +308,7 @@ impl Scenario<'_, '_> {
             )
         };
         self.sh(vm, &cmd, 60)?;
-        Ok(())
+        self.set_lockless_daemon_sleep(vm)
     }
 
     /// Stops md0 and unmounts the bitmap's filesystem, so the images are whole.
@@ -328,6 +389,27 @@ impl Scenario<'_, '_> {
     }
 }
 
+/// Where md shows the lockless bitmap of md0.
+const LLBITMAP_SYSFS: &str = "/sys/block/md0/md/llbitmap";
+
+/// (chunks a reload would resync, all chunks) from `llbitmap/bits` (`bits_show`:
+/// `unwritten 10\nclean 3\ndirty 1\nneed sync 0\n...`); None when it is not that.
+fn llbitmap_census(text: &str) -> Option<(u64, u64)> {
+    let mut unclean = 0;
+    let mut all = 0;
+    let mut seen = 0;
+    for line in text.lines() {
+        let (state, count) = line.trim().rsplit_once(' ')?;
+        let count: u64 = count.parse().ok()?;
+        all += count;
+        seen += 1;
+        if matches!(state, "dirty" | "need sync" | "syncing") {
+            unclean += count;
+        }
+    }
+    (seen >= 5).then_some((unclean, all))
+}
+
 /// The resync's progress from the wait's answer (`sync_action resync, resync_start ...,
 /// sync_completed 1024 / 262144`) as a live row shows it: `resync 0.4%`. None when md
 /// is not syncing (`sync_completed none`).
@@ -346,7 +428,15 @@ fn sync_progress(answer: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::sync_progress;
+    use super::{llbitmap_census, sync_progress};
+
+    #[test]
+    fn the_lockless_census_counts_what_a_reload_resyncs() {
+        let text = "unwritten 10\nclean 3\ndirty 1\nneed sync 2\nsyncing 0\nneed sync unwritten 4\nsyncing unwritten 0\nclean unwritten 0\n";
+        assert_eq!(llbitmap_census(text), Some((3, 20)));
+        assert_eq!(llbitmap_census("no bitmap\n"), None);
+        assert_eq!(llbitmap_census("bitmap io error\n"), None);
+    }
 
     #[test]
     fn the_resyncs_progress_comes_from_sync_completed() {

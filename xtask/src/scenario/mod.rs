@@ -269,6 +269,10 @@ impl Scenario<'_, '_> {
         self.array.bitmap.kind == BitmapKind::File
     }
 
+    pub fn is_lockless(&self) -> bool {
+        self.array.bitmap.kind == BitmapKind::Lockless
+    }
+
     /// The guest's device number of disk `disk`, as the block trace names it.
     pub fn dev_number(&self, vm: &mut Vm, disk: &str) -> Result<(u32, u32), Failure> {
         let name = self.dev(disk).trim_start_matches("/dev/").to_string();

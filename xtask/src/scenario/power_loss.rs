@@ -227,7 +227,7 @@ fn record_load(
     s.add(check::write_cache_as_modelled(p.model, &seen));
     s.verdict()?;
     s.probe_unplugs(vm)?;
-    s.sh(vm, &recorder::trace_on(131072), 30)?;
+    s.sh(vm, &recorder::trace_on(131072), recorder::TRACE_ON_LIMIT)?;
     s.assemble(vm, &s.members())?;
     s.wait_in_sync(vm, Duration::from_secs(60))?;
     s.phase("assemble (recorded)");

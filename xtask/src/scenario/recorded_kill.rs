@@ -88,7 +88,11 @@ impl Scenario<'_, '_> {
     /// complete unissued.
     fn stream_trace(&mut self, vm: &mut Vm) -> Result<(), Failure> {
         self.probe_unplugs(vm)?;
-        self.sh(vm, &super::recorder::trace_on(16384), 30)?;
+        self.sh(
+            vm,
+            &super::recorder::trace_on(16384),
+            super::recorder::TRACE_ON_LIMIT,
+        )?;
         let port = self.sh(
             vm,
             &format!(
