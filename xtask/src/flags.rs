@@ -12,6 +12,9 @@ use xtask::host::Accel;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
+    /// Echo each command the bench runs on the host (`$ cp --sparse=always ...`).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(clap::Args, Clone)]
