@@ -12,6 +12,9 @@ use xtask::host::Accel;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
+    /// Echo each command the bench runs on the host (`$ cp --sparse=always ...`).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -235,10 +238,13 @@ pub struct KernelBuild {
 /// Which cases a run takes.
 #[derive(clap::Args)]
 pub struct Selection {
-    /// Case files or names (`smoke` for cases/smoke.yaml); all of cases/ when none.
+    /// Cases by name, as --case takes them (`smoke`, `crash-levels` for every combination,
+    /// `crash-levels@raid6-n4-file`, `'*crash*'`), or case files by path; all of cases/
+    /// when none.
     pub cases: Vec<String>,
     /// Only this case (a name, matrix combinations included: `crash-levels@raid6-n4-file`),
-    /// or the cases a glob names (`'crash-levels@raid6-*'`); repeatable.
+    /// or the cases a glob names (`'crash-levels@raid6-*'`), among those the positional
+    /// arguments chose; repeatable.
     #[arg(long = "case", value_name = "NAME|GLOB")]
     pub filters: Vec<String>,
     /// Leave out the cases this name or glob selects (repeatable).

@@ -141,6 +141,7 @@ fn main() -> ExitCode {
             });
         }
     };
+    xtask::host::echo::set_verbose(cli.verbose);
     let result = match cli.command {
         flags::Cmd::Compare(c) => compare(c),
         flags::Cmd::Run(r) => all_kernel_options(&r.kernel).and_then(|kernels| {

@@ -99,10 +99,54 @@ fn a_modules_dir_without_md_is_named() {
 }
 
 #[test]
-fn an_unknown_case_name_is_named() {
+fn an_unknown_case_name_or_file_is_one_line_naming_it_and_where() {
     let (code, _, err) = xtask(&["run", "no-such-case", "--no-install"]);
     assert_eq!(code, 125);
-    assert!(err.contains("case no-such-case: no such file"), "{err}");
+    assert!(
+        err.contains("no case is named \"no-such-case\" in "),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (code, _, err) = xtask(&["run", "raid1-file-bitmap-lie@stal", "--list"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("(close: raid1-file-bitmap-lie@stale"), "{err}");
+    let (code, _, err) = xtask(&["run", "cases/no-such-case.yaml", "--no-install"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("case file cases/no-such-case.yaml: no such file"),
+        "{err}"
+    );
+}
+
+/// `run NAME` and `run --case NAME` select alike: a matrix combination, a glob, a whole
+/// matrix by its case's name.
+#[test]
+fn a_positional_case_name_selects_what_case_selects() {
+    let listed = |args: &[&str]| -> Vec<String> {
+        let (code, out, err) = xtask(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out.lines()
+            .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        listed(&["run", "raid1-file-bitmap-lie@stale", "--list"]),
+        ["raid1-file-bitmap-lie@stale"]
+    );
+    for name in [
+        "raid1-file-bitmap-lie@stale",
+        "raid1-file-bitmap-lie",
+        "*crash-1m*",
+        "crash-levels@raid6-*",
+    ] {
+        let positional = listed(&["run", name, "--list"]);
+        assert!(!positional.is_empty(), "{name}");
+        assert_eq!(
+            positional,
+            listed(&["run", "--list", "--case", name]),
+            "{name}"
+        );
+    }
 }
 
 #[test]

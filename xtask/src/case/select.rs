@@ -1,74 +1,229 @@
-//! Which plans a run takes: the case files named (or all of `cases/`), the plans whose
-//! names match, each repeated with fresh seeds.
+//! Which plans a run takes. A positional argument of `run` and `--case` name cases the same
+//! way: a case's name (the stem of its file under `cases/`, `smoke`; for a matrix case, every
+//! combination: `crash-levels`), one combination (`crash-levels@raid6-n4-file`), or a glob
+//! over those (`'*crash*'`). A positional argument may also be the path of a case file.
+//! `--case` and `--exclude` then narrow what the positional arguments chose, and each plan is
+//! repeated with fresh seeds.
 
 use super::Plan;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-/// Case files named on the command line (a path, or a name under `cases/`), else every
-/// `cases/*.yaml`. A bad file among them stops the run, filtered out or not.
-pub fn case_files(project: &Path, names: &[String]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    if names.is_empty() {
-        let dir = project.join("cases");
-        for e in std::fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
-            let p = e?.path();
-            if p.extension().is_some_and(|x| x == "yaml") {
-                files.push(p);
-            }
+/// What one positional argument of `run` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    /// A case file: every plan of it.
+    File(PathBuf),
+    /// Cases by name or glob, as `--case` takes them.
+    Cases(String),
+}
+
+impl Named {
+    /// A file that exists is that file; an argument that looks like a path (a `/`, a
+    /// `.yaml`) and is none is an error rather than a name no case can have; anything else
+    /// is a name or a glob.
+    pub fn parse(arg: &str) -> Result<Self> {
+        let path = Path::new(arg);
+        if path.is_file() {
+            return Ok(Named::File(path.to_path_buf()));
         }
-        files.sort();
-    } else {
-        for n in names {
-            let as_path = PathBuf::from(n);
-            let p = if as_path.is_file() {
-                as_path
-            } else {
-                project.join("cases").join(format!("{n}.yaml"))
-            };
-            if !p.is_file() {
-                bail!(
-                    "case {n}: no such file (looked for {n} and {})",
-                    p.display()
-                );
+        if arg.contains('/') || arg.ends_with(".yaml") {
+            bail!("case file {arg}: no such file");
+        }
+        Ok(Named::Cases(arg.to_string()))
+    }
+}
+
+/// A name or glob as the positional arguments and `--case` take it. It selects a plan when
+/// it matches the plan's name or the name of the plan's case (before the `@`), so that the
+/// name of a matrix case is every combination of it.
+struct Pattern {
+    text: String,
+    glob: glob::Pattern,
+}
+
+impl Pattern {
+    fn new(text: &str) -> Result<Self> {
+        let glob = glob::Pattern::new(text).with_context(|| format!("case pattern {text:?}"))?;
+        Ok(Pattern {
+            text: text.to_string(),
+            glob,
+        })
+    }
+
+    fn is_glob(text: &str) -> bool {
+        text.contains(['*', '?', '['])
+    }
+
+    fn selects(&self, plan: &Plan) -> bool {
+        self.glob.matches(&plan.name) || self.glob.matches(case_name(&plan.name))
+    }
+}
+
+/// The case a plan's name belongs to: `crash-levels` of `crash-levels@raid6-n4-file`.
+fn case_name(plan: &str) -> &str {
+    plan.split_once('@').map_or(plan, |(case, _)| case)
+}
+
+/// The case files a run loads, and where its names were looked for (for errors).
+#[derive(Debug)]
+pub struct CaseFiles {
+    pub files: Vec<PathBuf>,
+    /// `cases/` when every file of it is loaded, else the files.
+    pub place: String,
+}
+
+/// The case files a run loads: each file named, the file of each exact name
+/// (`cases/STEM.yaml` for `STEM` and `STEM@combo`), and every `cases/*.yaml` when nothing
+/// is named or a glob or a name without such a file needs them all. A bad file among them
+/// stops the run, filtered out or not.
+pub fn case_files(cases: &Path, named: &[Named]) -> Result<CaseFiles> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut all = named.is_empty();
+    for n in named {
+        let file = match n {
+            Named::File(f) => f.clone(),
+            Named::Cases(text) if !Pattern::is_glob(text) => {
+                let f = cases.join(format!("{}.yaml", case_name(text)));
+                if !f.is_file() {
+                    all = true;
+                    continue;
+                }
+                f
             }
-            files.push(p);
+            Named::Cases(_) => {
+                all = true;
+                continue;
+            }
+        };
+        if !files.contains(&file) {
+            files.push(file);
         }
     }
-    Ok(files)
+    if all {
+        let mut every = Vec::new();
+        for e in std::fs::read_dir(cases).with_context(|| format!("read {}", cases.display()))? {
+            let p = e?.path();
+            if p.extension().is_some_and(|x| x == "yaml") && !files.contains(&p) {
+                every.push(p);
+            }
+        }
+        every.sort();
+        files.extend(every);
+    }
+    let place = if all {
+        cases.display().to_string()
+    } else {
+        let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        shown.join(", ")
+    };
+    Ok(CaseFiles { files, place })
+}
+
+/// The plans the positional arguments name: every plan of a named file, and the plans a
+/// name or glob selects; all of them when only files, or nothing, are named. A name that
+/// selects nothing is an error, as after `--case`.
+pub fn take_named(plans: Vec<Plan>, named: &[Named], place: &str) -> Result<Vec<Plan>> {
+    let patterns = named
+        .iter()
+        .filter_map(|n| match n {
+            Named::Cases(text) => Some(Pattern::new(text)),
+            Named::File(_) => None,
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if patterns.is_empty() {
+        return Ok(plans);
+    }
+    check_each_selects(&plans, &patterns, place)?;
+    let files: Vec<&PathBuf> = named
+        .iter()
+        .filter_map(|n| match n {
+            Named::File(f) => Some(f),
+            Named::Cases(_) => None,
+        })
+        .collect();
+    Ok(plans
+        .into_iter()
+        .filter(|p| files.contains(&&p.file) || patterns.iter().any(|g| g.selects(p)))
+        .collect())
 }
 
 /// The plans a run takes: those `include` names (every one when it is empty) and
-/// `exclude` does not. A pattern without `*`, `?` or `[` names one case exactly
-/// (`raid1-file-bitmap-crash`, `crash-levels@raid6-n4-file`); with them it is a glob over
-/// the names (`'crash-levels@raid6-*'`). A pattern that selects nothing is an error: a
-/// typo must not run an empty (and so passing) suite.
-pub fn select(plans: Vec<Plan>, include: &[String], exclude: &[String]) -> Result<Vec<Plan>> {
-    let compile = |patterns: &[String]| -> Result<Vec<(String, glob::Pattern)>> {
-        patterns
-            .iter()
-            .map(|p| {
-                glob::Pattern::new(p)
-                    .map(|g| (p.clone(), g))
-                    .with_context(|| format!("case pattern {p:?}"))
-            })
-            .collect()
+/// `exclude` does not, each pattern as [`Pattern`] reads it. A pattern that selects nothing
+/// is an error naming `place`, where the names were looked for: a typo must not run an
+/// empty (and so passing) suite.
+pub fn select(
+    plans: Vec<Plan>,
+    include: &[String],
+    exclude: &[String],
+    place: &str,
+) -> Result<Vec<Plan>> {
+    let compile = |patterns: &[String]| -> Result<Vec<Pattern>> {
+        patterns.iter().map(|p| Pattern::new(p)).collect()
     };
     let (include, exclude) = (compile(include)?, compile(exclude)?);
-    for (text, pattern) in include.iter().chain(&exclude) {
-        if !plans.iter().any(|p| pattern.matches(&p.name)) {
-            let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
-            bail!(
-                "no case is named {text:?} (a glob such as '{text}*' selects by prefix); the cases: {}",
-                names.join(", ")
-            );
-        }
-    }
+    check_each_selects(&plans, &include, place)?;
+    check_each_selects(&plans, &exclude, place)?;
     Ok(plans
         .into_iter()
-        .filter(|p| include.is_empty() || include.iter().any(|(_, g)| g.matches(&p.name)))
-        .filter(|p| !exclude.iter().any(|(_, g)| g.matches(&p.name)))
+        .filter(|p| include.is_empty() || include.iter().any(|g| g.selects(p)))
+        .filter(|p| !exclude.iter().any(|g| g.selects(p)))
         .collect())
+}
+
+/// One line for the first pattern that selects none of `plans`: what, where, and the
+/// names close to it (a typo's likely meaning).
+fn check_each_selects(plans: &[Plan], patterns: &[Pattern], place: &str) -> Result<()> {
+    let Some(bad) = patterns
+        .iter()
+        .find(|g| !plans.iter().any(|p| g.selects(p)))
+    else {
+        return Ok(());
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for p in plans {
+        for n in [case_name(&p.name), p.name.as_str()] {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    let close = close_names(&bad.text, &names);
+    let text = &bad.text;
+    let hint = if close.is_empty() {
+        format!("a glob such as '{text}*' selects by prefix")
+    } else {
+        format!("close: {}", close.join(", "))
+    };
+    bail!("no case is named {text:?} in {place} ({hint}; `cargo xtask run --list` lists them)")
+}
+
+/// The names within a few edits of `text`, or holding it, nearest first; five at most.
+fn close_names<'a>(text: &str, names: &[&'a str]) -> Vec<&'a str> {
+    let limit = (text.chars().count() / 5).max(2);
+    let mut close: Vec<(usize, &str)> = names
+        .iter()
+        .map(|n| (edit_distance(text, n), *n))
+        .filter(|(d, n)| *d <= limit || n.contains(text))
+        .collect();
+    close.sort();
+    close.into_iter().take(5).map(|(_, n)| n).collect()
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// Each plan `n` times; a repeat gets a fresh seed unless one was given, and a directory
@@ -91,20 +246,27 @@ pub fn repeat(plans: &[Plan], n: u32, seed: Option<u64>) -> Vec<Plan> {
     out
 }
 
-/// The plans of a run: every case in `names` (all of `cases/` when empty) loaded and
-/// validated before anything else happens, kept as the filters say, each `repeat` times.
+/// The plans of a run: the cases the positional arguments `args` name (all of `cases/`
+/// when none), every file they need loaded and validated before anything else happens,
+/// kept as the filters say, each `repeat` times.
 pub fn plans(
     project: &Path,
-    names: &[String],
+    args: &[String],
     filters: &Filters,
     seed: Option<u64>,
     repeat_n: u32,
 ) -> Result<Vec<Plan>> {
+    let named = args
+        .iter()
+        .map(|a| Named::parse(a))
+        .collect::<Result<Vec<_>>>()?;
+    let files = case_files(&project.join("cases"), &named)?;
     let mut loaded = Vec::new();
-    for f in case_files(project, names)? {
-        loaded.extend(super::load(&f, seed)?);
+    for f in &files.files {
+        loaded.extend(super::load(f, seed)?);
     }
-    let loaded = select(loaded, &filters.include, &filters.exclude)?;
+    let loaded = take_named(loaded, &named, &files.place)?;
+    let loaded = select(loaded, &filters.include, &filters.exclude, &files.place)?;
     if loaded.is_empty() {
         bail!("--exclude left no case to run");
     }
@@ -214,31 +376,163 @@ mod tests {
 
     #[test]
     fn a_name_selects_that_case_only_and_a_glob_selects_many() {
+        let pick = |include: &[&str], exclude: &[&str]| {
+            names(select(plans(&ALL), &s(include), &s(exclude), "cases").unwrap())
+        };
         assert_eq!(
-            names(select(plans(&ALL), &s(&["raid1-file-bitmap-crash"]), &[]).unwrap()),
+            pick(&["raid1-file-bitmap-crash"], &[]),
             ["raid1-file-bitmap-crash"]
         );
         assert_eq!(
-            names(
-                select(
-                    plans(&ALL),
-                    &s(&["crash-levels@raid6-*"]),
-                    &s(&["*-internal"])
-                )
-                .unwrap()
-            ),
+            pick(&["crash-levels@raid6-*"], &["*-internal"]),
             ["crash-levels@raid6-n4-file"]
         );
-        assert_eq!(names(select(plans(&ALL), &[], &[]).unwrap()).len(), 4);
+        assert_eq!(pick(&[], &[]).len(), 4);
+        // A matrix case's own name is every combination of it, as a positional name is.
+        assert_eq!(
+            pick(&["crash-levels"], &[]),
+            [
+                "crash-levels@raid6-n4-file",
+                "crash-levels@raid6-n4-internal"
+            ]
+        );
     }
 
     #[test]
-    fn a_pattern_that_selects_nothing_is_named() {
-        let e = select(plans(&ALL), &s(&["raid1-file-bitmap"]), &[]).unwrap_err();
+    fn a_pattern_that_selects_nothing_is_one_line_naming_it_where_and_the_names_close_to_it() {
+        let e = select(plans(&ALL), &s(&["raid1-file-bitmap"]), &[], "cases/").unwrap_err();
+        let e = format!("{e}");
         assert!(
-            format!("{e}").contains("no case is named \"raid1-file-bitmap\""),
+            e.starts_with("no case is named \"raid1-file-bitmap\" in cases/ (close: "),
             "{e}"
         );
-        assert!(select(plans(&ALL), &[], &s(&["nope*"])).is_err());
+        assert!(
+            e.contains("raid1-file-bitmap-crash, raid1-file-bitmap-crash-1m"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        let e = select(
+            plans(&ALL),
+            &s(&["crash-levels@raid6-n4-fil"]),
+            &[],
+            "cases/",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("(close: crash-levels@raid6-n4-file"), "{e}");
+        let e = select(plans(&ALL), &[], &s(&["nope*"]), "cases/")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("a glob such as 'nope**' selects by prefix"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_positional_argument_is_a_file_that_exists_else_a_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mine.yaml");
+        std::fs::write(&file, "").unwrap();
+        let f = file.to_str().unwrap();
+        assert_eq!(Named::parse(f).unwrap(), Named::File(file.clone()));
+        for name in [
+            "raid1-file-bitmap-lie@stale",
+            "smoke",
+            "*crash*",
+            "crash-levels@*",
+        ] {
+            assert_eq!(Named::parse(name).unwrap(), Named::Cases(name.into()));
+        }
+        for path in ["cases/nope.yaml", "nope.yaml", "./nope"] {
+            let e = Named::parse(path).unwrap_err().to_string();
+            assert_eq!(e, format!("case file {path}: no such file"));
+        }
+    }
+
+    #[test]
+    fn a_positional_name_selects_what_the_same_case_filter_selects() {
+        for text in [
+            "raid1-file-bitmap-crash",
+            "crash-levels@raid6-n4-file",
+            "crash-levels",
+            "*crash-1m",
+            "crash-levels@*-file",
+            "*crash*",
+        ] {
+            let positional = take_named(plans(&ALL), &[Named::Cases(text.into())], "cases/");
+            let filter = select(plans(&ALL), &s(&[text]), &[], "cases/");
+            assert_eq!(names(positional.unwrap()), names(filter.unwrap()), "{text}");
+        }
+        let e = take_named(
+            plans(&ALL),
+            &[Named::Cases("crash-levels@raid6".into())],
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("no case is named \"crash-levels@raid6\" in x"),
+            "{e}"
+        );
+        // A file keeps all its plans beside a name's.
+        let file = Named::File(PathBuf::from("cases/raid1-file-bitmap-crash-1m.yaml"));
+        let both = take_named(
+            plans(&ALL),
+            &[file, Named::Cases("crash-levels@raid6-n4-file".into())],
+            "x",
+        );
+        assert_eq!(
+            names(both.unwrap()),
+            ["raid1-file-bitmap-crash-1m", "crash-levels@raid6-n4-file"]
+        );
+    }
+
+    #[test]
+    fn an_exact_name_loads_its_own_file_and_a_glob_or_an_unknown_name_loads_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = dir.path();
+        for f in ["a.yaml", "m.yaml", "notes.txt"] {
+            std::fs::write(cases.join(f), "").unwrap();
+        }
+        let load = |named: &[Named]| {
+            let c = case_files(cases, named).unwrap();
+            let files: Vec<String> = c
+                .files
+                .iter()
+                .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+                .collect();
+            (files, c.place)
+        };
+        let name = |n: &str| Named::Cases(n.into());
+        let every = (s(&["a.yaml", "m.yaml"]), cases.display().to_string());
+        assert_eq!(
+            load(&[name("m@x")]),
+            (s(&["m.yaml"]), cases.join("m.yaml").display().to_string())
+        );
+        assert_eq!(load(&[]), every);
+        assert_eq!(load(&[name("m*")]), every);
+        assert_eq!(load(&[name("nope")]), every);
+        let other = dir.path().join("sub/o.yaml");
+        assert_eq!(
+            load(&[Named::File(other), name("a"), name("a@y")]).0,
+            ["o.yaml", "a.yaml"]
+        );
+    }
+
+    /// The real `cases/`: `run raid1-file-bitmap-lie@stale` and `run --case
+    /// raid1-file-bitmap-lie@stale` plan the same single case.
+    #[test]
+    fn the_positional_and_the_case_flag_plan_a_matrix_combination_alike() {
+        let project = crate::host::project_root();
+        let one = s(&["raid1-file-bitmap-lie@stale"]);
+        let positional = super::plans(&project, &one, &Filters::default(), Some(1), 1).unwrap();
+        let filters = Filters {
+            include: one.clone(),
+            ..Default::default()
+        };
+        let flag = super::plans(&project, &[], &filters, Some(1), 1).unwrap();
+        assert_eq!(names(positional), one);
+        assert_eq!(names(flag), one);
     }
 }

@@ -301,64 +301,114 @@ fn ratio(cold: u64, fast: u64) -> String {
     }
 }
 
+/// The case and its seed on a line of their own, then a row per figure: cold, fast, and
+/// how many times faster (columns as wide as their widest cell).
 fn table(f: &Figures) -> String {
+    use crate::report::columns::{Align::*, Columns};
     let secs =
         |ms: Option<u64>| ms.map_or_else(|| "-".into(), |m| format!("{:.1}s", m as f64 / 1000.0));
-    let mut out = format!(
-        "{:<36} {:>8} {:>8} {:>7}\n",
-        format!("{} (seed {})", f.case, f.seed),
-        "cold",
-        "fast",
-        "ratio"
-    );
+    let mut t = Columns::new(&[
+        ("", Left),
+        ("cold", Right),
+        ("fast", Right),
+        ("ratio", Right),
+    ]);
     let (bc, bf) = (median(&f.boot_ms.cold), median(&f.boot_ms.fast));
-    out.push_str(&format!(
-        "{:<36} {:>8} {:>8} {:>7}\n",
+    t.row([
         format!("boot, median of {}", f.boot_ms.cold.len()),
         secs(Some(bc)),
         secs(Some(bf)),
-        ratio(bc, bf)
-    ));
+        ratio(bc, bf),
+    ]);
     for p in &f.phases {
-        out.push_str(&format!(
-            "{:<36} {:>8} {:>8} {:>7}\n",
+        t.row([
             format!("  {}", p.phase),
             secs(p.cold_ms),
             secs(p.fast_ms),
-            ratio(p.cold_ms.unwrap_or(0), p.fast_ms.unwrap_or(0))
-        ));
+            ratio(p.cold_ms.unwrap_or(0), p.fast_ms.unwrap_or(0)),
+        ]);
     }
-    out.push_str(&format!(
-        "{:<36} {:>8} {:>8} {:>7}\n",
+    t.row([
         format!("case ({:?} / {:?})", f.verdicts.cold, f.verdicts.fast),
         secs(Some(f.case_ms.cold)),
         secs(Some(f.case_ms.fast)),
-        ratio(f.case_ms.cold, f.case_ms.fast)
-    ));
+        ratio(f.case_ms.cold, f.case_ms.fast),
+    ]);
     if let Some(p) = &f.power_loss {
         let mib = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
-        out.push_str(&format!(
-            "{:<36} {:>8} {:>8}\n",
-            "load MiB/s (recorded / not)",
+        t.row([
+            "load MiB/s (recorded / not)".to_string(),
             mib(p.load_mib_per_second_recorded),
-            mib(p.load_mib_per_second_unrecorded)
-        ));
-        out.push_str(&format!(
-            "{:<36} {:>8.0} {:>8.0} {:>6.1}x\n",
+            mib(p.load_mib_per_second_unrecorded),
+        ]);
+        t.row([
             format!("states/s of {} (remember / not)", p.states),
-            p.states_per_second_remembering,
-            p.states_per_second_not_remembering,
-            p.states_per_second_remembering / p.states_per_second_not_remembering.max(1e-9)
-        ));
+            format!("{:.0}", p.states_per_second_remembering),
+            format!("{:.0}", p.states_per_second_not_remembering),
+            format!(
+                "{:.1}x",
+                p.states_per_second_remembering / p.states_per_second_not_remembering.max(1e-9)
+            ),
+        ]);
     }
     if let Some(c) = &f.crash_recording {
-        out.push_str(&format!(
-            "{:<36} {:>8} {:>8} {:>+6.0}%\n",
+        t.row([
             format!("case, median of {} (recorded / not)", c.unrecorded_ms.len()),
             secs(Some(median(&c.recorded_ms))),
             secs(Some(median(&c.unrecorded_ms))),
-            c.cost * 100.0
-        ));
+            format!("{:+.0}%", c.cost * 100.0),
+        ]);
     }
-    out
+    format!("case {}, seed {}\n{}\n", f.case, f.seed, t.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The case and its seed head the table, out of the first column, which is as wide as
+    /// its widest label: every figure of a column ends at one place.
+    #[test]
+    fn the_case_and_seed_head_a_table_whose_figures_line_up() {
+        let case = format!("crash-levels@{}", "r".repeat(47));
+        let f = Figures {
+            case: case.clone(),
+            seed: 7660387277089990888,
+            boot_ms: Paths {
+                cold: vec![1200, 1300, 1100],
+                fast: vec![300, 310, 290],
+            },
+            case_ms: Paths {
+                cold: 21_700,
+                fast: 9_300,
+            },
+            phases: vec![PhaseRow {
+                phase: "a phase with a rather long name indeed".into(),
+                cold_ms: Some(5_000),
+                fast_ms: None,
+            }],
+            verdicts: Paths {
+                cold: Verdict::Pass,
+                fast: Verdict::Pass,
+            },
+            power_loss: None,
+            crash_recording: Some(CrashRecordingFigures {
+                recorded_ms: vec![10_000],
+                unrecorded_ms: vec![9_000],
+                cost: 0.11,
+            }),
+        };
+        let t = table(&f);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], format!("case {case}, seed 7660387277089990888"));
+        let end = lines[1].len();
+        assert!(lines[1].ends_with("ratio"), "{t}");
+        for line in &lines[1..] {
+            assert_eq!(line.len(), end, "{t}");
+        }
+        assert!(
+            lines[3].starts_with("  a phase with a rather long name indeed  "),
+            "{t}"
+        );
+    }
 }

@@ -93,6 +93,7 @@ fn kvm_boots(vmlinuz: &Path) -> bool {
         .args(["-serial", "stdio", "-no-reboot", "-kernel"])
         .arg(vmlinuz)
         .args(["-append", "console=ttyS0 panic=-1 loglevel=4"]);
+    super::echo::command(&cmd);
     let Ok(mut session) = rexpect::session::spawn_command(cmd, Some(30_000)) else {
         return false;
     };

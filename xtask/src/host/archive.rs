@@ -16,6 +16,9 @@ pub const SUITES: [&str; 2] = ["trixie-backports", "sid"];
 const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 /// Lists younger than this are used as they are: a run does not wait on the network.
 const FRESH: Duration = Duration::from_secs(24 * 3600);
+/// What apt-get and dpkg-deb said while fetching into a directory (a cache entry), kept
+/// in it: apt's warnings are the fetch's, not the terminal's.
+pub const FETCH_LOG: &str = "fetch.log";
 
 /// One package of the archive as a result records it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -99,6 +102,14 @@ impl Archive {
         c
     }
 
+    /// An apt query whose stdout is read and whose stderr no one needs.
+    fn query(&self, program: &str, args: &[&str]) -> std::io::Result<std::process::Output> {
+        let mut c = self.apt(program);
+        c.args(args);
+        super::echo::command(&c);
+        c.output()
+    }
+
     fn update_if_stale(&self) -> Result<()> {
         let root = self.root.as_ref().expect("private archive");
         let stamp = root.join("lists/.updated");
@@ -110,12 +121,10 @@ impl Archive {
             return Ok(());
         }
         let log = root.join("update.log");
-        let out = self
-            .apt("apt-get")
-            .args(["update", "-q"])
-            .output()
+        // Each update's log on its own: the last one is what a note points at.
+        let _ = fs::remove_file(&log);
+        let out = super::logged::output(self.apt("apt-get").args(["update", "-q"]), &log)
             .context("run apt-get update (is this Debian?)")?;
-        fs::write(&log, [out.stdout.as_slice(), &out.stderr].concat())?;
         if out.status.success() {
             fs::write(&stamp, "")?;
             return Ok(());
@@ -140,9 +149,7 @@ impl Archive {
     /// Package names matching the regular expression `pattern`.
     pub fn search(&self, pattern: &str) -> Result<Vec<String>> {
         let out = self
-            .apt("apt-cache")
-            .args(["search", "--names-only", pattern])
-            .output()
+            .query("apt-cache", &["search", "--names-only", pattern])
             .context("run apt-cache (is this Debian?)")?;
         Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -154,9 +161,7 @@ impl Archive {
     /// The candidate version of `name`: its version, sha256 and suite.
     pub fn show(&self, name: &str) -> Result<Package> {
         let out = self
-            .apt("apt-cache")
-            .args(["show", "--no-all-versions", name])
-            .output()
+            .query("apt-cache", &["show", "--no-all-versions", name])
             .context("run apt-cache show")?;
         let text = String::from_utf8_lossy(&out.stdout);
         let field = |f: &str| {
@@ -167,9 +172,7 @@ impl Archive {
         };
         let version = field("Version")?;
         let out = self
-            .apt("apt-cache")
-            .args(["madison", name])
-            .output()
+            .query("apt-cache", &["madison", name])
             .context("run apt-cache madison")?;
         let suite = suite_of(&String::from_utf8_lossy(&out.stdout), &version)
             .unwrap_or_else(|| "unknown".into());
@@ -182,22 +185,23 @@ impl Archive {
     }
 
     /// Downloads `p` into `dir`, checks it against the archive's sha256, and returns the
-    /// `.deb`.
+    /// `.deb`. What apt says goes to `dir`'s [`FETCH_LOG`].
     pub fn download(&self, p: &Package, dir: &Path) -> Result<PathBuf> {
         let before: Vec<PathBuf> = debs(dir);
-        let out = self
-            .apt("apt-get")
-            .args(["download", "-q", &format!("{}={}", p.name, p.version)])
-            .current_dir(dir)
-            .output()
-            .context("run apt-get download")?;
+        let out = super::logged::output(
+            self.apt("apt-get")
+                .args(["download", "-q", &format!("{}={}", p.name, p.version)])
+                .current_dir(dir),
+            &dir.join(FETCH_LOG),
+        )
+        .context("run apt-get download")?;
         if !out.status.success() {
             bail!(
                 "apt-get download {}={} failed ({}): {}",
                 p.name,
                 p.version,
                 out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+                super::logged::tail(&out, 5)
             );
         }
         let deb = debs(dir)
@@ -220,14 +224,18 @@ impl Archive {
     /// Downloads `p` into `dir`, checked, unpacks it into `root` and drops the `.deb`.
     pub fn unpack(&self, p: &Package, dir: &Path, root: &Path) -> Result<()> {
         let deb = self.download(p, dir)?;
-        let status = Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(&deb)
-            .arg(root)
-            .status()
-            .context("run dpkg-deb")?;
-        if !status.success() {
-            bail!("dpkg-deb -x {} failed ({status})", deb.display());
+        let out = super::logged::output(
+            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root),
+            &dir.join(FETCH_LOG),
+        )
+        .context("run dpkg-deb")?;
+        if !out.status.success() {
+            bail!(
+                "dpkg-deb -x {} failed ({}): {}",
+                deb.display(),
+                out.status,
+                super::logged::tail(&out, 5)
+            );
         }
         fs::remove_file(&deb)?;
         Ok(())

@@ -4,6 +4,8 @@
 mod accel;
 pub mod archive;
 pub mod cache;
+pub mod echo;
+pub mod logged;
 pub mod owner;
 pub mod scratch;
 
@@ -117,16 +119,34 @@ pub fn ensure_packages(what: &str, missing: &[&str], install: bool) -> Result<()
     if !install || !root {
         bail!("{what} missing; install them with:\n  sudo {line}");
     }
-    eprintln!("installing {what}: {line}");
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("DEBIAN_FRONTEND=noninteractive {line} || (apt-get update -q && DEBIAN_FRONTEND=noninteractive {line})"))
-        .status()
-        .context("run apt-get")?;
-    if !status.success() {
-        bail!("`{line}` failed ({status}); no Debian archive reachable?");
+    // apt's warnings ("Download is performed unsandboxed as root") and progress are the
+    // install's, kept in its log; the terminal gets this line, and the tail on a failure.
+    let log = install_log();
+    eprintln!("installing {what}: {line} (log: {})", log.display());
+    let out = logged::output(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("DEBIAN_FRONTEND=noninteractive {line} || (apt-get update -q && DEBIAN_FRONTEND=noninteractive {line})")),
+        &log,
+    )
+    .context("run apt-get")?;
+    if !out.status.success() {
+        bail!(
+            "`{line}` failed ({}); no Debian archive reachable? (log: {}):\n{}",
+            out.status,
+            log.display(),
+            logged::tail(&out, 5)
+        );
     }
     Ok(())
+}
+
+/// Where `apt-get install`s of the bench are logged: under the cache, which every run on
+/// the machine shares (the system's temporary directory when no cache can be named).
+fn install_log() -> PathBuf {
+    let dir =
+        cache::Cache::from_env().map_or_else(|_| std::env::temp_dir(), |c| c.root().join("logs"));
+    dir.join("apt-install.log")
 }
 
 /// Installs what of `tools` is missing when root, otherwise fails with the line to run;

@@ -74,9 +74,14 @@ impl Image {
 
 /// Builds the agent as a static binary. A target directory of its own keeps its static
 /// flags from invalidating the host build, and `--target` keeps them off proc macros.
+/// What cargo says (warnings, replayed on every run) goes to `target/guest/agent-build.log`;
+/// a failure quotes it.
 pub fn build_agent(project: &Path) -> Result<PathBuf> {
     let target_dir = project.join("target/guest");
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let log = target_dir.join("agent-build.log");
+    let _ = std::fs::remove_file(&log);
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo
         .args([
             "build",
             "--quiet",
@@ -89,11 +94,16 @@ pub fn build_agent(project: &Path) -> Result<PathBuf> {
         .arg("--target-dir")
         .arg(&target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .current_dir(project)
-        .status()
+        .current_dir(project);
+    let out = crate::host::logged::output(&mut cargo, &log)
         .context("run cargo to build the guest agent")?;
-    if !status.success() {
-        anyhow::bail!("building the guest agent failed ({status})");
+    if !out.status.success() {
+        anyhow::bail!(
+            "building the guest agent failed ({}; log: {}):\n{}",
+            out.status,
+            log.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(target_dir.join("x86_64-unknown-linux-gnu/release/agent"))
 }

@@ -446,12 +446,10 @@ fn patched_source(cache: &Cache, stock: Prepared, patches: &[Patch]) -> Result<P
                 if n == ".git" || n.starts_with(OBJ_PREFIX) {
                     continue;
                 }
-                let out = Command::new("cp")
-                    .arg("-al")
-                    .arg(e.path())
-                    .arg(&tree)
-                    .output()
-                    .context("run cp")?;
+                let mut cp = Command::new("cp");
+                cp.arg("-al").arg(e.path()).arg(&tree);
+                host::echo::command(&cp);
+                let out = cp.output().context("run cp")?;
                 if !out.status.success() {
                     bail!(
                         "hard-link {} into {}: {}",
@@ -538,12 +536,10 @@ impl Job<'_> {
         lock.lock()?;
         let partial = obj.with_extension("partial");
         let _ = fs::remove_dir_all(&partial);
-        let out = Command::new("cp")
-            .arg("-a")
-            .arg(&stock_obj)
-            .arg(&partial)
-            .output()
-            .context("run cp")?;
+        let mut cp = Command::new("cp");
+        cp.arg("-a").arg(&stock_obj).arg(&partial);
+        host::echo::command(&cp);
+        let out = cp.output().context("run cp")?;
         if !out.status.success() {
             bail!(
                 "copy {}: {}",
@@ -962,6 +958,7 @@ fn run_logged(cmd: &mut Command, log: &Path, progress: &mut Progress, what: &str
         .append(true)
         .open(log)
         .with_context(|| format!("open {}", log.display()))?;
+    host::echo::command(cmd);
     writeln!(file, "$ {cmd:?}")?;
     // make stops (and removes its half-made targets) when the bench dies, SIGKILLed or
     // exiting on a signal, instead of building on into a removed directory.

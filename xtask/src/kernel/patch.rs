@@ -102,6 +102,7 @@ pub fn apply(tree: &Path, patch: &Patch) -> Result<()> {
         if dry {
             c.arg("--dry-run");
         }
+        crate::host::echo::command(&c);
         let out = c.output().context("run patch (Debian package patch)")?;
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));

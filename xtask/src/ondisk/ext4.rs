@@ -4,6 +4,7 @@
 //! from a copy of the image whose journal `e2fsck` has replayed; the data blocks are read
 //! from the image itself, where md wrote them (straight to the device, past the journal).
 
+use crate::host::echo;
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -40,15 +41,12 @@ pub fn locate(image: &Path, path: &str) -> Result<FileMap> {
         .tempdir()?;
     let _registered = crate::host::scratch::register(tmp.path());
     let copy = tmp.path().join("fs.img");
-    // The bench's own lines only on the terminal: the copy is no news to a reader.
-    cmd!(sh, "cp --sparse=always {image} {copy}")
-        .quiet()
+    echo::sh(cmd!(sh, "cp --sparse=always {image} {copy}"))
         .run()
         .context("copy the filesystem image")?;
     // 0: clean, 1: errors fixed, 2: fixed, reboot advised; anything above is a failure.
-    let out = cmd!(sh, "e2fsck -fy {copy}")
+    let out = echo::sh(cmd!(sh, "e2fsck -fy {copy}"))
         .ignore_status()
-        .quiet()
         .output()?;
     if out.status.code().is_none_or(|c| c > 2) {
         bail!(
@@ -59,8 +57,7 @@ pub fn locate(image: &Path, path: &str) -> Result<FileMap> {
         );
     }
     let debugfs = |request: String| -> Result<String> {
-        let out = cmd!(sh, "debugfs -R {request} {copy}")
-            .quiet()
+        let out = echo::sh(cmd!(sh, "debugfs -R {request} {copy}"))
             .ignore_stderr()
             .read()?;
         Ok(out)

@@ -6,24 +6,26 @@
 //! the filesystem once the bitmap file exists, which writes its metadata home.
 
 use super::ext4::FileMap;
+use crate::host::echo;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use xshell::{cmd, Shell};
 
 pub fn locate(image: &Path, path: &str) -> Result<FileMap> {
     let sh = Shell::new()?;
-    let sb = cmd!(sh, "xfs_db -r -c sb -c 'print blocksize agblocks' {image}")
-        .quiet()
-        .read()
-        .with_context(|| format!("xfs_db on {}", image.display()))?;
+    let sb = echo::sh(cmd!(
+        sh,
+        "xfs_db -r -c sb -c 'print blocksize agblocks' {image}"
+    ))
+    .read()
+    .with_context(|| format!("xfs_db on {}", image.display()))?;
     let block_size = field(&sb, "blocksize").context("xfs_db sb: no blocksize")?;
     let agblocks = field(&sb, "agblocks").context("xfs_db sb: no agblocks")?;
     let path_cmd = format!("path {path}");
-    let out = cmd!(
+    let out = echo::sh(cmd!(
         sh,
         "xfs_db -r -c {path_cmd} -c 'print core.size' -c bmap {image}"
-    )
-    .quiet()
+    ))
     .read()
     .with_context(|| format!("xfs_db path {path} on {}", image.display()))?;
     let size = field(&out, "core.size").with_context(|| {

@@ -177,11 +177,17 @@ pub fn exit_code(rows: &[Row], cases: usize) -> u8 {
 }
 
 pub fn table(rows: &[Row]) -> String {
+    use super::columns::{Align::*, Columns};
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-    let mut out = format!(
-        "{:<44} {:>15} {:>13} {:>13} {:>15}  {}\n",
-        "case (seed)", "verdict", "resynced", "divergent", "time", "what changed"
-    );
+    let mut t = Columns::new(&[
+        ("case", Left),
+        ("seed", Right),
+        ("verdict", Right),
+        ("resynced", Right),
+        ("divergent", Right),
+        ("time", Right),
+        ("what changed", Left),
+    ]);
     for r in rows {
         let mut changed: Vec<String> = r
             .regressions
@@ -189,9 +195,9 @@ pub fn table(rows: &[Row]) -> String {
             .map(|x| format!("WORSE: {x}"))
             .collect();
         changed.extend(r.notes.iter().cloned());
-        out.push_str(&format!(
-            "{:<44} {:>15} {:>13} {:>13} {:>15}  {}\n",
-            format!("{} ({})", r.case, r.seed),
+        t.row([
+            r.case.clone(),
+            r.seed.to_string(),
             format!(
                 "{} -> {}",
                 r.base.verdict.label(),
@@ -216,10 +222,10 @@ pub fn table(rows: &[Row]) -> String {
                 "-".into()
             } else {
                 changed.join("; ")
-            }
-        ));
+            },
+        ]);
     }
-    out.trim_end().to_string()
+    t.render()
 }
 
 #[cfg(test)]

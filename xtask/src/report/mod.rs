@@ -1,6 +1,7 @@
 //! The consumers of the runner's events: what a person reads on the terminal, the result
 //! files, and the comparison of two kernels.
 
+pub mod columns;
 pub mod compare;
 pub mod consoles;
 pub mod files;

@@ -128,30 +128,38 @@ pub fn findings(results: &[CaseResult]) -> Option<String> {
     })
 }
 
-/// One row per case: verdict, checks passed, the figures a reader looks at first, times.
+/// One row per case, a column per figure: the case, its seed, its verdict, checks passed,
+/// the chunks a reader looks at first, its time. Columns as wide as their widest cell.
 pub fn table(results: &[CaseResult]) -> String {
+    use super::columns::{Align::*, Columns};
     let fig = |r: &CaseResult, check: &str, key: &str| {
         r.check_figure(check, key)
             .map_or_else(|| "-".into(), |v| v.to_string())
     };
-    let mut out = format!(
-        "{:<40} {:<5} {:>6} {:>9} {:>6} {:>8} {:>8}\n",
-        "case", "", "checks", "divergent", "dirty", "resynced", "time"
-    );
+    let mut t = Columns::new(&[
+        ("case", Left),
+        ("seed", Right),
+        ("verdict", Left),
+        ("checks", Right),
+        ("divergent", Right),
+        ("dirty", Right),
+        ("resynced", Right),
+        ("time", Right),
+    ]);
     for r in results {
         let ok = r.checks.iter().filter(|c| c.ok).count();
-        out.push_str(&format!(
-            "{:<40} {:<5} {:>6} {:>9} {:>6} {:>8} {:>7.1}s\n",
-            format!("{} (seed {})", r.case, r.seed),
-            r.verdict.label(),
+        t.row([
+            r.case.clone(),
+            r.seed.to_string(),
+            r.verdict.label().to_string(),
             format!("{ok}/{}", r.checks.len()),
             fig(r, "safety", "divergent_chunks"),
             fig(r, "safety", "dirty_chunks"),
             fig(r, "resync_bounds", "resynced_chunks"),
-            r.times.total_ms as f64 / 1000.0
-        ));
+            format!("{:.1}s", r.times.total_ms as f64 / 1000.0),
+        ]);
     }
-    out.trim_end().to_string()
+    t.render()
 }
 
 /// Cases that both passed and did not pass across repeats, with their seeds.
@@ -230,7 +238,115 @@ mod tests {
         ];
         assert_eq!(flaky(&rs), ["a: 1 of 2 passed; failing seeds 2"]);
         let t = table(&rs);
-        assert!(t.lines().nth(1).unwrap().starts_with("a (seed 1)"), "{t}");
+        let first: Vec<&str> = t.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(first[..3], ["a", "1", "PASS"], "{t}");
         assert_eq!(t.lines().count(), 6);
+    }
+
+    /// Case names of 60 characters and of one: every column keeps one place in every
+    /// line (words start there, figures end there), and no column runs into the next.
+    #[test]
+    fn the_table_has_a_column_per_figure_lined_up_whatever_the_names() {
+        use crate::check::Check;
+        let long = format!("crash-levels@{}", "r".repeat(47));
+        assert_eq!(long.len(), 60);
+        let mut rs = vec![
+            result(&long, Verdict::Pass, 7660387277089990888),
+            result("a", Verdict::Xfail, 3),
+            result("raid1-file-bitmap-crash", Verdict::Fail, 12),
+        ];
+        rs[0].checks = vec![Check {
+            name: "safety".into(),
+            ok: true,
+            summary: String::new(),
+            figures: serde_json::json!({"divergent_chunks": 0, "dirty_chunks": 1234}),
+        }];
+        rs[0].times.total_ms = 123_456;
+        rs[2].checks = vec![
+            Check {
+                name: "safety".into(),
+                ok: false,
+                summary: String::new(),
+                figures: serde_json::json!({"divergent_chunks": 21, "dirty_chunks": 654}),
+            },
+            Check {
+                name: "resync_bounds".into(),
+                ok: true,
+                summary: String::new(),
+                figures: serde_json::json!({"resynced_chunks": 654}),
+            },
+        ];
+        rs[2].times.total_ms = 9_300;
+        let t = table(&rs);
+        let head = [
+            "case",
+            "seed",
+            "verdict",
+            "checks",
+            "divergent",
+            "dirty",
+            "resynced",
+            "time",
+        ];
+        let rows: Vec<Vec<String>> = std::iter::once(head.map(String::from).to_vec())
+            .chain(rs.iter().map(|r| {
+                let ok = r.checks.iter().filter(|c| c.ok).count();
+                let fig = |c, k| r.check_figure(c, k).map_or("-".into(), |v| v.to_string());
+                vec![
+                    r.case.clone(),
+                    r.seed.to_string(),
+                    r.verdict.label().into(),
+                    format!("{ok}/{}", r.checks.len()),
+                    fig("safety", "divergent_chunks"),
+                    fig("safety", "dirty_chunks"),
+                    fig("resync_bounds", "resynced_chunks"),
+                    format!("{:.1}s", r.times.total_ms as f64 / 1000.0),
+                ]
+            }))
+            .collect();
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), rows.len(), "{t}");
+        // Each cell's span in its line, found left to right.
+        let spans: Vec<Vec<(usize, usize)>> = lines
+            .iter()
+            .zip(&rows)
+            .map(|(line, cells)| {
+                let mut at = 0;
+                cells
+                    .iter()
+                    .map(|c| {
+                        let start = at + line[at..].find(c.as_str()).expect(c);
+                        assert!(line[at..start].trim().is_empty(), "{line:?}: {c:?}");
+                        at = start + c.len();
+                        (start, at)
+                    })
+                    .collect()
+            })
+            .collect();
+        let left = [true, false, true, false, false, false, false, false];
+        let mut column_ends = Vec::new();
+        for (col, &is_left) in left.iter().enumerate() {
+            let starts: Vec<usize> = spans.iter().map(|s| s[col].0).collect();
+            let ends: Vec<usize> = spans.iter().map(|s| s[col].1).collect();
+            let edge = if is_left { &starts } else { &ends };
+            assert!(
+                edge.iter().all(|e| *e == edge[0]),
+                "{} not lined up:\n{t}",
+                head[col]
+            );
+            let (first, last) = (*starts.iter().min().unwrap(), *ends.iter().max().unwrap());
+            if let Some(&previous) = column_ends.last() {
+                assert!(
+                    first > previous,
+                    "{} runs into the column before:\n{t}",
+                    head[col]
+                );
+            }
+            column_ends.push(last);
+        }
+        let first: Vec<&str> = lines[1].split_whitespace().take(3).collect();
+        assert_eq!(first, [long.as_str(), "7660387277089990888", "PASS"], "{t}");
+        assert!(lines[2].starts_with("a  "), "{t}");
+        println!("{t}");
     }
 }

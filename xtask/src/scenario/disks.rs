@@ -10,12 +10,12 @@ use std::path::Path;
 
 /// Copies a disk image sparsely (reflinked where the filesystem can).
 pub fn copy_image(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let st = std::process::Command::new("cp")
-        .args(["--sparse=always", "--reflink=auto"])
+    let mut cp = std::process::Command::new("cp");
+    cp.args(["--sparse=always", "--reflink=auto"])
         .arg(from)
-        .arg(to)
-        .status()
-        .context("run cp")?;
+        .arg(to);
+    crate::host::echo::command(&cp);
+    let st = cp.status().context("run cp")?;
     anyhow::ensure!(st.success(), "copy {} to {}", from.display(), to.display());
     Ok(())
 }

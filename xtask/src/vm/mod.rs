@@ -71,6 +71,7 @@ impl Vm {
                 Ok(())
             });
         }
+        crate::host::echo::command(&cmd);
         let child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
