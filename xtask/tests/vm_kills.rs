@@ -5,7 +5,7 @@
 //! still says `running`. What a SIGKILL leaves, the next run sweeps; a last whole run
 //! checks that nothing of any killed run is left at all.
 //!
-//! `MDBB_KILLS` (default 30, what CI runs; the README reports 100 by hand) and
+//! `MDBB_KILLS` (default 30, what CI runs; xtask/docs/reliability.md reports 100 by hand) and
 //! `MDBB_KILL_SEED` (default below; printed) choose the kills.
 
 mod common;
