@@ -2,6 +2,7 @@
 //! and the traces, returning its figures with it. Pure so that a test can break each
 //! condition on purpose and see the check fail.
 
+mod assembly;
 mod crash;
 mod examination;
 mod kernel_log;
@@ -9,6 +10,7 @@ mod lie;
 mod load;
 mod power_loss;
 
+pub use assembly::*;
 pub use crash::*;
 pub use examination::*;
 pub use kernel_log::*;

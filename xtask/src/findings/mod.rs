@@ -72,6 +72,10 @@ pub struct CaseKind<'a> {
 
 /// The cause of a finding a probe shows (a case that meets it is SKIPped naming it).
 pub const PROBE: &str = "probe";
+/// The cause of a finding read from the members' superblocks when an array does not
+/// assemble after a crash: the FAIL names it, and no case declares it, since a case
+/// that cannot reassemble judges nothing else.
+pub const ASSEMBLY: &str = "assembly";
 
 impl Finding {
     /// Why this finding cannot show in such a case, if it cannot.
@@ -79,6 +83,12 @@ impl Finding {
         if self.cause == PROBE {
             return Some(
                 "is found by a probe of the kernel, and a case it hits is skipped naming it".into(),
+            );
+        }
+        if self.cause == ASSEMBLY {
+            return Some(
+                "is read from the superblocks of an array that does not assemble, and the FAIL names it"
+                    .into(),
             );
         }
         let n = &self.needs;
@@ -148,7 +158,7 @@ mod tests {
         let causes: Vec<&str> = Cause::ALL.iter().map(|c| c.as_str()).collect();
         for (i, f) in all.iter().enumerate() {
             assert!(
-                causes.contains(&f.cause.as_str()) || f.cause == PROBE,
+                causes.contains(&f.cause.as_str()) || [PROBE, ASSEMBLY].contains(&f.cause.as_str()),
                 "{}: cause {:?} is none of {causes:?}",
                 f.id,
                 f.cause

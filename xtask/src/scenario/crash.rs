@@ -72,7 +72,8 @@ pub fn run(s: &mut Scenario, crash: &CrashSpec) -> Result<(), Failure> {
         if let Some(f) = resync_faults {
             faults::arm(s, &mut vm, f)?;
         }
-        s.assemble_array(&mut vm, &s.members())?;
+        s.assemble_array(&mut vm, &s.members())
+            .map_err(|e| s.why_not_assembled(e))?;
         s.wait_in_sync(&mut vm, Duration::from_secs(600))?;
         if let Some(f) = resync_faults {
             faults::disarm(s, &mut vm, f)?;
@@ -317,4 +318,41 @@ fn interrupt_resync(s: &mut Scenario, vm: &mut Vm, before: &Readings) -> Result<
         serde_json::json!({ "position": pos, "aimed_at": target }),
     );
     Ok(())
+}
+
+impl Scenario<'_, '_> {
+    /// A reassembly that failed, with what the members' superblocks say of it: a member
+    /// md recorded as recovering is missing to the assembly, so a dirty RAID5/6 does not
+    /// start. With the lockless bitmap that is the finding
+    /// `lockless-lazy-recovery-refused`: its first writes start a recovery of the
+    /// chunks they mark NeedSync (MD_RECOVERY_LAZY_RECOVER).
+    fn why_not_assembled(&self, failed: Failure) -> Failure {
+        let Failure::Case(why) = failed else {
+            return failed;
+        };
+        let supers: Vec<(String, crate::ondisk::superblock::MdSuper)> = self
+            .array
+            .members
+            .iter()
+            .filter_map(|m| {
+                let mut f = std::fs::File::open(self.image(m)).ok()?;
+                let size = f.metadata().ok()?.len();
+                let (_, sb) = crate::ondisk::superblock::read_from(&mut f, size).ok()?;
+                Some((m.clone(), sb))
+            })
+            .collect();
+        let recovering = check::recovering_members(&supers);
+        if recovering.is_empty() {
+            return Failure::Case(why);
+        }
+        let finding = if self.is_lockless() {
+            "finding lockless-lazy-recovery-refused: "
+        } else {
+            ""
+        };
+        Failure::Case(format!(
+            "{finding}the superblocks record {} as recovering, so the assembly counts it missing and md does not start a dirty array missing a member\n{why}",
+            recovering.join(", ")
+        ))
+    }
 }
