@@ -176,7 +176,11 @@ fn a_case_filter_is_an_exact_name_or_a_glob_and_one_that_selects_nothing_is_name
         .collect();
     assert_eq!(
         listed,
-        ["crash-levels@raid6-n4-file", "raid1-file-bitmap-crash"]
+        [
+            "crash-levels@raid6-n4-file",
+            "crash-levels@raid6-n4-lockless",
+            "raid1-file-bitmap-crash"
+        ]
     );
 }
 

@@ -24,10 +24,14 @@ fn the_same_kernel_on_both_sides_runs_the_same_seed_and_does_not_regress() {
         results,
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(
-        out.contains("smoke (9)") && out.contains("PASS -> PASS"),
-        "{out}"
-    );
+    // The table's row: case, seed, then each verdict pair.
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("smoke "))
+        .unwrap_or_else(|| panic!("no row for smoke:\n{out}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[..5], ["smoke", "9", "PASS", "->", "PASS"], "{out}");
     assert!(out.contains("0 regressed"), "{out}");
     let run = std::fs::read_dir(dir.path())
         .unwrap()

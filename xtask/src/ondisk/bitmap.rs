@@ -261,17 +261,7 @@ impl BitmapSuper {
                 chunksize: self.chunksize,
             });
         }
-        if !self.chunksize.is_power_of_two() {
-            return Err(BitmapError::ChunkSizeNotPowerOfTwo {
-                chunksize: self.chunksize,
-            });
-        }
-        // md multiplies by HZ into an unsigned long, so only 0 is out of range on 64-bit.
-        if self.daemon_sleep < 1 {
-            return Err(BitmapError::DaemonSleepOutOfRange {
-                daemon_sleep: self.daemon_sleep,
-            });
-        }
+        self.check_chunk_and_period()?;
         if self.write_behind > COUNTER_MAX {
             return Err(BitmapError::WriteBehindOutOfRange {
                 write_behind: self.write_behind,
@@ -314,6 +304,23 @@ impl BitmapSuper {
         })
     }
 
+    /// The checks both bitmaps make: a chunk a power of two, a daemon period of at least
+    /// a second (md multiplies it by HZ into an unsigned long, so only 0 is out of range
+    /// on 64-bit).
+    fn check_chunk_and_period(&self) -> Result<(), BitmapError> {
+        if !self.chunksize.is_power_of_two() {
+            return Err(BitmapError::ChunkSizeNotPowerOfTwo {
+                chunksize: self.chunksize,
+            });
+        }
+        if self.daemon_sleep < 1 {
+            return Err(BitmapError::DaemonSleepOutOfRange {
+                daemon_sleep: self.daemon_sleep,
+            });
+        }
+        Ok(())
+    }
+
     /// llbitmap_read_sb's checks: `chunksize` in sectors and a power of two, no
     /// write-behind or cluster limits. A superblock marked FIRST_USE has no states yet
     /// (md initialises them on load): it decodes with none.
@@ -329,16 +336,7 @@ impl BitmapSuper {
         if self.state & STATE_FIRST_USE != 0 {
             return Ok(one(0));
         }
-        if !self.chunksize.is_power_of_two() {
-            return Err(BitmapError::ChunkSizeNotPowerOfTwo {
-                chunksize: self.chunksize,
-            });
-        }
-        if self.daemon_sleep < 1 {
-            return Err(BitmapError::DaemonSleepOutOfRange {
-                daemon_sleep: self.daemon_sleep,
-            });
-        }
+        self.check_chunk_and_period()?;
         if self.sync_size.checked_mul(512).is_none() {
             return Err(BitmapError::SyncSizeOverflow {
                 sync_size: self.sync_size,

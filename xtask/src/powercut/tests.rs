@@ -211,6 +211,16 @@ mod lockless {
         }
     }
 
+    /// The first violation's chunks, and its first chunk's cause with the request that
+    /// wrote (or was to write) its state.
+    fn first_violation(s: &Sim) -> (Vec<u64>, Cause, Option<String>, Recording) {
+        let (r, rec, _d) = judged(s, DiskModel::WriteThrough);
+        let first = &r.violations[0];
+        let e = &first.explained[0];
+        let carrier = e.bitmap.as_ref().map(|b| b.request.clone());
+        (first.uncovered.clone(), e.cause, carrier, rec)
+    }
+
     #[test]
     fn a_dirty_state_on_disk_before_the_data_is_safe() {
         let mut s = sim();
@@ -232,10 +242,8 @@ mod lockless {
         s.complete(d0);
         let d1 = s.data_write(1, 3);
         s.complete(d1);
-        let (r, _, _d) = judged(&s, DiskModel::WriteThrough);
-        let first = &r.violations[0];
-        assert_eq!(first.uncovered, [3], "{first:?}");
-        assert_eq!(first.explained[0].cause, Cause::Unwritten);
+        let (uncovered, cause, _, _) = first_violation(&s);
+        assert_eq!((uncovered, cause), (vec![3], Cause::Unwritten));
     }
 
     #[test]
@@ -245,14 +253,9 @@ mod lockless {
         let d0 = s.data_write(0, 3);
         s.complete(d0);
         s.complete(b);
-        let (r, rec, _d) = judged(&s, DiskModel::WriteThrough);
-        let first = &r.violations[0];
-        assert_eq!(first.uncovered, [3], "{first:?}");
-        assert_eq!(first.explained[0].cause, Cause::Ordering);
-        assert_eq!(
-            first.explained[0].bitmap.as_ref().unwrap().request,
-            rec.describe(0)
-        );
+        let (uncovered, cause, carrier, rec) = first_violation(&s);
+        assert_eq!((uncovered, cause), (vec![3], Cause::Ordering));
+        assert_eq!(carrier, Some(rec.describe(0)));
     }
 
     #[test]
@@ -267,14 +270,9 @@ mod lockless {
         s.complete(c);
         let d1 = s.data_write(1, 3);
         s.complete(d1);
-        let (r, rec, _d) = judged(&s, DiskModel::WriteThrough);
-        let first = &r.violations[0];
-        assert_eq!(first.uncovered, [3], "{first:?}");
-        assert_eq!(first.explained[0].cause, Cause::Cleared);
-        assert_eq!(
-            first.explained[0].bitmap.as_ref().unwrap().request,
-            rec.describe(2)
-        );
+        let (uncovered, cause, carrier, rec) = first_violation(&s);
+        assert_eq!((uncovered, cause), (vec![3], Cause::Cleared));
+        assert_eq!(carrier, Some(rec.describe(2)));
     }
 }
 
