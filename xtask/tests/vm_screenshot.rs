@@ -10,7 +10,7 @@ use common::xtask_cli;
 use std::path::Path;
 
 const WIDTH: u32 = 1280;
-const HEIGHT: u32 = 1600;
+const HEIGHT: u32 = 800;
 
 /// Width and height from a PNG's IHDR chunk, after checking the signature.
 fn png_size(bytes: &[u8]) -> (u32, u32) {
