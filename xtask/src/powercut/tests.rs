@@ -76,6 +76,17 @@ impl Sim {
         )
     }
 
+    /// Chunk `chunk`'s bit written and completed, then its data on m0 and on m1, one
+    /// after the other: the order md promises.
+    fn bit_then_both_copies(&mut self, chunk: u64) {
+        let b = self.bitmap_write(&[chunk]);
+        self.complete(b);
+        for member in 0..2 {
+            let d = self.data_write(member, chunk);
+            self.complete(d);
+        }
+    }
+
     fn recording(&self) -> Recording {
         assemble(self.disk_logs(), &self.trace, 0).unwrap()
     }
@@ -224,12 +235,7 @@ mod lockless {
     #[test]
     fn a_dirty_state_on_disk_before_the_data_is_safe() {
         let mut s = sim();
-        let b = s.bitmap_write(&[3]);
-        s.complete(b);
-        let d0 = s.data_write(0, 3);
-        s.complete(d0);
-        let d1 = s.data_write(1, 3);
-        s.complete(d1);
+        s.bit_then_both_copies(3);
         let (r, _, _d) = judged(&s, DiskModel::WriteThrough);
         assert_eq!(r.unsafe_states, 0, "{r:?}");
         assert!(r.states_checked > 0 && r.safe_states > 0, "{r:?}");
@@ -313,12 +319,7 @@ fn a_data_write_before_its_bitmap_write_completed_is_found_by_write_through() {
 #[test]
 fn an_unflushed_bitmap_write_is_found_by_volatile_cache_not_write_through() {
     let mut s = Sim::default();
-    let b = s.bitmap_write(&[3]);
-    s.complete(b);
-    let d0 = s.data_write(0, 3);
-    s.complete(d0);
-    let d1 = s.data_write(1, 3);
-    s.complete(d1);
+    s.bit_then_both_copies(3);
     let (wt, _, _d) = judged(&s, DiskModel::WriteThrough);
     assert_eq!(wt.unsafe_states, 0, "{wt:?}");
     assert!(wt.states_checked > 0 && wt.safe_states > 0);
@@ -1026,12 +1027,7 @@ fn a_chunk_a_write_after_the_trace_s_end_touched_is_untraced_not_cleared() {
 #[test]
 fn the_first_state_of_each_cause_keeps_the_requests_around_its_cut() {
     let mut s = Sim::default();
-    let b = s.bitmap_write(&[3]);
-    s.complete(b);
-    let d0 = s.data_write(0, 3);
-    s.complete(d0);
-    let d1 = s.data_write(1, 3);
-    s.complete(d1);
+    s.bit_then_both_copies(3);
     let (vc, rec, _d) = judged(&s, DiskModel::VolatileCache);
     let first = &vc.first_by_cause[&Cause::Durability];
     assert_eq!(first.point, 3, "{first:?}");
@@ -1043,7 +1039,8 @@ fn the_first_state_of_each_cause_keeps_the_requests_around_its_cut() {
     // write, long complete, is there as the evidence; m1's write, issued a second after
     // the cut, is not near it.
     let names: Vec<&str> = around.requests.iter().map(|t| t.request.as_str()).collect();
-    assert_eq!(names, [rec.describe(b), rec.describe(d0)]);
+    // Requests 0 and 1: the bitmap write and m0's data write.
+    assert_eq!(names, [rec.describe(0), rec.describe(1)]);
     assert_eq!(
         (around.cut_after_us, around.cut_before_us),
         (Some(2_000_000), Some(3_000_000))
