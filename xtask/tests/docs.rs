@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::shell_words;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
@@ -303,29 +304,6 @@ struct Shown {
     at: String,
     line: String,
     tokens: Vec<String>,
-}
-
-/// Splits a command line as the shell would, for the quoting commands use here (single
-/// and double quotes, no escapes); a `#` that starts a word starts a comment.
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut quote: Option<char> = None;
-    for c in line.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                word.get_or_insert_with(String::new);
-            }
-            (None, c) if c.is_whitespace() => words.extend(word.take()),
-            (None, '#') if word.is_none() => break,
-            (None, c) => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    words.extend(word);
-    words
 }
 
 /// Every `cargo xtask ...` line of every code block of the pages, continuation lines

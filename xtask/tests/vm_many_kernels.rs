@@ -5,23 +5,12 @@
 
 mod common;
 
-use common::xtask_cli;
+use common::{only_run, xtask_cli};
 use std::path::Path;
 
 fn json(path: &Path) -> serde_json::Value {
     let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&text).unwrap()
-}
-
-/// The one run directory `results` holds.
-fn only_run(results: &Path) -> std::path::PathBuf {
-    let runs: Vec<_> = std::fs::read_dir(results)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
 }
 
 #[test]

@@ -6,8 +6,8 @@ mod common;
 
 use std::path::Path;
 
-/// The README's shown command that starts with `prefix`, split as a shell would (single
-/// quotes only, which is all the README uses), its comment dropped.
+/// The README's shown command that starts with `prefix`, split as a shell would, its
+/// comment dropped.
 fn shown(prefix: &str) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
@@ -15,22 +15,7 @@ fn shown(prefix: &str) -> Vec<String> {
         .lines()
         .find(|l| l.starts_with(prefix))
         .unwrap_or_else(|| panic!("README.md shows no `{prefix}...`"));
-    let line = line.split(" # ").next().unwrap().trim();
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quoted = false;
-    for c in line.chars() {
-        match c {
-            '\'' => quoted = !quoted,
-            ' ' if !quoted => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    words.push(word);
+    let mut words = common::shell_words(line);
     assert_eq!(&words[..2], ["cargo", "xtask"], "{line}");
     words.split_off(2)
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::xtask_cli;
+use common::{only_run, xtask_cli};
 use std::path::Path;
 
 const WIDTH: u32 = 1280;
@@ -37,12 +37,7 @@ fn the_docs_screenshot_is_drawn_from_a_real_run() {
         results.path().to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{out}");
-    let run = std::fs::read_dir(results.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.join("index.html").is_file())
-        .unwrap_or_else(|| panic!("no index.html under {}", results.path().display()));
+    let run = only_run(results.path());
     let page = std::fs::read_to_string(run.join("index.html")).unwrap();
     assert!(
         page.contains("raid1-file-bitmap-crash") && page.contains("smoke"),

@@ -278,7 +278,7 @@ impl BitmapSuper {
         // power of two, so chunksize >> 9 is exactly 1 << chunkshift.
         let sectors_per_chunk = u64::from(self.chunksize >> 9);
         let chunks = self.sync_size.div_ceil(sectors_per_chunk);
-        let bits_bytes = chunks.div_ceil(8);
+        let bits_bytes = self.encoding().data_len(chunks);
         let node_count = self.node_count();
         let overflow = BitmapError::SizeOverflow {
             nodes: node_count,
@@ -329,7 +329,7 @@ impl BitmapSuper {
         let one = |chunks: u64| Geometry {
             chunks,
             encoding,
-            bits_bytes: chunks,
+            bits_bytes: encoding.data_len(chunks),
             node_stride: (encoding.data_offset() + chunks).div_ceil(BITMAP_PAGE) * BITMAP_PAGE,
             node_count: 1,
         };

@@ -149,6 +149,14 @@ impl ChunkEncoding {
         }
     }
 
+    /// Whether md trusts the members below the freshest superblock's resync offset,
+    /// whatever the bitmap says there: the classic bitmap's load marks only the chunks at
+    /// or past it as needed (`md_bitmap_init_from_disk`); `llbitmap_load` reloads every
+    /// chunk, and a resync with a bitmap starts at 0 (`md_sync_position`).
+    pub fn skips_below_resync_offset(self) -> bool {
+        self != ChunkEncoding::States
+    }
+
     /// Whether a stale bitmap resyncs every chunk whatever its byte (the classic one),
     /// so that a stale bitmap with no resync offset is a full recovery.
     pub fn stale_resyncs_all(self) -> bool {

@@ -12,6 +12,7 @@
 //! the Unwritten ones set to NeedSync (`BitmapActionStale`).
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 use crate::ondisk::bitmap::{BitmapError, BitmapSuper};
 pub use crate::ondisk::chunk_state::{ChunkState, BITMAP_MAJOR_LOCKLESS, LLBITMAP_DATA_OFFSET};
@@ -53,30 +54,14 @@ impl LlBitmap {
         self.sb.chunk_bytes()
     }
 
-    /// The chunks a reassembly would resync, given whether md finds the bitmap stale
-    /// (its events behind the array's).
-    pub fn resynced_chunks(&self, stale: bool) -> Vec<u64> {
-        self.states
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                if stale {
-                    s.resynced_when_stale()
-                } else {
-                    s.resynced_after_reload()
-                }
-            })
-            .map(|(i, _)| i as u64)
-            .collect()
-    }
-
-    /// How many chunks are in each state, in state order.
-    pub fn census(&self) -> Vec<(ChunkState, u64)> {
-        let mut m = std::collections::BTreeMap::new();
+    /// How many chunks are in each state, by the state's name (`llbitmap/bits` counts
+    /// the same in md's memory).
+    pub fn census(&self) -> BTreeMap<&'static str, u64> {
+        let mut m = BTreeMap::new();
         for s in &self.states {
-            *m.entry(*s).or_insert(0u64) += 1;
+            *m.entry(s.as_str()).or_insert(0u64) += 1;
         }
-        m.into_iter().collect()
+        m
     }
 }
 
@@ -115,14 +100,20 @@ pub(crate) mod tests {
                 ChunkState::Syncing
             ]
         );
-        assert_eq!(l.resynced_chunks(false), [2, 3, 4]);
-        assert_eq!(l.resynced_chunks(true), [1, 2, 3, 4]);
-        assert_eq!(l.census()[1], (ChunkState::Clean, 1));
+        assert_eq!(stale_resynced(&l), [1, 2, 3, 4]);
+        assert_eq!(l.census()["clean"], 1);
         // The classic decoder reads it too, its bits the chunks a reload resyncs.
         let bm = Bitmap::decode(&b).unwrap();
         assert_eq!(bm.dirty_chunks(0), [2, 3, 4]);
         assert_eq!(bm.chunk_bytes(), 64 << 10);
         assert_eq!(bm.chunks(), 5);
+    }
+
+    /// The chunks a reassembly that finds `l` stale resyncs.
+    fn stale_resynced(l: &LlBitmap) -> Vec<u64> {
+        (0..l.states.len() as u64)
+            .filter(|&c| l.states[c as usize].resynced_when_stale())
+            .collect()
     }
 
     fn golden(name: &str) -> Vec<u8> {
@@ -144,20 +135,20 @@ pub(crate) mod tests {
         assert_eq!(crashed.chunk_bytes(), 64 << 10);
         assert_eq!(
             crashed.census(),
-            [(ChunkState::Unwritten, 496), (ChunkState::Dirty, 512)]
+            BTreeMap::from([("unwritten", 496), ("dirty", 512)])
         );
-        assert_eq!(crashed.resynced_chunks(false), (0..512).collect::<Vec<_>>());
         let bm = Bitmap::decode(&golden("llbitmap-raid1-n3-after-crash.bin")).unwrap();
-        assert_eq!(bm.dirty_count(0), 512);
+        assert_eq!(bm.dirty_chunks(0), (0..512).collect::<Vec<_>>());
         let resynced = LlBitmap::decode(&golden("llbitmap-raid1-n3-after-resync.bin")).unwrap();
         assert_eq!(
             resynced.census(),
-            [(ChunkState::Unwritten, 496), (ChunkState::Clean, 512)]
+            BTreeMap::from([("unwritten", 496), ("clean", 512)])
         );
         assert!(resynced.sb.events > crashed.sb.events);
-        assert!(resynced.resynced_chunks(false).is_empty());
+        let bm = Bitmap::decode(&golden("llbitmap-raid1-n3-after-resync.bin")).unwrap();
+        assert_eq!(bm.dirty_count(0), 0);
         // Stale, md would resync every chunk that held data.
-        assert_eq!(resynced.resynced_chunks(true).len(), 512);
+        assert_eq!(stale_resynced(&resynced).len(), 512);
     }
 
     #[test]

@@ -505,10 +505,14 @@ impl<'v, 'r> Judge<'v, 'r> {
         // md_bitmap_init_from_disk: a bit is needed when its chunk ends at or past the
         // resync offset (recovery_cp, MaxSector for an array recorded clean).
         let chunk_sectors = (l.chunk_bytes / 512).max(1);
-        let resync_from = fresh
-            .resync_offset
-            .div_ceil(chunk_sectors)
-            .saturating_sub(1);
+        let resync_from = if l.encoding.skips_below_resync_offset() {
+            fresh
+                .resync_offset
+                .div_ceil(chunk_sectors)
+                .saturating_sub(1)
+        } else {
+            0
+        };
         // md_bitmap_read_sb: a bitmap older than the freshest member is stale, its every
         // bit set; llbitmap_read_sb marks it so, and its load resyncs every chunk that
         // ever held data.

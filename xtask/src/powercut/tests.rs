@@ -860,17 +860,35 @@ mod superblocks {
         b
     }
 
-    fn bitmap_at(dirty: &[u64], events: u64) -> Vec<u8> {
-        let mut sb = BitmapSuper::new_v4([7; 16], CHUNKS * CHUNK / 512, CHUNK as u32, 5);
-        sb.events = events;
-        sb.events_cleared = events;
-        let mut b = encode(&sb, &[dirty.to_vec()]).unwrap();
+    fn bitmap_at(encoding: ChunkEncoding, dirty: &[u64], events: u64) -> Vec<u8> {
+        let mut b = match encoding {
+            ChunkEncoding::Bits => {
+                let mut sb = BitmapSuper::new_v4([7; 16], CHUNKS * CHUNK / 512, CHUNK as u32, 5);
+                sb.events = events;
+                sb.events_cleared = events;
+                encode(&sb, &[dirty.to_vec()]).unwrap()
+            }
+            ChunkEncoding::States => {
+                let states: Vec<u8> = (0..CHUNKS)
+                    .map(|c| if dirty.contains(&c) { 2 } else { 1 })
+                    .collect();
+                crate::ondisk::llbitmap::tests::area(CHUNKS * CHUNK / 512, 8, events, &states)
+            }
+        };
         b.resize(4096, 0);
         b
     }
 
     /// Members at `events` and dirty (resync offset 0), a clean bitmap at the higher.
     fn judge(sim: &Sim, events: [u64; 2]) -> (Report, Recording, tempfile::TempDir) {
+        judge_of(sim, events, ChunkEncoding::Bits)
+    }
+
+    fn judge_of(
+        sim: &Sim,
+        events: [u64; 2],
+        encoding: ChunkEncoding,
+    ) -> (Report, Recording, tempfile::TempDir) {
         let rec = sim.recording();
         let dir = tempfile::tempdir().unwrap();
         let mut paths = Vec::new();
@@ -882,7 +900,7 @@ mod superblocks {
             paths.push(p);
         }
         let mut fs = vec![0u8; 8192];
-        fs[4096..].copy_from_slice(&bitmap_at(&[], events[0].max(events[1])));
+        fs[4096..].copy_from_slice(&bitmap_at(encoding, &[], events[0].max(events[1])));
         let p = dir.path().join("fs.img");
         std::fs::write(&p, fs).unwrap();
         paths.push(p);
@@ -891,6 +909,7 @@ mod superblocks {
         let layout = ArrayLayout {
             superblocks: true,
             data_offsets: vec![DATA * 512; 2],
+            encoding,
             ..layout()
         };
         let bounds = Bounds {
@@ -906,11 +925,16 @@ mod superblocks {
     /// The bit of chunk 3 is on the disk, the data is in flight on both members, and md
     /// rewrites both superblocks with `resync_offset` at event 22.
     fn sim(resync_offset: u64) -> Sim {
+        sim_of(resync_offset, ChunkEncoding::Bits)
+    }
+
+    fn sim_of(resync_offset: u64, encoding: ChunkEncoding) -> Sim {
         let mut s = Sim {
             data_offset: DATA,
+            encoding,
             ..Sim::default()
         };
-        let b = s.write(2, 8, bitmap_at(&[3], 22));
+        let b = s.write(2, 8, bitmap_at(encoding, &[3], 22));
         s.complete(b);
         let d0 = s.data_write(0, 3);
         let d1 = s.data_write(1, 3);
@@ -942,6 +966,21 @@ mod superblocks {
             [&Cause::MarkedClean],
             "the bit is set: nothing else is uncovered"
         );
+    }
+
+    /// llbitmap_load reloads every chunk and a resync with a bitmap starts at 0
+    /// (md_sync_position): the lockless bitmap's Dirty chunk is resynced wherever the
+    /// superblock's resync offset stands (seen in a guest: run
+    /// results/2026-12-08T00-05-37Z, where the classic rule made this `marked_clean`).
+    #[test]
+    fn the_lockless_bitmap_resyncs_a_dirty_chunk_under_a_superblock_recorded_clean() {
+        let (r, _, _d) = judge_of(
+            &sim_of(CLEAN, ChunkEncoding::States),
+            [21, 21],
+            ChunkEncoding::States,
+        );
+        assert_eq!(r.unsafe_states, 0, "{r:?}");
+        assert!(r.safe_states > 0);
     }
 
     #[test]

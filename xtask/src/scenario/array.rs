@@ -225,36 +225,29 @@ impl Scenario<'_, '_> {
     /// bitmap's states in md's memory, which is where its daemon clears them.
     pub fn wait_bitmap_clean(&self, vm: &mut Vm, limit: Duration) -> Result<Duration, Failure> {
         let started = Instant::now();
-        if self.is_lockless() {
-            return poll::until(
-                limit,
-                Pace::ms(200, 1000),
-                || {
-                    Ok(match self.llbitmap_unclean(vm)? {
-                        (0, _) => Probe::Done(started.elapsed()),
-                        pending => Probe::Pending(pending),
-                    })
-                },
-                |(unclean, chunks)| {
-                    Failure::Case(format!(
-                        "md's lockless bitmap still had {unclean} of {chunks} chunks to resync {limit:?} after the array went idle (deadline passed)"
-                    ))
-                },
-            );
-        }
+        let what = if self.is_lockless() {
+            "md's lockless bitmap"
+        } else {
+            "the on-disk bitmap"
+        };
         poll::until(
             limit,
             Pace::ms(200, 1000),
             || {
-                let b = self.guest_bitmap(vm).map_err(Failure::Bench)?;
-                Ok(match b.dirty_count(0) {
+                let (dirty, chunks) = if self.is_lockless() {
+                    self.llbitmap_unclean(vm)?
+                } else {
+                    let b = self.guest_bitmap(vm).map_err(Failure::Bench)?;
+                    (b.dirty_count(0), b.chunks())
+                };
+                Ok(match dirty {
                     0 => Probe::Done(started.elapsed()),
-                    dirty => Probe::Pending((dirty, b.chunks())),
+                    _ => Probe::Pending((dirty, chunks)),
                 })
             },
             |(dirty, chunks)| {
                 Failure::Case(format!(
-                    "the on-disk bitmap still had {dirty} of {chunks} chunks dirty {limit:?} after the array went idle (deadline passed)"
+                    "{what} still had {dirty} of {chunks} chunks dirty {limit:?} after the array went idle (deadline passed)"
                 ))
             },
         )

@@ -231,6 +231,9 @@ fn judge_crash(
 ) -> Result<Readings, Failure> {
     s.add(check::bitmap_errors(console));
     let before = s.read_images(label).map_err(Failure::Bench)?;
+    if let Some(states) = &before.llbitmap_states {
+        s.note_figure(&format!("llbitmap_states_{label}"), states);
+    }
     let dirty: BTreeSet<u64> = before.bitmap.dirty_chunks(0).into_iter().collect();
     if must_diverge {
         s.add(check::crash_left_divergence(&before.divergent));
@@ -330,18 +333,7 @@ impl Scenario<'_, '_> {
         let Failure::Case(why) = failed else {
             return failed;
         };
-        let supers: Vec<(String, crate::ondisk::superblock::MdSuper)> = self
-            .array
-            .members
-            .iter()
-            .filter_map(|m| {
-                let mut f = std::fs::File::open(self.image(m)).ok()?;
-                let size = f.metadata().ok()?.len();
-                let (_, sb) = crate::ondisk::superblock::read_from(&mut f, size).ok()?;
-                Some((m.clone(), sb))
-            })
-            .collect();
-        let recovering = check::recovering_members(&supers);
+        let recovering = check::recovering_members(&self.member_superblocks());
         if recovering.is_empty() {
             return Failure::Case(why);
         }

@@ -6,6 +6,7 @@
 use super::Scenario;
 use crate::case::Filesystem;
 use crate::ondisk::bitmap::Bitmap;
+use crate::ondisk::llbitmap::{LlBitmap, BITMAP_MAJOR_LOCKLESS};
 use crate::ondisk::redundancy::{self, Geometry};
 use crate::ondisk::{self, ext4, xfs};
 use anyhow::{Context, Result};
@@ -20,6 +21,9 @@ pub struct Readings {
     /// Sectors.
     pub data_offsets: Vec<u64>,
     pub geometry: Geometry,
+    /// For the lockless bitmap, how many chunks are in each state (`dirty`, `clean`, ...):
+    /// the bitmap's own account, where `bitmap` keeps only what a reload resyncs.
+    pub llbitmap_states: Option<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 /// Decodes the bitmap and judges the members (each with the name its errors give) over the
@@ -50,6 +54,7 @@ pub fn judge_with<R: Read + Seek>(
         bytes_compared: judged.divergence.bytes_compared,
         data_offsets: judged.data_offsets,
         geometry: judged.geometry,
+        llbitmap_states: None,
     })
 }
 
@@ -73,14 +78,33 @@ impl Scenario<'_, '_> {
             (ondisk::bitmap::internal_bitmap(&mut f)?.1, image)
         };
         std::fs::write(self.case_dir.join(format!("bitmap-{label}.bin")), &bytes)?;
-        judge(&bytes, self.member_images()?, !self.array.build)
-            .with_context(|| format!("judge the images (bitmap read from {})", source.display()))
+        let mut readings = judge(&bytes, self.member_images()?, !self.array.build)
+            .with_context(|| format!("judge the images (bitmap read from {})", source.display()))?;
+        if readings.bitmap.sb.version == BITMAP_MAJOR_LOCKLESS {
+            readings.llbitmap_states = Some(LlBitmap::decode(&bytes)?.census());
+        }
+        Ok(readings)
     }
 
     /// The members judged over the space and chunks of `bitmap`, whatever the bitmap on
     /// disk is now (a file md refused, say).
     pub fn read_members_with(&self, bitmap: &Bitmap) -> Result<Readings> {
         judge_with(bitmap.clone(), self.member_images()?, !self.array.build)
+    }
+
+    /// Each member's md superblock as its image holds it, by member name; a member whose
+    /// superblock cannot be read is left out (what it explains, it explains without it).
+    pub fn member_superblocks(&self) -> Vec<(String, ondisk::superblock::MdSuper)> {
+        self.array
+            .members
+            .iter()
+            .filter_map(|m| {
+                let mut f = std::fs::File::open(self.image(m)).ok()?;
+                let size = f.metadata().ok()?.len();
+                let (_, sb) = ondisk::superblock::read_from(&mut f, size).ok()?;
+                Some((m.clone(), sb))
+            })
+            .collect()
     }
 
     fn member_images(&self) -> Result<Vec<(String, std::fs::File)>> {
